@@ -1,0 +1,114 @@
+# carteiro — build, run, test.
+#
+#   make            build build/release/carteiro (CC=clang works too)
+#   make run        install missing build dependencies, build, start the demo server
+#   make test       build with ASan+UBSan and run every test (ends with "N passed, N failed")
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
+#   make check-clang  build with clang as well (CI does both compilers)
+#
+# Build variants live in build/<variant>/; objects mirror src/.
+
+VARIANT ?= release
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+PKGS := libevent libevent_openssl libevent_pthreads openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral -Wvla -Wpointer-arith
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -pthread
+LIBS := $(PKG_LIBS) -lcrypt -pthread
+
+ifeq ($(VARIANT),release)
+VARIANT_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+VARIANT_LDFLAGS := -pie -Wl,-z,relro,-z,now
+else ifeq ($(VARIANT),asan)
+VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -DCARTEIRO_SANITIZE=1
+VARIANT_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(VARIANT),fuzz)
+CC := clang
+VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=all -DCARTEIRO_FUZZ=1
+VARIANT_LDFLAGS := -fsanitize=fuzzer,address,undefined
+endif
+
+CFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS := $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(VARIANT_LDFLAGS) $(LDFLAGS)
+
+B := build/$(VARIANT)
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+MAIN_SRC := src/main.c
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
+DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_BIN:=.d)
+
+.PHONY: all build run test unit fuzz fuzz-build clean deps test-deps check-clang bench
+.DEFAULT_GOAL := all
+
+all: build
+build: $(B)/carteiro
+
+$(B)/carteiro: $(MAIN_OBJ) $(B)/libcarteiro.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/libcarteiro.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c $(B)/libcarteiro.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
+
+$(B)/fuzz/%: fuzz/%.c $(B)/libcarteiro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
+
+unit: $(UNIT_BIN)
+fuzz-build: $(FUZZ_BIN)
+
+-include $(DEPS)
+
+# --- the README's two commands -------------------------------------------
+
+deps:
+	@scripts/deps.sh build
+
+test-deps:
+	@scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory VARIANT=release build
+	@scripts/demo.sh build/release/carteiro
+
+test: test-deps
+	@$(MAKE) --no-print-directory VARIANT=asan build unit
+	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
+	@/usr/bin/python3 tests/run.py --binary build/asan/carteiro --unit-dir build/asan/tests \
+		--fuzz-dir build/fuzz/fuzz $(TEST_ARGS)
+
+FUZZ_SECONDS ?= 180
+fuzz: test-deps
+	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
+	@scripts/fuzz.sh build/fuzz/fuzz $(FUZZ_SECONDS)
+
+check-clang: deps
+	@$(MAKE) --no-print-directory VARIANT=clang-check CC=clang build unit
+
+clean:
+	rm -rf build

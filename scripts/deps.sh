@@ -1,0 +1,51 @@
+#!/bin/sh
+# deps.sh: install what carteiro needs from Debian's packages, if missing.
+#
+#   scripts/deps.sh build   compiler, make, libevent, OpenSSL, libcrypt headers
+#   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
+#                           the tests talk to the server with (Python, swaks)
+#
+# It runs apt-get only when a package is missing (with sudo when not root).
+# When run as root it also creates the system user 'carteiro' that the
+# server drops to after binding its ports, as a Debian package would.
+set -eu
+
+what=${1:-build}
+
+build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev"
+test_pkgs="clang libclang-rt-14-dev python3 swaks"
+
+case "$what" in
+	build) pkgs=$build_pkgs ;;
+	test) pkgs="$build_pkgs $test_pkgs" ;;
+	*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -eq 0 ]; then
+		sudo=""
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo="sudo"
+	else
+		echo "deps.sh: missing packages:$missing (run as root or install sudo)" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ "$(id -u)" -eq 0 ] && ! getent passwd carteiro >/dev/null; then
+	echo "deps.sh: creating the system user 'carteiro'"
+	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin carteiro
+fi
+exit 0

@@ -1,0 +1,102 @@
+/*
+ * config: carteiro's configuration file.
+ *
+ * Format: one directive a line, "key value...", '#' starts a comment (outside
+ * of values), blank lines ignored, keys are case-sensitive and lower-case.
+ * Each key is declared once, with its type, default and documentation, in the
+ * table of config.c; `carteiro help config` prints that table. Unknown keys,
+ * bad values, a repeated single-valued key and a missing file are errors
+ * reported as "FILE:LINE: message"; parsing goes on so that every error of a
+ * file is reported at once.
+ */
+#ifndef CARTEIRO_CONF_CONFIG_H
+#define CARTEIRO_CONF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/log.h"
+#include "util/netaddr.h"
+
+enum listen_kind {
+	LISTEN_SMTP, /* port 25 style: MX service */
+};
+
+struct listen_cfg {
+	enum listen_kind kind;
+	struct netaddr addr;
+	char text[NETADDR_TEXT_MAX]; /* as written in the file, for logs */
+	unsigned flags;              /* reserved for listener options */
+};
+
+struct config {
+	char *source; /* file name, or "<demo>" for the embedded configuration */
+
+	char *hostname;     /* banner, EHLO, Received */
+	char *spool;        /* queue directory tree */
+	char *maildir_root; /* <root>/<domain>/<user>/ */
+	char *user;         /* run as this user when started as root */
+	char *users_file;   /* NULL when not configured */
+	char *aliases_file; /* NULL when not configured */
+	unsigned users_line, aliases_line; /* where they were set, for messages */
+
+	struct listen_cfg *listens;
+	size_t nlistens;
+	char **local_domains; /* lower-case */
+	size_t nlocal_domains;
+	struct cidr *relay_networks;
+	size_t nrelay_networks;
+
+	uint64_t max_message_size;
+	unsigned max_recipients;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned max_received_headers;
+	unsigned smtp_max_errors;
+	unsigned smtp_command_timeout; /* seconds */
+	unsigned smtp_data_timeout;    /* seconds */
+	unsigned shutdown_timeout;     /* seconds */
+	unsigned workers;              /* 0: one per CPU, at least 2 */
+	unsigned io_threads;           /* spool I/O threads per process */
+	char recipient_delimiter[8];   /* "" disables plus-addressing */
+	bool syslog;
+	enum log_level log_level;
+};
+
+/* Called once per error with the file, the line (0: no line) and the message. */
+typedef void config_report_fn(void *ctx, const char *file, unsigned line, const char *msg);
+
+/* A report function that prints "FILE:LINE: message" to the FILE * in ctx. */
+config_report_fn config_report_stdio;
+
+/* Fill every key with its default (hostname from the system). */
+void config_init(struct config *cfg);
+/* Free everything config_init/config_parse allocated. */
+void config_free(struct config *cfg);
+
+/*
+ * Parse text (len bytes, any content) named name into cfg, which must have
+ * been config_init()ed. Reports each error; returns the number of errors.
+ * Relative paths are kept as written. After the last line, checks what only
+ * the whole file can tell (at least one listen, ...).
+ */
+unsigned config_parse(struct config *cfg, const char *name, const char *text, size_t len,
+		      config_report_fn *report, void *ctx);
+/* Read and parse a file (a missing or unreadable file is one error, line 0). */
+unsigned config_load_file(struct config *cfg, const char *path, config_report_fn *report,
+			  void *ctx);
+
+/* Is domain (any case, no trailing dot) one of the local-domain values? */
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+/* Is the client address inside a relay-network? */
+bool config_is_relay_client(const struct config *cfg, const struct sockaddr *sa);
+
+/* Print every key with its default and documentation (for `carteiro help config`). */
+void config_print_keys(FILE *out);
+
+/* The embedded demo configuration (`carteiro serve --demo`), paths under ./run/. */
+extern const char config_demo_text[];
+
+#endif

@@ -1,0 +1,236 @@
+/*
+ * carteiro: the command line. Subcommands:
+ *
+ *   carteiro serve [-c FILE | --demo] [--syslog] [--debug]   run the server (foreground)
+ *   carteiro check [-c FILE | --demo]                         validate a configuration
+ *   carteiro queue list [-c FILE | --demo]                    show the queue
+ *   carteiro help [config | demo-config]                      usage, keys, demo config
+ *   carteiro --version
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "conf/demo.h"
+#include "conf/version.h"
+#include "mail/aliases.h"
+#include "mail/users.h"
+#include "master/master.h"
+#include "queue/queue_list.h"
+#include "smtpd/smtp_server.h"
+#include "util/log.h"
+
+#define DEFAULT_CONFIG "/etc/carteiro/carteiro.conf"
+
+static const char usage_text[] =
+	"usage: carteiro <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  serve [-c FILE | --demo] [--syslog] [--debug]\n"
+	"                      run the mail server in the foreground (logs to stderr)\n"
+	"  check [-c FILE | --demo]\n"
+	"                      validate a configuration and its users and aliases files\n"
+	"  queue list [-c FILE | --demo]\n"
+	"                      show the messages in the queue\n"
+	"  help [config | demo-config]\n"
+	"                      this text, the configuration keys, or the demo configuration\n"
+	"  --version           print the version\n"
+	"\n"
+	"-c FILE defaults to " DEFAULT_CONFIG "; --demo uses the built-in demo\n"
+	"configuration (SMTP on 127.0.0.1:2525, files under ./run/).\n";
+
+struct cli {
+	const char *config_path;
+	bool demo;
+	bool syslog;
+	bool debug;
+};
+
+static int parse_options(int argc, char **argv, struct cli *cli, bool serve)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "demo", no_argument, NULL, 'D' },
+		{ "syslog", no_argument, NULL, 's' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli->config_path = optarg;
+			break;
+		case 'D':
+			cli->demo = true;
+			break;
+		case 's':
+		case 'd':
+			if (!serve)
+				goto bad;
+			if (c == 's')
+				cli->syslog = true;
+			else
+				cli->debug = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			goto bad;
+		}
+	}
+	if (optind != argc || (cli->demo && cli->config_path))
+		goto bad;
+	if (!cli->demo && !cli->config_path)
+		cli->config_path = DEFAULT_CONFIG;
+	return 0;
+bad:
+	fputs(usage_text, stderr);
+	return -1;
+}
+
+/* Load the configuration named by the options; errors go to stderr. */
+static int load_config(const struct cli *cli, struct config *cfg)
+{
+	unsigned errors;
+	config_init(cfg);
+	if (cli->demo)
+		errors = config_parse(cfg, "<demo>", config_demo_text, strlen(config_demo_text),
+				      config_report_stdio, stderr);
+	else
+		errors = config_load_file(cfg, cli->config_path, config_report_stdio, stderr);
+	if (errors) {
+		fprintf(stderr, "carteiro: %u error%s in the configuration\n", errors,
+			errors == 1 ? "" : "s");
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct config cfg;
+
+	if (parse_options(argc, argv, &cli, true) < 0 || load_config(&cli, &cfg) < 0)
+		return 1;
+	log_init("master", true, cli.syslog || cfg.syslog, cli.debug ? LVL_DEBUG : cfg.log_level);
+	if (cli.demo) {
+		long uid, gid;
+		if (master_lookup_user(&cfg, &uid, &gid) < 0) {
+			fprintf(stderr,
+				"carteiro: running as root needs the user '%s': create it with "
+				"`useradd --system --no-create-home --shell /usr/sbin/nologin %s`\n",
+				cfg.user, cfg.user);
+			config_free(&cfg);
+			return 1;
+		}
+		int r = demo_prepare(&cfg, uid, gid);
+		if (r < 0) {
+			fprintf(stderr, "carteiro: cannot prepare ./run/: %s\n", strerror(-r));
+			config_free(&cfg);
+			return 1;
+		}
+	}
+	int status = master_main(&cfg);
+	config_free(&cfg);
+	return status;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct config cfg;
+	struct userdb *users;
+	struct aliasdb *aliases;
+
+	if (parse_options(argc, argv, &cli, false) < 0 || load_config(&cli, &cfg) < 0)
+		return 1;
+	if (cli.demo) {
+		/* The demo's files are made by `serve --demo`; check only what exists. */
+		if (cfg.users_file && access(cfg.users_file, F_OK) != 0) {
+			free(cfg.users_file);
+			cfg.users_file = NULL;
+		}
+		if (cfg.aliases_file && access(cfg.aliases_file, F_OK) != 0) {
+			free(cfg.aliases_file);
+			cfg.aliases_file = NULL;
+		}
+	}
+	if (smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	printf("%s: OK (%zu listener%s, %zu local domain%s, %zu user%s, %zu alias%s)\n",
+	       cli.demo ? "<demo>" : cli.config_path, cfg.nlistens, cfg.nlistens == 1 ? "" : "s",
+	       cfg.nlocal_domains, cfg.nlocal_domains == 1 ? "" : "s", userdb_count(users),
+	       userdb_count(users) == 1 ? "" : "s", aliasdb_count(aliases),
+	       aliasdb_count(aliases) == 1 ? "" : "es");
+	userdb_free(users);
+	aliasdb_free(aliases);
+	config_free(&cfg);
+	return 0;
+}
+
+static int cmd_queue(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct config cfg;
+
+	if (argc < 2 || strcmp(argv[1], "list") != 0) {
+		fputs("usage: carteiro queue list [-c FILE | --demo]\n", stderr);
+		return 1;
+	}
+	if (parse_options(argc - 1, argv + 1, &cli, false) < 0 || load_config(&cli, &cfg) < 0)
+		return 1;
+	int r = queue_list(cfg.spool, stdout);
+	if (r < 0)
+		fprintf(stderr, "carteiro: cannot read the spool %s: %s\n", cfg.spool, strerror(-r));
+	config_free(&cfg);
+	return r < 0 ? 1 : 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "config") == 0) {
+		config_print_keys(stdout);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "demo-config") == 0) {
+		fputs(config_demo_text, stdout);
+		return 0;
+	}
+	fputs(usage_text, stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 1;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("carteiro %s\n", CARTEIRO_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(cmd, "queue") == 0)
+		return cmd_queue(argc - 1, argv + 1);
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+		return cmd_help(argc - 1, argv + 1);
+	fprintf(stderr, "carteiro: unknown command '%s'\n\n%s", cmd, usage_text);
+	return 1;
+}

@@ -1,0 +1,404 @@
+/*
+ * master: bind, drop root, fork and supervise. See master.h.
+ *
+ * The master runs no event library: a poll() on a signalfd is all it needs,
+ * and it keeps libevent state out of the children it forks at any time.
+ */
+#include "master/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/version.h"
+#include "mail/aliases.h"
+#include "mail/users.h"
+#include "queue/queue_manager.h"
+#include "queue/queue_store.h"
+#include "smtpd/conn_limit.h"
+#include "smtpd/smtp_server.h"
+#include "util/log.h"
+
+/* Queue ids have 31 worker slots (0 is the queue manager's). */
+#define WORKERS_MAX 30
+#define LISTEN_BACKLOG 1024
+#define RESTART_DELAY_MIN_MS 1000
+#define RESTART_DELAY_MAX_MS 30000
+/* A child that lived this long before dying is restarted at once. */
+#define STABLE_UPTIME_S 10
+
+enum child_role { CHILD_QMGR, CHILD_SMTPD };
+
+struct child {
+	enum child_role role;
+	unsigned index;
+	pid_t pid;
+	struct timespec started;
+	long delay_ms;       /* next restart pause */
+	long long restart_at; /* monotonic ms; 0: not waiting */
+};
+
+struct master {
+	struct config *cfg;
+	unsigned nworkers;
+	int **fds; /* fds[worker][listener] */
+	struct conn_limit *limits;
+	struct child *children; /* [0] qmgr, [1..] workers */
+	size_t nchildren;
+	int sigfd;
+	sigset_t blocked;
+	bool stopping;
+	long long kill_at;
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int master_lookup_user(const struct config *cfg, long *uid, long *gid)
+{
+	if (geteuid() != 0) {
+		*uid = (long)getuid();
+		*gid = (long)getgid();
+		return 0;
+	}
+	struct passwd *pw = getpwnam(cfg->user);
+	if (!pw)
+		return -1;
+	*uid = (long)pw->pw_uid;
+	*gid = (long)pw->pw_gid;
+	return 0;
+}
+
+static int make_dir_owned(const char *path, long uid, long gid)
+{
+	struct stat st;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (geteuid() == 0 && (st.st_uid != (uid_t)uid || st.st_gid != (gid_t)gid) &&
+	    chown(path, (uid_t)uid, (gid_t)gid) < 0)
+		return -errno;
+	return 0;
+}
+
+static int bind_listener(const struct listen_cfg *l)
+{
+	int one = 1;
+	int fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	/* One socket per worker on the same address: the kernel balances connections. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto fail;
+	if (l->addr.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int err = errno;
+	close(fd);
+	return -err;
+}
+
+static void drop_privileges(const struct config *cfg, long uid, long gid)
+{
+	if (geteuid() != 0) {
+		log_info("event=privileges user=%s note=\"not started as root; running as uid %ld\"",
+			 LOG_ESC(cfg->user), (long)getuid());
+		return;
+	}
+	if (initgroups(cfg->user, (gid_t)gid) < 0 || setgid((gid_t)gid) < 0 ||
+	    setuid((uid_t)uid) < 0)
+		fatal("event=startup_failed error=\"cannot drop privileges to %s: %s\"",
+		      cfg->user, strerror(errno));
+	if (setuid(0) == 0 || geteuid() == 0)
+		fatal("event=startup_failed error=\"root privileges could be regained\"");
+	log_info("event=privileges user=%s uid=%ld gid=%ld", LOG_ESC(cfg->user), uid, gid);
+}
+
+static void log_report(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	log_err("event=config_error file=%s line=%u error=%s", LOG_ESC(file), line, LOG_ESC(msg));
+}
+
+static const char *role_name(enum child_role role)
+{
+	return role == CHILD_QMGR ? "qmgr" : "smtpd";
+}
+
+/* In the child: undo the master's signal setup and run the role. */
+static _Noreturn void child_run(struct master *m, struct child *c)
+{
+	sigprocmask(SIG_UNBLOCK, &m->blocked, NULL);
+	close(m->sigfd);
+	for (unsigned w = 0; w < m->nworkers; w++) {
+		if (c->role == CHILD_SMTPD && w == c->index)
+			continue;
+		for (size_t i = 0; i < m->cfg->nlistens; i++)
+			close(m->fds[w][i]);
+	}
+	int status;
+	if (c->role == CHILD_QMGR)
+		status = qmgr_main(m->cfg);
+	else
+		status = smtpd_worker_main(m->cfg, c->index, m->fds[c->index], m->limits);
+	exit(status);
+}
+
+static void child_start(struct master *m, struct child *c)
+{
+	if (c->role == CHILD_SMTPD) {
+		/* What a dead predecessor held must not count against the new one. */
+		conn_limit_reset_worker(m->limits, c->index);
+		queue_spool_clean_incoming(m->cfg->spool, (int)c->index + 1);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_err("event=fork_failed role=%s error=\"%s\"", role_name(c->role), strerror(errno));
+		c->restart_at = now_ms() + RESTART_DELAY_MIN_MS;
+		return;
+	}
+	if (pid == 0)
+		child_run(m, c);
+	c->pid = pid;
+	c->restart_at = 0;
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	log_info("event=child_started role=%s index=%u pid=%ld", role_name(c->role), c->index,
+		 (long)pid);
+}
+
+static void reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child *c = NULL;
+		for (size_t i = 0; i < m->nchildren; i++)
+			if (m->children[i].pid == pid)
+				c = &m->children[i];
+		if (!c)
+			continue;
+		c->pid = 0;
+		char how[64];
+		if (WIFEXITED(status))
+			snprintf(how, sizeof how, "exit=%d", WEXITSTATUS(status));
+		else
+			snprintf(how, sizeof how, "signal=%d", WTERMSIG(status));
+		if (m->stopping) {
+			log_info("event=child_exited role=%s index=%u pid=%ld %s", role_name(c->role),
+				 c->index, (long)pid, how);
+			continue;
+		}
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long uptime = (long)(now.tv_sec - c->started.tv_sec);
+		if (uptime >= STABLE_UPTIME_S)
+			c->delay_ms = 0;
+		else
+			c->delay_ms = c->delay_ms ? c->delay_ms * 2 : RESTART_DELAY_MIN_MS;
+		if (c->delay_ms > RESTART_DELAY_MAX_MS)
+			c->delay_ms = RESTART_DELAY_MAX_MS;
+		log_err("event=child_died role=%s index=%u pid=%ld %s uptime=%lds restart_in=%ldms",
+			role_name(c->role), c->index, (long)pid, how, uptime, c->delay_ms);
+		c->restart_at = now_ms() + c->delay_ms;
+	}
+}
+
+static size_t running(const struct master *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].pid > 0)
+			n++;
+	return n;
+}
+
+static void signal_children(struct master *m, int sig)
+{
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].pid > 0)
+			kill(m->children[i].pid, sig);
+}
+
+static void supervise(struct master *m)
+{
+	for (;;) {
+		long long now = now_ms(), next = -1;
+		if (m->stopping && running(m) == 0)
+			return;
+		if (!m->stopping) {
+			for (size_t i = 0; i < m->nchildren; i++) {
+				struct child *c = &m->children[i];
+				if (c->pid == 0 && c->restart_at && c->restart_at <= now)
+					child_start(m, c);
+				if (c->pid == 0 && c->restart_at && (next < 0 || c->restart_at < next))
+					next = c->restart_at;
+			}
+		} else {
+			if (now >= m->kill_at) {
+				log_warn("event=shutdown_timeout action=kill children=%zu", running(m));
+				signal_children(m, SIGKILL);
+				m->kill_at = now + 1000;
+			}
+			next = m->kill_at;
+		}
+		int timeout = next < 0 ? -1 : (int)(next > now ? next - now : 0);
+		struct pollfd pfd = { m->sigfd, POLLIN, 0 };
+		if (poll(&pfd, 1, timeout) <= 0)
+			continue;
+		struct signalfd_siginfo si;
+		while (read(m->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+			switch (si.ssi_signo) {
+			case SIGCHLD:
+				reap(m);
+				break;
+			case SIGHUP:
+				log_info("event=reload action=signal_children");
+				signal_children(m, SIGHUP);
+				break;
+			case SIGTERM:
+			case SIGINT:
+				if (!m->stopping) {
+					log_info("event=stopping signal=%u children=%zu", si.ssi_signo,
+						 running(m));
+					m->stopping = true;
+					m->kill_at = now_ms() +
+						     (long long)m->cfg->shutdown_timeout * 1000 + 10000;
+					signal_children(m, SIGTERM);
+				}
+				break;
+			}
+		}
+		reap(m);
+	}
+}
+
+int master_main(struct config *cfg)
+{
+	struct master m;
+	long uid, gid;
+	int r;
+
+	memset(&m, 0, sizeof m);
+	m.cfg = cfg;
+	log_set_role("master");
+	signal(SIGPIPE, SIG_IGN);
+
+	if (master_lookup_user(cfg, &uid, &gid) < 0) {
+		fprintf(stderr,
+			"carteiro: user '%s' does not exist. Create it (useradd --system --no-create-home "
+			"--shell /usr/sbin/nologin %s) or set 'user' in the configuration.\n",
+			cfg->user, cfg->user);
+		return 1;
+	}
+	r = queue_spool_prepare(cfg->spool, uid, gid);
+	if (r < 0) {
+		fprintf(stderr, "carteiro: spool %s: %s\n", cfg->spool, strerror(-r));
+		return 1;
+	}
+	r = make_dir_owned(cfg->maildir_root, uid, gid);
+	if (r < 0) {
+		fprintf(stderr, "carteiro: maildir-root %s: %s\n", cfg->maildir_root, strerror(-r));
+		return 1;
+	}
+	r = queue_spool_clean_incoming(cfg->spool, -1);
+	if (r > 0)
+		log_info("event=recovery removed_incomplete=%d", r);
+
+	struct userdb *users;
+	struct aliasdb *aliases;
+	if (smtpd_load_maps(cfg, log_report, NULL, &users, &aliases) < 0)
+		return 1;
+	userdb_free(users);
+	aliasdb_free(aliases);
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	m.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 2 ? ncpu : 2);
+	if (m.nworkers > WORKERS_MAX)
+		m.nworkers = WORKERS_MAX;
+	m.limits = conn_limit_create(cfg->max_connections, cfg->max_connections_per_ip, m.nworkers);
+	m.fds = calloc(m.nworkers, sizeof *m.fds);
+	if (!m.limits || !m.fds)
+		fatal("event=startup_failed error=\"out of memory\"");
+	for (unsigned w = 0; w < m.nworkers; w++) {
+		m.fds[w] = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof **m.fds);
+		if (!m.fds[w])
+			fatal("event=startup_failed error=\"out of memory\"");
+		for (size_t i = 0; i < cfg->nlistens; i++) {
+			int fd = bind_listener(&cfg->listens[i]);
+			if (fd < 0) {
+				fprintf(stderr, "carteiro: cannot listen on %s: %s\n",
+					cfg->listens[i].text, strerror(-fd));
+				return 1;
+			}
+			m.fds[w][i] = fd;
+		}
+	}
+	for (size_t i = 0; i < cfg->nlistens; i++)
+		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
+			 m.nworkers);
+
+	drop_privileges(cfg, uid, gid);
+
+	sigemptyset(&m.blocked);
+	sigaddset(&m.blocked, SIGCHLD);
+	sigaddset(&m.blocked, SIGTERM);
+	sigaddset(&m.blocked, SIGINT);
+	sigaddset(&m.blocked, SIGHUP);
+	sigprocmask(SIG_BLOCK, &m.blocked, NULL);
+	m.sigfd = signalfd(-1, &m.blocked, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m.sigfd < 0)
+		fatal("event=startup_failed error=\"signalfd: %s\"", strerror(errno));
+
+	m.nchildren = 1 + m.nworkers;
+	m.children = calloc(m.nchildren, sizeof *m.children);
+	if (!m.children)
+		fatal("event=startup_failed error=\"out of memory\"");
+	m.children[0].role = CHILD_QMGR;
+	for (unsigned w = 0; w < m.nworkers; w++) {
+		m.children[1 + w].role = CHILD_SMTPD;
+		m.children[1 + w].index = w;
+	}
+	log_info("event=started version=%s hostname=%s workers=%u", CARTEIRO_VERSION,
+		 LOG_ESC(cfg->hostname), m.nworkers);
+	for (size_t i = 0; i < m.nchildren; i++)
+		child_start(&m, &m.children[i]);
+
+	supervise(&m);
+
+	for (unsigned w = 0; w < m.nworkers; w++) {
+		for (size_t i = 0; i < cfg->nlistens; i++)
+			close(m.fds[w][i]);
+		free(m.fds[w]);
+	}
+	free(m.fds);
+	free(m.children);
+	close(m.sigfd);
+	conn_limit_destroy(m.limits);
+	log_info("event=stopped");
+	return 0;
+}

@@ -1,0 +1,431 @@
+/*
+ * queue_store: durable intake of messages into the spool. See queue_store.h.
+ *
+ * Crash states, in the order a message goes through them:
+ *   1. incoming/<id> partly written          -> removed at start-up; client got no 250
+ *   2. incoming/<id> complete, fdatasync'd   -> removed at start-up; client got no 250
+ *   3. renamed into queue/, queue/ not synced -> may or may not survive; no 250 yet
+ *   4. queue/ fsync'd                         -> durable; now the 250 may be sent
+ * So a 250 always names a message that is in queue/ after any crash, and a
+ * message that got no 250 may at worst be delivered once anyway (state 3
+ * surviving), which RFC 5321 6.1 accepts (the client will send it again).
+ */
+#include "queue/queue_store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/iopool.h"
+#include "util/log.h"
+
+/* Bytes collected before a chunk is handed to the I/O pool. */
+#define TXN_CHUNK (128u * 1024)
+/* Above this many pending bytes (with a write in flight) the client is paused. */
+#define TXN_HIGH_WATER (512u * 1024)
+/* Hard bound of the memory one transaction may hold (the session pauses long before). */
+#define TXN_PENDING_MAX (8u * 1024 * 1024)
+
+enum txn_phase {
+	TXN_RECEIVING,
+	TXN_COMMITTING,
+	TXN_ABORTED,
+	TXN_CLEANUP,
+};
+
+enum txn_op {
+	OP_CHUNK,
+	OP_FINAL,
+	OP_CLEANUP,
+};
+
+struct queue_txn {
+	struct iojob job; /* first: the job pointer is the transaction pointer */
+	struct queue_store *qs;
+	char id[QUEUE_ID_LEN + 1];
+	enum txn_phase phase;
+	enum txn_op op;    /* what the job in flight does */
+	bool in_flight;
+	bool submitted; /* some job ran: there may be a file to remove */
+	bool was_busy;
+	bool renamed;
+	int fd;
+	int error;
+	struct buf pending;  /* loop side */
+	struct buf inflight; /* thread side while in flight */
+	size_t len_offset;   /* file offset of the M record's 20 length digits */
+	uint64_t msg_bytes;
+	char len_digits[20];
+	queue_txn_done_fn *done;
+	queue_txn_resume_fn *resume;
+	void *arg;
+};
+
+static int open_dir(int at, const char *name)
+{
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int queue_store_open(struct queue_store *qs, const char *spool, struct iopool *pool, unsigned slot)
+{
+	memset(qs, 0, sizeof *qs);
+	qs->spool_fd = qs->incoming_fd = qs->queue_fd = -1;
+	qs->spool_fd = open_dir(AT_FDCWD, spool);
+	if (qs->spool_fd < 0)
+		return qs->spool_fd;
+	qs->incoming_fd = open_dir(qs->spool_fd, "incoming");
+	qs->queue_fd = open_dir(qs->spool_fd, "queue");
+	if (qs->incoming_fd < 0 || qs->queue_fd < 0) {
+		int r = qs->incoming_fd < 0 ? qs->incoming_fd : qs->queue_fd;
+		queue_store_close(qs);
+		return r;
+	}
+	qs->pool = pool;
+	queue_id_init(&qs->ids, slot);
+	return 0;
+}
+
+void queue_store_close(struct queue_store *qs)
+{
+	if (qs->queue_fd >= 0)
+		close(qs->queue_fd);
+	if (qs->incoming_fd >= 0)
+		close(qs->incoming_fd);
+	if (qs->spool_fd >= 0)
+		close(qs->spool_fd);
+	qs->spool_fd = qs->incoming_fd = qs->queue_fd = -1;
+}
+
+static int mkdir_owned(const char *path, long uid, long gid)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (uid >= 0 && (st.st_uid != (uid_t)uid || st.st_gid != (gid_t)gid) &&
+	    chown(path, (uid_t)uid, (gid_t)gid) < 0)
+		return -errno;
+	return 0;
+}
+
+int queue_spool_prepare(const char *path, long uid, long gid)
+{
+	static const char *const subdirs[] = { "incoming", "queue", "corrupt" };
+	char sub[4096];
+	int r = mkdir_owned(path, uid, gid);
+
+	for (size_t i = 0; r == 0 && i < sizeof subdirs / sizeof subdirs[0]; i++) {
+		if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, subdirs[i]) >= sizeof sub)
+			return -ENAMETOOLONG;
+		r = mkdir_owned(sub, uid, gid);
+	}
+	return r;
+}
+
+int queue_spool_clean_incoming(const char *spool, int slot)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof path, "%s/incoming", spool) >= sizeof path)
+		return -ENAMETOOLONG;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	struct dirent *de;
+	int removed = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (slot >= 0 && (!queue_id_valid(de->d_name) ||
+				  queue_id_slot(de->d_name) != (unsigned)slot))
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+/* --- I/O thread side ------------------------------------------------------ */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int txn_step_write(struct iojob *job)
+{
+	struct queue_txn *txn = (struct queue_txn *)job;
+	struct queue_store *qs = txn->qs;
+	int r;
+
+	if (txn->op == OP_CLEANUP) {
+		if (txn->fd >= 0) {
+			close(txn->fd);
+			txn->fd = -1;
+		}
+		if (unlinkat(qs->incoming_fd, txn->id, 0) < 0 && errno != ENOENT)
+			log_warn("qid=%s event=cleanup_failed dir=incoming error=\"%s\"", txn->id,
+				 strerror(errno));
+		if (txn->renamed && unlinkat(qs->queue_fd, txn->id, 0) < 0 && errno != ENOENT)
+			log_warn("qid=%s event=cleanup_failed dir=queue error=\"%s\"", txn->id,
+				 strerror(errno));
+		return 0;
+	}
+	if (txn->fd < 0) {
+		txn->fd = openat(qs->incoming_fd, txn->id,
+				 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (txn->fd < 0)
+			return -errno;
+	}
+	r = write_all(txn->fd, txn->inflight.data, txn->inflight.len);
+	if (r < 0)
+		return r;
+	if (txn->op == OP_FINAL) {
+		if (pwrite(txn->fd, txn->len_digits, 20, (off_t)txn->len_offset) != 20)
+			return errno ? -errno : -EIO;
+		job->sync_fd = txn->fd;
+	}
+	return 0;
+}
+
+static int txn_step_commit(struct iojob *job)
+{
+	struct queue_txn *txn = (struct queue_txn *)job;
+	struct queue_store *qs = txn->qs;
+
+	if (txn->op != OP_FINAL)
+		return 0;
+	if (close(txn->fd) < 0) {
+		txn->fd = -1;
+		return -errno;
+	}
+	txn->fd = -1;
+	if (renameat2(qs->incoming_fd, txn->id, qs->queue_fd, txn->id, RENAME_NOREPLACE) < 0)
+		return -errno;
+	txn->renamed = true;
+	job->sync_dir = qs->queue_fd;
+	return 0;
+}
+
+/* --- loop side ------------------------------------------------------------ */
+
+static void txn_free(struct queue_txn *txn)
+{
+	txn->qs->open_txns--;
+	buf_free(&txn->pending);
+	buf_free(&txn->inflight);
+	free(txn);
+}
+
+static void txn_job_done(struct iojob *job);
+
+static void txn_submit(struct queue_txn *txn, enum txn_op op)
+{
+	struct buf tmp = txn->inflight;
+	txn->inflight = txn->pending;
+	txn->pending = tmp;
+	buf_reset(&txn->pending);
+	txn->op = op;
+	txn->in_flight = true;
+	txn->submitted = true;
+	iojob_init(&txn->job, txn_step_write, txn_step_commit, txn_job_done);
+	iopool_submit(txn->qs->pool, &txn->job);
+}
+
+static void txn_cleanup(struct queue_txn *txn)
+{
+	txn->phase = TXN_CLEANUP;
+	if (!txn->submitted) {
+		/* Nothing ever reached the disk. */
+		txn_free(txn);
+		return;
+	}
+	buf_reset(&txn->pending);
+	txn_submit(txn, OP_CLEANUP);
+}
+
+static void txn_submit_final(struct queue_txn *txn)
+{
+	queue_file_format_length(txn->msg_bytes, txn->len_digits);
+	if (buf_append(&txn->pending, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) < 0) {
+		txn->error = -ENOMEM;
+		return;
+	}
+	txn_submit(txn, OP_FINAL);
+}
+
+static void txn_finish_commit(struct queue_txn *txn)
+{
+	int result = txn->error;
+	if (txn->done)
+		txn->done(txn->arg, result, txn->id);
+	if (result < 0)
+		txn_cleanup(txn);
+	else
+		txn_free(txn);
+}
+
+static void txn_job_done(struct iojob *job)
+{
+	struct queue_txn *txn = (struct queue_txn *)job;
+	enum txn_op op = txn->op;
+
+	txn->in_flight = false;
+	buf_reset(&txn->inflight);
+	if (job->result < 0 && txn->error == 0 && op != OP_CLEANUP) {
+		txn->error = job->result;
+		log_err("qid=%s event=spool_write_failed error=\"%s\"", txn->id,
+			strerror(-job->result));
+	}
+
+	switch (txn->phase) {
+	case TXN_RECEIVING:
+		if (txn->error == 0 && txn->pending.len >= TXN_CHUNK)
+			txn_submit(txn, OP_CHUNK);
+		if (txn->was_busy && !queue_txn_busy(txn)) {
+			txn->was_busy = false;
+			if (txn->resume)
+				txn->resume(txn->arg);
+		}
+		break;
+	case TXN_COMMITTING:
+		if (op == OP_FINAL || txn->error < 0) {
+			txn_finish_commit(txn);
+		} else {
+			txn_submit_final(txn);
+			if (txn->error < 0)
+				txn_finish_commit(txn);
+		}
+		break;
+	case TXN_ABORTED:
+		txn_cleanup(txn);
+		break;
+	case TXN_CLEANUP:
+		txn_free(txn);
+		break;
+	}
+}
+
+struct queue_txn *queue_txn_begin(struct queue_store *qs, struct envelope *env,
+				  queue_txn_resume_fn *resume, void *arg)
+{
+	struct queue_txn *txn = calloc(1, sizeof *txn);
+	struct timespec ts;
+
+	if (!txn)
+		return NULL;
+	txn->qs = qs;
+	txn->fd = -1;
+	txn->resume = resume;
+	txn->arg = arg;
+	buf_init(&txn->pending, TXN_PENDING_MAX);
+	buf_init(&txn->inflight, TXN_PENDING_MAX);
+	if (!queue_id_valid(env->id))
+		queue_id_next(&qs->ids, env->id);
+	memcpy(txn->id, env->id, sizeof txn->id);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	env->arrival_sec = ts.tv_sec;
+	env->arrival_usec = ts.tv_nsec / 1000;
+	if (queue_file_write_header(env, &txn->pending, &txn->len_offset) < 0) {
+		buf_free(&txn->pending);
+		free(txn);
+		return NULL;
+	}
+	qs->open_txns++;
+	return txn;
+}
+
+void queue_store_new_id(struct queue_store *qs, char id[QUEUE_ID_LEN + 1])
+{
+	queue_id_next(&qs->ids, id);
+}
+
+const char *queue_txn_id(const struct queue_txn *txn)
+{
+	return txn->id;
+}
+
+int queue_txn_write(struct queue_txn *txn, const void *p, size_t n)
+{
+	if (txn->error < 0)
+		return txn->error;
+	int r = buf_append(&txn->pending, p, n);
+	if (r < 0) {
+		txn->error = r;
+		return r;
+	}
+	txn->msg_bytes += n;
+	if (!txn->in_flight && txn->pending.len >= TXN_CHUNK)
+		txn_submit(txn, OP_CHUNK);
+	if (queue_txn_busy(txn))
+		txn->was_busy = true;
+	return 0;
+}
+
+bool queue_txn_busy(const struct queue_txn *txn)
+{
+	return txn->in_flight && txn->pending.len >= TXN_HIGH_WATER;
+}
+
+uint64_t queue_txn_size(const struct queue_txn *txn)
+{
+	return txn->msg_bytes;
+}
+
+void queue_txn_commit(struct queue_txn *txn, queue_txn_done_fn *done, void *arg)
+{
+	txn->done = done;
+	txn->arg = arg;
+	txn->resume = NULL;
+	txn->phase = TXN_COMMITTING;
+	if (txn->error < 0) {
+		if (!txn->in_flight)
+			txn_finish_commit(txn);
+		return;
+	}
+	if (!txn->in_flight) {
+		txn_submit_final(txn);
+		if (txn->error < 0)
+			txn_finish_commit(txn);
+	}
+}
+
+void queue_txn_abort(struct queue_txn *txn)
+{
+	txn->done = NULL;
+	txn->resume = NULL;
+	txn->phase = TXN_ABORTED;
+	if (!txn->in_flight)
+		txn_cleanup(txn);
+}
+
+void queue_txn_detach(struct queue_txn *txn)
+{
+	txn->done = NULL;
+	txn->resume = NULL;
+}

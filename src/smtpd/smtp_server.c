@@ -1,0 +1,259 @@
+/*
+ * smtp_server: one SMTP worker process. See smtp_server.h.
+ */
+#include "smtpd/smtp_server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mail/aliases.h"
+#include "mail/resolve.h"
+#include "mail/users.h"
+#include "smtpd/conn_limit.h"
+#include "smtpd/smtp_session.h"
+#include "util/iopool.h"
+#include "util/log.h"
+
+/* After EMFILE/ENFILE, accepting pauses this long so the loop does not spin. */
+#define ACCEPT_BACKOFF_MS 100
+
+struct smtpd_listener {
+	struct smtpd *d;
+	const struct listen_cfg *cfg;
+	struct evconnlistener *lev;
+	struct event *resume;
+};
+
+static void log_report(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		log_err("event=config_error file=%s line=%u error=%s", LOG_ESC(file), line,
+			LOG_ESC(msg));
+	else
+		log_err("event=config_error file=%s error=%s", LOG_ESC(file), LOG_ESC(msg));
+}
+
+int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ctx,
+		    struct userdb **users, struct aliasdb **aliases)
+{
+	struct userdb *u = NULL;
+	struct aliasdb *a = NULL;
+	int r = 0;
+
+	if (cfg->users_file)
+		r = userdb_load(cfg->users_file, cfg, report, ctx, &u);
+	else if (!(u = userdb_empty()))
+		r = -ENOMEM;
+	if (r == 0) {
+		if (cfg->aliases_file)
+			r = aliasdb_load(cfg->aliases_file, cfg, report, ctx, &a);
+		else if (!(a = aliasdb_empty()))
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		if (u)
+			userdb_free(u);
+		return r;
+	}
+	*users = u;
+	*aliases = a;
+	return 0;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct smtpd_listener *lc = arg;
+	int one = 1;
+	(void)lev;
+	/* Replies are written whole; Nagle would hold the next one for a delayed ACK. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	smtp_session_start(lc->d, fd, sa, (socklen_t)salen, lc->cfg);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd_listener *lc = arg;
+	(void)fd;
+	(void)what;
+	if (!lc->d->stopping)
+		evconnlistener_enable(lc->lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct smtpd_listener *lc = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_warn("event=accept_failed listener=%s error=\"%s\"", lc->cfg->text, strerror(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		struct timeval tv = { 0, ACCEPT_BACKOFF_MS * 1000 };
+		evconnlistener_disable(lev);
+		evtimer_add(lc->resume, &tv);
+	}
+}
+
+static void stop_listening(struct smtpd *d)
+{
+	for (size_t i = 0; i < d->nlisteners; i++) {
+		struct smtpd_listener *lc = d->listeners[i];
+		evconnlistener_free(lc->lev);
+		event_free(lc->resume);
+		free(lc);
+	}
+	free(d->listeners);
+	d->listeners = NULL;
+	d->nlisteners = 0;
+}
+
+void smtpd_session_gone(struct smtpd *d)
+{
+	if (d->stopping && d->nsessions == 0)
+		event_base_loopexit(d->base, NULL);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	(void)fd;
+	(void)what;
+	log_warn("event=shutdown_deadline sessions=%zu", d->nsessions);
+	while (d->sessions)
+		smtp_session_kill(d->sessions);
+	event_base_loopexit(d->base, NULL);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	(void)what;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("event=stopping signal=%d sessions=%zu", (int)sig, d->nsessions);
+	stop_listening(d);
+	struct smtp_session *s = d->sessions;
+	while (s) {
+		struct smtp_session *next = smtp_session_next(s);
+		smtp_session_stop(s);
+		s = next;
+	}
+	if (d->nsessions == 0) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	struct timeval tv = { (time_t)d->cfg->shutdown_timeout, 0 };
+	evtimer_add(d->ev_deadline, &tv);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	struct userdb *users;
+	struct aliasdb *aliases;
+	(void)sig;
+	(void)what;
+	if (smtpd_load_maps(d->cfg, log_report, NULL, &users, &aliases) < 0) {
+		log_err("event=reload result=failed keeping=previous");
+		return;
+	}
+	/* Sessions keep no pointers into the tables between commands: swap at once. */
+	userdb_free(d->users);
+	aliasdb_free(d->aliases);
+	d->users = users;
+	d->aliases = aliases;
+	log_info("event=reload result=ok users=%zu aliases=%zu", userdb_count(users),
+		 aliasdb_count(aliases));
+}
+
+static int add_listeners(struct smtpd *d, const int *fds)
+{
+	const struct config *cfg = d->cfg;
+	d->listeners = calloc(cfg->nlistens, sizeof *d->listeners);
+	if (!d->listeners)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		struct smtpd_listener *lc = calloc(1, sizeof *lc);
+		if (!lc)
+			return -ENOMEM;
+		lc->d = d;
+		lc->cfg = &cfg->listens[i];
+		lc->resume = evtimer_new(d->base, on_accept_resume, lc);
+		lc->lev = evconnlistener_new(d->base, on_accept, lc, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		if (!lc->lev || !lc->resume) {
+			if (lc->resume)
+				event_free(lc->resume);
+			free(lc);
+			return -ENOMEM;
+		}
+		evconnlistener_set_error_cb(lc->lev, on_accept_error);
+		d->listeners[d->nlisteners++] = lc;
+	}
+	return 0;
+}
+
+int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
+		      struct conn_limit *limits)
+{
+	struct smtpd d;
+	int r;
+
+	memset(&d, 0, sizeof d);
+	d.cfg = cfg;
+	d.worker = worker;
+	d.limits = limits;
+	log_set_role("smtpd");
+	d.base = event_base_new();
+	if (!d.base)
+		fatal("event=startup_failed error=\"cannot create event loop\"");
+	if (smtpd_load_maps(cfg, log_report, NULL, &d.users, &d.aliases) < 0)
+		fatal("event=startup_failed error=\"cannot load users or aliases\"");
+	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
+	d.pool = iopool_new(d.base, cfg->io_threads);
+	if (!d.resolve_scratch || !d.pool)
+		fatal("event=startup_failed error=\"out of memory\"");
+	r = queue_store_open(&d.store, cfg->spool, d.pool, worker + 1);
+	if (r < 0)
+		fatal("event=startup_failed spool=%s error=\"%s\"", LOG_ESC(cfg->spool), strerror(-r));
+	queue_id_init(&d.session_ids, worker + 1);
+	if (add_listeners(&d, fds) < 0)
+		fatal("event=startup_failed error=\"cannot listen\"");
+
+	d.ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
+	d.ev_hup = evsignal_new(d.base, SIGHUP, on_reload, &d);
+	d.ev_deadline = evtimer_new(d.base, on_deadline, &d);
+	if (!d.ev_term || !d.ev_int || !d.ev_hup || !d.ev_deadline)
+		fatal("event=startup_failed error=\"out of memory\"");
+	evsignal_add(d.ev_term, NULL);
+	evsignal_add(d.ev_int, NULL);
+	evsignal_add(d.ev_hup, NULL);
+
+	log_info("event=started worker=%u listeners=%zu", worker, d.nlisteners);
+	event_base_dispatch(d.base);
+
+	stop_listening(&d);
+	while (d.sessions)
+		smtp_session_kill(d.sessions);
+	/* Outstanding spool jobs (commits of departed clients, cleanups) finish here. */
+	iopool_free(d.pool);
+	queue_store_close(&d.store);
+	event_free(d.ev_term);
+	event_free(d.ev_int);
+	event_free(d.ev_hup);
+	event_free(d.ev_deadline);
+	userdb_free(d.users);
+	aliasdb_free(d.aliases);
+	free(d.resolve_scratch);
+	event_base_free(d.base);
+	log_info("event=stopped worker=%u", worker);
+	return 0;
+}

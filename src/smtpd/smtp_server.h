@@ -1,0 +1,69 @@
+/*
+ * smtp_server: one SMTP worker process.
+ *
+ * The master binds every listener (one SO_REUSEPORT socket per worker and
+ * address, so the kernel spreads connections over the workers) and forks
+ * the workers; each runs its own libevent loop, accepts on its sockets,
+ * enforces the shared connection limits, and runs the sessions
+ * (smtp_session.c). Accepted mail goes to the spool through the worker's I/O
+ * pool (queue_store.c). SIGHUP reloads the users and aliases files; SIGTERM
+ * stops accepting, closes idle sessions with 421, lets transactions in flight
+ * finish, and exits when none is left or shutdown-timeout has passed.
+ */
+#ifndef CARTEIRO_SMTPD_SMTP_SERVER_H
+#define CARTEIRO_SMTPD_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf/config.h"
+#include "queue/queue_store.h"
+
+struct event_base;
+struct smtpd_listener;
+struct event;
+struct iopool;
+struct conn_limit;
+struct smtp_session;
+struct userdb;
+struct aliasdb;
+
+/* Results of resolving one RCPT (aliases can fan out). */
+#define SMTPD_RESOLVE_MAX 1000
+
+struct resolved;
+
+struct smtpd {
+	struct event_base *base;
+	const struct config *cfg;
+	unsigned worker; /* 0 .. workers-1 */
+	struct userdb *users;
+	struct aliasdb *aliases;
+	struct iopool *pool;
+	struct queue_store store;
+	struct conn_limit *limits;
+	struct smtpd_listener **listeners;
+	size_t nlisteners;
+	struct smtp_session *sessions; /* every open session, for shutdown */
+	size_t nsessions;
+	struct queue_id_gen session_ids;
+	struct resolved *resolve_scratch; /* SMTPD_RESOLVE_MAX results, for RCPT */
+	bool stopping;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+};
+
+/*
+ * Run worker number `worker` on the given listening sockets (fds[i] belongs
+ * to cfg->listens[i]). Returns the process exit status.
+ */
+int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
+		      struct conn_limit *limits);
+
+/* Load the users and aliases files named in cfg (either may be absent). */
+int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ctx,
+		    struct userdb **users, struct aliasdb **aliases);
+
+/* Called after a session was freed (a stopping worker exits after the last). */
+void smtpd_session_gone(struct smtpd *d);
+
+#endif

@@ -1,0 +1,1049 @@
+/*
+ * smtp_session: the SMTP server state machine. See smtp_session.h.
+ *
+ * RFC 5321 (commands 4.1.1, replies 4.2, sequencing 4.1.4 and 4.3.2,
+ * limits 4.5.3.1, Received 4.4), RFC 2920 PIPELINING, RFC 1870 SIZE,
+ * RFC 6152 8BITMIME, RFC 2034 ENHANCEDSTATUSCODES, RFC 6531 SMTPUTF8,
+ * RFC 3030 CHUNKING/BDAT, RFC 3461 DSN (parameters kept in the envelope).
+ *
+ * Security notes:
+ *  - Every line is bounded before it is copied (CMD_LINE_ABS_MAX, then the
+ *    verb's own limit); an overlong line is drained and refused as a whole.
+ *  - Only CRLF ends a command or the data; a bare LF or CR in DATA/BDAT
+ *    refuses the message (SMTP smuggling), never ends it.
+ *  - Client text never goes into a reply; into logs only through LOG_ESC.
+ *  - Relaying: a recipient outside local-domain needs a relay-network client;
+ *    addr.c gives no meaning to '%', '!' or source routes, and resolve.c maps
+ *    local addresses to mailboxes, so an address trick cannot relay.
+ *  - The reply 250 to the end of the data is sent only from the spool's
+ *    commit callback, after the message is durable.
+ */
+#include "smtpd/smtp_session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mail/resolve.h"
+#include "queue/queue_store.h"
+#include "smtpd/conn_limit.h"
+#include "smtpd/smtp_command.h"
+#include "smtpd/smtp_data.h"
+#include "smtpd/smtp_reply.h"
+#include "smtpd/smtp_server.h"
+#include "util/log.h"
+#include "util/netaddr.h"
+#include "util/str.h"
+
+/* The longest line ever buffered; each verb then has its own, smaller limit. */
+#define CMD_LINE_ABS_MAX 2048
+/* Stop answering commands while this much output waits for a client that does not read. */
+#define OUTPUT_HIGH (64u * 1024)
+/* libevent stops reading a socket once this much input is buffered. */
+#define INPUT_HIGH (256u * 1024)
+/* Queue ids remembered per session for the disconnect log line. */
+#define SESSION_QIDS_MAX 8
+/* Expanded recipients of one transaction (aliases can fan out). */
+#define TXN_RCPTS_MAX 10000
+/* Results of resolving one RCPT. */
+
+enum smtp_state {
+	S_CONNECTED,  /* greeted; no HELO/EHLO yet */
+	S_READY,      /* HELO/EHLO done; no transaction */
+	S_MAIL,       /* MAIL accepted */
+	S_RCPT,       /* at least one RCPT accepted */
+	S_DATA,       /* reading DATA content */
+	S_BDAT_CHUNK, /* reading the bytes of a BDAT chunk */
+	S_BDAT,       /* between BDAT chunks of a transaction */
+	S_COMMIT,     /* the message is being made durable; input waits */
+	S_CLOSING,    /* a final reply is being flushed; then the connection closes */
+	S_COUNT
+};
+
+static const char *const state_names[S_COUNT] = {
+	"connected", "ready", "mail", "rcpt", "data", "bdat-chunk", "bdat", "commit", "closing",
+};
+
+#define ST(x) (1u << (x))
+#define CMD_STATES (ST(S_CONNECTED) | ST(S_READY) | ST(S_MAIL) | ST(S_RCPT) | ST(S_BDAT))
+
+struct smtp_txn {
+	struct smtp_mail_args mail;
+	struct envelope env;
+	unsigned rcpt_cmds; /* accepted RCPT commands: what max-recipients counts */
+	char first_rcpt[ADDR_TEXT_MAX + 1];
+	struct smtp_data reader;
+	struct queue_txn *q; /* from DATA/first BDAT until committed or aborted */
+	bool bdat;           /* content comes in BDAT chunks */
+	bool bdat_failed;    /* a chunk was refused: refuse the rest until LAST/RSET */
+	enum smtp_reply_id bdat_error;
+	uint64_t bdat_total; /* declared chunk sizes so far */
+};
+
+struct smtp_session {
+	struct smtpd *d;
+	struct smtp_session *prev, *next;
+	struct bufferevent *bev;
+	const struct listen_cfg *listener;
+	struct sockaddr_storage peer;
+	char peer_ip[INET6_ADDRSTRLEN];
+	char id[QUEUE_ID_LEN + 1];
+	enum smtp_state state;
+	enum smtp_state bdat_return; /* state to go back to after a refused chunk */
+	char *helo;
+	bool esmtp;
+	bool relay_client;
+	bool counted;          /* holds a conn_limit count */
+	bool discarding_line;  /* inside an overlong command line */
+	bool stop_requested;   /* server shutdown: close after the transaction */
+	bool output_blocked;
+	bool spool_blocked;
+	bool peer_eof;
+	bool in_process;
+	bool bdat_last;
+	bool bdat_discard;
+	enum smtp_reply_id bdat_reply;
+	uint64_t bdat_remaining;
+	unsigned errors;
+	unsigned messages;
+	unsigned commands;
+	struct smtp_txn *txn;
+	char qids[SESSION_QIDS_MAX][QUEUE_ID_LEN + 1];
+	unsigned nqids;
+	const char *close_reason;
+};
+
+/* An address for a log line: escaped, and "" for the null path. */
+#define ESC_ADDR(a) ((a)[0] ? LOG_ESC(a) : "")
+
+struct smtp_command_def {
+	enum smtp_verb verb;
+	unsigned states;
+	void (*handler)(struct smtp_session *s, struct slice arg);
+};
+
+static void session_process(struct smtp_session *s);
+static void session_free(struct smtp_session *s, const char *reason);
+
+/* --- state and replies ---------------------------------------------------- */
+
+static void session_enter(struct smtp_session *s, enum smtp_state next)
+{
+	if (s->state != next)
+		log_debug("sid=%s event=state from=%s to=%s", s->id, state_names[s->state],
+			  state_names[next]);
+	s->state = next;
+
+	const struct config *cfg = s->d->cfg;
+	unsigned secs = (next == S_DATA || next == S_BDAT_CHUNK) ? cfg->smtp_data_timeout
+								 : cfg->smtp_command_timeout;
+	struct timeval tv = { (time_t)secs, 0 };
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void reply_write(struct smtp_session *s, const struct smtp_reply *r, const char *detail)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	if (r->enhanced)
+		evbuffer_add_printf(out, "%u %s %s%s%s\r\n", r->code, r->enhanced, r->text,
+				    detail ? " " : "", detail ? detail : "");
+	else
+		evbuffer_add_printf(out, "%u %s%s%s\r\n", r->code, r->text, detail ? " " : "",
+				    detail ? detail : "");
+}
+
+/* Send a reply; detail (our own text, never the client's) is appended. */
+static void reply(struct smtp_session *s, enum smtp_reply_id id, const char *detail)
+{
+	reply_write(s, smtp_reply_get(id), detail);
+}
+
+/* Send a final reply and close once it is flushed. */
+static void reply_and_close(struct smtp_session *s, enum smtp_reply_id id, const char *reason)
+{
+	reply(s, id, NULL);
+	s->close_reason = reason;
+	session_enter(s, S_CLOSING);
+}
+
+/* Send an error reply and count it; too many errors end the session (421). */
+static void reply_error(struct smtp_session *s, enum smtp_reply_id id, const char *detail)
+{
+	const struct smtp_reply *r = smtp_reply_get(id);
+	reply_write(s, r, detail);
+	if (++s->errors >= s->d->cfg->smtp_max_errors) {
+		log_info("sid=%s event=too_many_errors errors=%u", s->id, s->errors);
+		reply_and_close(s, R_TOO_MANY_ERRORS, "too many errors");
+	}
+}
+
+/* --- transactions --------------------------------------------------------- */
+
+static void session_remember_qid(struct smtp_session *s, const char *id)
+{
+	if (s->nqids < SESSION_QIDS_MAX)
+		memcpy(s->qids[s->nqids], id, QUEUE_ID_LEN + 1);
+	s->nqids++;
+}
+
+/* End the current transaction (if any), dropping whatever it received. */
+static void txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *txn = s->txn;
+	if (!txn)
+		return;
+	if (txn->q) {
+		if (s->state == S_COMMIT)
+			queue_txn_detach(txn->q);
+		else
+			queue_txn_abort(txn->q);
+	}
+	envelope_free(&txn->env);
+	free(txn);
+	s->txn = NULL;
+	s->spool_blocked = false;
+}
+
+static enum smtp_state idle_state(const struct smtp_session *s)
+{
+	return s->helo ? S_READY : S_CONNECTED;
+}
+
+static const char *protocol_name(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->txn && s->txn->mail.smtputf8)
+		return "UTF8SMTP";
+	return "ESMTP";
+}
+
+static int data_output(void *ctx, const char *p, size_t n)
+{
+	struct smtp_session *s = ctx;
+	return queue_txn_write(s->txn->q, p, n);
+}
+
+static void spool_resume(void *arg)
+{
+	struct smtp_session *s = arg;
+	s->spool_blocked = false;
+	session_process(s);
+}
+
+/* RFC 5321 4.4 trace header; every field here is ours or validated. */
+static int write_received(struct smtp_session *s)
+{
+	struct smtp_txn *txn = s->txn;
+	char date[64], buf[1024];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	const char *lit_prefix = strchr(s->peer_ip, ':') ? "IPv6:" : "";
+	if (txn->rcpt_cmds == 1)
+		n = snprintf(buf, sizeof buf,
+			     "Received: from %s ([%s%s])\r\n\tby %s (carteiro) with %s id %s\r\n"
+			     "\tfor <%s>; %s\r\n",
+			     s->helo, lit_prefix, s->peer_ip, s->d->cfg->hostname, protocol_name(s),
+			     txn->env.id, txn->first_rcpt, date);
+	else
+		n = snprintf(buf, sizeof buf,
+			     "Received: from %s ([%s%s])\r\n\tby %s (carteiro) with %s id %s;\r\n"
+			     "\t%s\r\n",
+			     s->helo, lit_prefix, s->peer_ip, s->d->cfg->hostname, protocol_name(s),
+			     txn->env.id, date);
+	if (n < 0 || (size_t)n >= sizeof buf)
+		return -ENAMETOOLONG;
+	return queue_txn_write(txn->q, buf, (size_t)n);
+}
+
+/* Open the spool file for the content (DATA or first BDAT). 0 or -errno. */
+static int content_begin(struct smtp_session *s, bool bdat)
+{
+	struct smtp_txn *txn = s->txn;
+	if (envelope_set(&txn->env.protocol, protocol_name(s)) < 0)
+		return -ENOMEM;
+	txn->q = queue_txn_begin(&s->d->store, &txn->env, spool_resume, s);
+	if (!txn->q)
+		return -ENOMEM;
+	txn->bdat = bdat;
+	smtp_data_init(&txn->reader, bdat ? SMTP_DATA_MODE_BDAT : SMTP_DATA_MODE_DATA,
+		       s->d->cfg->max_message_size, data_output, s);
+	int r = write_received(s);
+	if (r < 0) {
+		queue_txn_abort(txn->q);
+		txn->q = NULL;
+	}
+	return r;
+}
+
+static void committed(void *arg, int result, const char *id)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *txn = s->txn;
+
+	txn->q = NULL; /* the store frees it */
+	if (result < 0) {
+		log_err("sid=%s qid=%s event=queue_failed error=\"%s\"", s->id, id, strerror(-result));
+		reply(s, R_LOCAL_ERROR, NULL);
+	} else {
+		log_info("sid=%s qid=%s event=queued from=<%s> nrcpt=%zu size=%llu", s->id, id,
+			 ESC_ADDR(txn->env.sender), txn->env.nrcpts,
+			 (unsigned long long)txn->reader.size);
+		char detail[QUEUE_ID_LEN + 1];
+		memcpy(detail, id, sizeof detail);
+		reply(s, R_QUEUED, detail);
+		s->messages++;
+		session_remember_qid(s, id);
+	}
+	s->state = S_READY; /* leave S_COMMIT first: txn_reset must not detach */
+	txn_reset(s);
+	session_enter(s, S_READY);
+	if (s->stop_requested)
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+	session_process(s);
+}
+
+/* The whole content has been read: refuse it with a reason, or commit it. */
+static void content_end(struct smtp_session *s)
+{
+	struct smtp_txn *txn = s->txn;
+	struct smtp_data *rd = &txn->reader;
+	enum smtp_reply_id fail = R_COUNT;
+	const char *why = NULL;
+
+	if (rd->flags & SMTP_DATA_BARE_LF) {
+		fail = R_BARE_LF_DATA;
+		why = "bare_lf";
+	} else if (rd->flags & SMTP_DATA_BARE_CR) {
+		fail = R_BARE_CR_DATA;
+		why = "bare_cr";
+	} else if (rd->flags & SMTP_DATA_LINE_TOO_LONG) {
+		fail = R_DATA_LINE_TOO_LONG;
+		why = "line_too_long";
+	} else if (rd->flags & SMTP_DATA_TOO_BIG) {
+		fail = R_SIZE_EXCEEDED;
+		why = "too_big";
+	} else if (rd->received_count >= s->d->cfg->max_received_headers) {
+		fail = R_TOO_MANY_HOPS;
+		why = "too_many_hops";
+	} else if (rd->flags & SMTP_DATA_OUTPUT_FAILED) {
+		fail = R_LOCAL_ERROR;
+		why = "spool_error";
+	}
+	if (fail != R_COUNT) {
+		log_info("sid=%s qid=%s event=reject stage=data reason=%s size=%llu", s->id,
+			 txn->env.id, why, (unsigned long long)rd->size);
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply_error(s, fail, NULL);
+		return;
+	}
+	session_enter(s, S_COMMIT);
+	queue_txn_commit(txn->q, committed, s);
+}
+
+/* --- command handlers ----------------------------------------------------- */
+
+static void cmd_helo_common(struct smtp_session *s, struct slice arg, bool esmtp)
+{
+	if (!smtp_helo_valid(arg)) {
+		reply_error(s, R_HELO_SYNTAX, NULL);
+		return;
+	}
+	/* RFC 5321 4.1.4: HELO/EHLO in a session resets the transaction. */
+	txn_reset(s);
+	char *name = strndup(arg.ptr, arg.len);
+	if (!name) {
+		reply(s, R_LOCAL_ERROR, NULL);
+		return;
+	}
+	free(s->helo);
+	s->helo = name;
+	s->esmtp = esmtp;
+	log_info("sid=%s event=helo name=%s esmtp=%s", s->id, LOG_ESC(name), esmtp ? "yes" : "no");
+	session_enter(s, S_READY);
+
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	const struct config *cfg = s->d->cfg;
+	if (!esmtp) {
+		evbuffer_add_printf(out, "250 %s\r\n", cfg->hostname);
+		return;
+	}
+	evbuffer_add_printf(out,
+			    "250-%s Hello [%s]\r\n"
+			    "250-PIPELINING\r\n"
+			    "250-SIZE %llu\r\n"
+			    "250-ENHANCEDSTATUSCODES\r\n"
+			    "250-8BITMIME\r\n"
+			    "250-DSN\r\n"
+			    "250-SMTPUTF8\r\n"
+			    "250 CHUNKING\r\n",
+			    cfg->hostname, s->peer_ip, (unsigned long long)cfg->max_message_size);
+}
+
+static void cmd_helo(struct smtp_session *s, struct slice arg)
+{
+	cmd_helo_common(s, arg, false);
+}
+
+static void cmd_ehlo(struct smtp_session *s, struct slice arg)
+{
+	cmd_helo_common(s, arg, true);
+}
+
+static enum smtp_reply_id cmd_error_reply(int r, bool sender)
+{
+	switch (r) {
+	case SMTP_CMD_ERR_ADDR:
+		return sender ? R_SENDER_SYNTAX : R_RCPT_SYNTAX;
+	case SMTP_CMD_ERR_PARAM_UNKNOWN:
+		return R_PARAM_UNKNOWN;
+	case SMTP_CMD_ERR_BODY:
+		return R_BODY_UNSUPPORTED;
+	case SMTP_CMD_ERR_NOT_ENABLED:
+		return R_UTF8_REQUIRED;
+	default:
+		return R_PARAM_SYNTAX;
+	}
+}
+
+static void cmd_mail(struct smtp_session *s, struct slice arg)
+{
+	struct smtp_txn *txn = calloc(1, sizeof *txn);
+	int aerr = 0;
+
+	if (!txn) {
+		reply(s, R_LOCAL_ERROR, NULL);
+		return;
+	}
+	int r = smtp_parse_mail(arg, &txn->mail, &aerr);
+	if (r < 0) {
+		log_info("sid=%s event=reject stage=mail reason=syntax arg=%s", s->id,
+			 LOG_ESCN(arg.ptr, arg.len));
+		free(txn);
+		reply_error(s, cmd_error_reply(r, true), r == SMTP_CMD_ERR_ADDR ? addr_strerror(aerr)
+									     : NULL);
+		return;
+	}
+	if (txn->mail.size_given && txn->mail.size > s->d->cfg->max_message_size) {
+		log_info("sid=%s event=reject stage=mail reason=size size=%llu", s->id,
+			 (unsigned long long)txn->mail.size);
+		free(txn);
+		reply_error(s, R_SIZE_EXCEEDED, NULL);
+		return;
+	}
+	envelope_init(&txn->env);
+	struct envelope *env = &txn->env;
+	if (envelope_set(&env->sender, txn->mail.from.text) < 0 ||
+	    envelope_set(&env->client_ip, s->peer_ip) < 0 || envelope_set(&env->helo, s->helo) < 0 ||
+	    (txn->mail.envid[0] && envelope_set(&env->envid, txn->mail.envid) < 0)) {
+		envelope_free(env);
+		free(txn);
+		reply(s, R_LOCAL_ERROR, NULL);
+		return;
+	}
+	env->body_8bit = txn->mail.body == SMTP_BODY_8BITMIME;
+	env->smtputf8 = txn->mail.smtputf8;
+	env->ret = txn->mail.ret == SMTP_RET_FULL ? 'F' : txn->mail.ret == SMTP_RET_HDRS ? 'H' : 0;
+	queue_store_new_id(&s->d->store, env->id);
+	s->txn = txn;
+	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu", s->id, env->id,
+		 s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
+		 (unsigned long long)txn->mail.size);
+	session_enter(s, S_MAIL);
+	reply(s, R_SENDER_OK, NULL);
+}
+
+static bool txn_has_rcpt(const struct envelope *env, const char *address)
+{
+	for (size_t i = 0; i < env->nrcpts; i++)
+		if (strcmp(env->rcpts[i].address, address) == 0)
+			return true;
+	return false;
+}
+
+static void rcpt_reject(struct smtp_session *s, const char *to, const char *reason,
+			enum smtp_reply_id id)
+{
+	log_info("sid=%s qid=%s event=rcpt to=<%s> result=rejected reason=%s", s->id,
+		 s->txn->env.id, LOG_ESC(to), reason);
+	if (id == R_TOO_MANY_RCPTS)
+		reply(s, id, NULL); /* a normal limit, not a client error */
+	else
+		reply_error(s, id, NULL);
+}
+
+static void cmd_rcpt(struct smtp_session *s, struct slice arg)
+{
+	struct smtp_txn *txn = s->txn;
+	struct smtp_rcpt_args ra;
+	const struct config *cfg = s->d->cfg;
+	int aerr = 0;
+
+	int r = smtp_parse_rcpt(arg, txn->mail.smtputf8, &ra, &aerr);
+	if (r < 0) {
+		log_info("sid=%s qid=%s event=rcpt result=rejected reason=syntax arg=%s", s->id,
+			 txn->env.id, LOG_ESCN(arg.ptr, arg.len));
+		reply_error(s, cmd_error_reply(r, false),
+			    r == SMTP_CMD_ERR_ADDR ? addr_strerror(aerr) : NULL);
+		return;
+	}
+	if (txn->rcpt_cmds >= cfg->max_recipients) {
+		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+
+	struct resolved *res = s->d->resolve_scratch;
+	size_t n = 0;
+	bool local = !ra.to.literal &&
+		     (ra.to.domain[0] == '\0' || config_is_local_domain(cfg, ra.to.domain));
+	if (local) {
+		struct resolve_ctx rc = { cfg, s->d->users, s->d->aliases };
+		r = resolve_recipient(&rc, &ra.to, res, SMTPD_RESOLVE_MAX, &n);
+		if (r == RESOLVE_UNKNOWN) {
+			rcpt_reject(s, ra.to.text, "unknown_user", R_UNKNOWN_USER);
+			return;
+		} else if (r == RESOLVE_LOOP) {
+			rcpt_reject(s, ra.to.text, "alias_loop", R_ALIAS_LOOP);
+			return;
+		} else if (r < 0) {
+			rcpt_reject(s, ra.to.text, "expansion_too_large", R_TOO_MANY_RCPTS);
+			return;
+		}
+	} else if (!s->relay_client) {
+		rcpt_reject(s, ra.to.text, "relay_denied", R_RELAY_DENIED);
+		return;
+	} else {
+		res[0].kind = RESOLVE_REMOTE;
+		memcpy(res[0].address, ra.to.text, sizeof res[0].address);
+		n = 1;
+	}
+
+	if (txn->env.nrcpts + n > TXN_RCPTS_MAX) {
+		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (txn_has_rcpt(&txn->env, res[i].address))
+			continue;
+		char kind = res[i].kind == RESOLVE_LOCAL ? RCPT_LOCAL : RCPT_REMOTE;
+		if (envelope_add_rcpt(&txn->env, kind, res[i].address, ra.to.text, ra.notify,
+				      ra.orcpt[0] ? ra.orcpt : NULL) < 0) {
+			reply(s, R_LOCAL_ERROR, NULL);
+			return;
+		}
+		log_info("sid=%s qid=%s event=rcpt to=<%s> result=accepted %s=<%s>", s->id,
+			 txn->env.id, LOG_ESC(ra.to.text), kind == RCPT_LOCAL ? "mailbox" : "relay",
+			 LOG_ESC(res[i].address));
+	}
+	if (txn->rcpt_cmds++ == 0)
+		memcpy(txn->first_rcpt, ra.to.text, sizeof txn->first_rcpt);
+	session_enter(s, S_RCPT);
+	reply(s, R_RCPT_OK, NULL);
+}
+
+static void cmd_data(struct smtp_session *s, struct slice arg)
+{
+	if (arg.len) {
+		reply_error(s, R_PARAM_SYNTAX, NULL);
+		return;
+	}
+	if (content_begin(s, false) < 0) {
+		reply(s, R_LOCAL_ERROR, NULL);
+		return;
+	}
+	session_enter(s, S_DATA);
+	reply(s, R_DATA_GO, NULL);
+}
+
+static void bdat_chunk_end(struct smtp_session *s);
+
+static void cmd_bdat(struct smtp_session *s, struct slice arg)
+{
+	struct smtp_txn *txn = s->txn;
+	uint64_t size;
+	bool last;
+
+	if (smtp_parse_bdat(arg, &size, &last) < 0) {
+		/* Without a size the chunk cannot be skipped: the stream is lost. */
+		reply(s, R_PARAM_SYNTAX, "(Syntax: BDAT size [LAST])");
+		s->close_reason = "bad BDAT";
+		session_enter(s, S_CLOSING);
+		return;
+	}
+	s->bdat_remaining = size;
+	s->bdat_last = last;
+	s->bdat_discard = false;
+	s->bdat_return = s->state;
+
+	enum smtp_reply_id err = R_COUNT;
+	if (s->state == S_CONNECTED)
+		err = R_NEED_HELO;
+	else if (!txn)
+		err = R_NEED_MAIL;
+	else if (txn->env.nrcpts == 0)
+		err = R_NEED_RCPT;
+	else if (txn->bdat_failed)
+		err = txn->bdat_error;
+	else if (size > s->d->cfg->max_message_size - txn->bdat_total)
+		err = R_SIZE_EXCEEDED;
+	else if (!txn->q && content_begin(s, true) < 0)
+		err = R_LOCAL_ERROR;
+
+	if (err != R_COUNT) {
+		s->bdat_discard = true;
+		s->bdat_reply = err;
+		if (txn && txn->env.nrcpts > 0) {
+			if (!txn->bdat_failed)
+				log_info("sid=%s qid=%s event=reject stage=bdat reply=%u", s->id,
+					 txn->env.id, smtp_reply_get(err)->code);
+			txn->bdat_failed = true;
+			txn->bdat_error = err;
+			txn->bdat = true;
+			if (txn->q) {
+				queue_txn_abort(txn->q);
+				txn->q = NULL;
+			}
+		}
+	} else {
+		txn->bdat_total += size;
+	}
+	session_enter(s, S_BDAT_CHUNK);
+	if (size == 0)
+		bdat_chunk_end(s);
+}
+
+static void bdat_chunk_end(struct smtp_session *s)
+{
+	struct smtp_txn *txn = s->txn;
+
+	if (s->bdat_discard) {
+		if (txn && txn->bdat) {
+			if (s->bdat_last) {
+				txn_reset(s);
+				session_enter(s, S_READY);
+			} else {
+				session_enter(s, S_BDAT);
+			}
+		} else {
+			session_enter(s, s->bdat_return);
+		}
+		reply_error(s, s->bdat_reply, NULL);
+		return;
+	}
+	if (s->bdat_last) {
+		smtp_data_bdat_end(&txn->reader);
+		content_end(s);
+		return;
+	}
+	char detail[64];
+	snprintf(detail, sizeof detail, "%llu octets", (unsigned long long)txn->bdat_total);
+	session_enter(s, S_BDAT);
+	reply(s, R_BDAT_OK, detail);
+}
+
+static void cmd_rset(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	txn_reset(s);
+	session_enter(s, idle_state(s));
+	reply(s, R_RESET, NULL);
+}
+
+static void cmd_noop(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	reply(s, R_OK, NULL);
+}
+
+static void cmd_quit(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	txn_reset(s);
+	reply_and_close(s, R_BYE, "quit");
+}
+
+static void cmd_help(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	reply(s, R_HELP, NULL);
+}
+
+static void cmd_vrfy(struct smtp_session *s, struct slice arg)
+{
+	/* RFC 5321 3.5.3: 252 answers without confirming or denying a user. */
+	if (arg.len == 0)
+		reply_error(s, R_PARAM_SYNTAX, NULL);
+	else
+		reply(s, R_VRFY, NULL);
+}
+
+static void cmd_expn(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	reply_error(s, R_NOT_IMPLEMENTED, NULL);
+}
+
+static void cmd_starttls(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	reply_error(s, R_STARTTLS_UNAVAILABLE, NULL);
+}
+
+static void cmd_auth(struct smtp_session *s, struct slice arg)
+{
+	(void)arg;
+	reply_error(s, R_AUTH_UNAVAILABLE, NULL);
+}
+
+static const struct smtp_command_def commands[] = {
+	{ SMTP_VERB_HELO, CMD_STATES, cmd_helo },
+	{ SMTP_VERB_EHLO, CMD_STATES, cmd_ehlo },
+	{ SMTP_VERB_MAIL, ST(S_READY), cmd_mail },
+	{ SMTP_VERB_RCPT, ST(S_MAIL) | ST(S_RCPT), cmd_rcpt },
+	{ SMTP_VERB_DATA, ST(S_RCPT), cmd_data },
+	/* BDAT checks the state itself: a refused chunk must still be read. */
+	{ SMTP_VERB_BDAT, CMD_STATES, cmd_bdat },
+	{ SMTP_VERB_RSET, CMD_STATES, cmd_rset },
+	{ SMTP_VERB_NOOP, CMD_STATES, cmd_noop },
+	{ SMTP_VERB_QUIT, CMD_STATES, cmd_quit },
+	{ SMTP_VERB_HELP, CMD_STATES, cmd_help },
+	{ SMTP_VERB_VRFY, CMD_STATES, cmd_vrfy },
+	{ SMTP_VERB_EXPN, CMD_STATES, cmd_expn },
+	{ SMTP_VERB_STARTTLS, CMD_STATES, cmd_starttls },
+	{ SMTP_VERB_AUTH, CMD_STATES, cmd_auth },
+};
+
+static enum smtp_reply_id bad_sequence_reply(const struct smtp_session *s, enum smtp_verb verb)
+{
+	if (s->state == S_CONNECTED)
+		return R_NEED_HELO;
+	if (s->state == S_BDAT)
+		return verb == SMTP_VERB_DATA ? R_DATA_AFTER_BDAT : R_BDAT_IN_PROGRESS;
+	if (verb == SMTP_VERB_MAIL)
+		return R_NESTED_MAIL;
+	if (verb == SMTP_VERB_RCPT || s->state == S_READY)
+		return R_NEED_MAIL;
+	return R_NEED_RCPT;
+}
+
+static void handle_command(struct smtp_session *s, struct slice line, size_t wire_len)
+{
+	struct smtp_command cmd;
+
+	smtp_command_parse(line, &cmd);
+	log_debug("sid=%s event=command verb=%s", s->id, LOG_ESCN(cmd.name.ptr, cmd.name.len));
+	if (cmd.verb == SMTP_VERB_UNKNOWN) {
+		reply_error(s, R_SYNTAX, NULL);
+		return;
+	}
+	if (wire_len > smtp_command_line_max(cmd.verb)) {
+		reply_error(s, R_LINE_TOO_LONG, NULL);
+		return;
+	}
+	if (s->stop_requested && (s->state == S_CONNECTED || s->state == S_READY) &&
+	    cmd.verb != SMTP_VERB_QUIT) {
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+		return;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (commands[i].verb != cmd.verb)
+			continue;
+		if (!(commands[i].states & ST(s->state))) {
+			reply_error(s, bad_sequence_reply(s, cmd.verb), NULL);
+			return;
+		}
+		commands[i].handler(s, cmd.arg);
+		return;
+	}
+	reply_error(s, R_NOT_IMPLEMENTED, NULL);
+}
+
+/* --- input ---------------------------------------------------------------- */
+
+/* One command line, if a whole one is buffered. Returns whether it made progress. */
+static bool command_input(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return false;
+	struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	if (eol.pos < 0) {
+		if (s->discarding_line || avail > CMD_LINE_ABS_MAX) {
+			/* Drop the overlong line as it comes; refuse it once it ends. */
+			evbuffer_drain(in, avail);
+			s->discarding_line = true;
+		}
+		return false;
+	}
+	size_t len = (size_t)eol.pos; /* bytes before the LF */
+	if (s->discarding_line || len + 1 > CMD_LINE_ABS_MAX) {
+		evbuffer_drain(in, len + 1);
+		s->discarding_line = false;
+		s->commands++;
+		reply_error(s, R_LINE_TOO_LONG, NULL);
+		return true;
+	}
+	char line[CMD_LINE_ABS_MAX];
+	if (evbuffer_remove(in, line, len + 1) != (int)(len + 1))
+		return false;
+	s->commands++;
+	if (len == 0 || line[len - 1] != '\r') {
+		reply_error(s, R_BARE_LF_COMMAND, NULL);
+		return true;
+	}
+	len--;
+	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
+		reply_error(s, R_SYNTAX, NULL);
+		return true;
+	}
+	handle_command(s, (struct slice){ line, len }, len + 2);
+	return true;
+}
+
+static bool data_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return false;
+	size_t used = smtp_data_feed(&s->txn->reader, v.iov_base, v.iov_len);
+	evbuffer_drain(in, used);
+	if (s->txn->reader.done)
+		content_end(s);
+	return true;
+}
+
+static bool bdat_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	if (s->bdat_remaining > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return false;
+		size_t n = v.iov_len < s->bdat_remaining ? v.iov_len : (size_t)s->bdat_remaining;
+		if (!s->bdat_discard)
+			smtp_data_feed(&s->txn->reader, v.iov_base, n);
+		evbuffer_drain(in, n);
+		s->bdat_remaining -= n;
+		if (s->bdat_remaining > 0)
+			return true;
+	}
+	bdat_chunk_end(s);
+	return true;
+}
+
+static void update_reading(struct smtp_session *s)
+{
+	bool want = s->state != S_COMMIT && s->state != S_CLOSING && !s->output_blocked &&
+		    !s->spool_blocked && !s->peer_eof;
+	if (want)
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+/* Handle everything buffered, in order, until input runs out or something must wait. */
+static void session_process(struct smtp_session *s)
+{
+	if (s->in_process)
+		return;
+	s->in_process = true;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	while (s->state != S_CLOSING && s->state != S_COMMIT) {
+		if (evbuffer_get_length(out) > OUTPUT_HIGH) {
+			s->output_blocked = true;
+			break;
+		}
+		if (s->txn && s->txn->q && queue_txn_busy(s->txn->q)) {
+			s->spool_blocked = true;
+			break;
+		}
+		bool progress;
+		if (s->state == S_DATA)
+			progress = data_input(s, in);
+		else if (s->state == S_BDAT_CHUNK)
+			progress = bdat_input(s, in);
+		else
+			progress = command_input(s, in);
+		if (!progress)
+			break;
+	}
+	update_reading(s);
+	s->in_process = false;
+	/* A client that closed its side gets its last replies, then we close. */
+	if (s->peer_eof && s->state != S_COMMIT && s->state != S_CLOSING) {
+		if (!s->close_reason)
+			s->close_reason = s->state == S_DATA || s->state == S_BDAT_CHUNK
+						  ? "eof in data"
+						  : "eof";
+		txn_reset(s);
+		s->state = S_CLOSING;
+	}
+	if (s->state == S_CLOSING && evbuffer_get_length(out) == 0)
+		session_free(s, s->close_reason ? s->close_reason : "closed");
+}
+
+/* --- libevent callbacks --------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+	(void)bev;
+	if (s->state == S_CLOSING) {
+		session_free(s, s->close_reason ? s->close_reason : "closed");
+		return;
+	}
+	if (s->output_blocked) {
+		s->output_blocked = false;
+		session_process(s);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	(void)bev;
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_WRITING) || s->state == S_CLOSING) {
+			session_free(s, "write timeout");
+			return;
+		}
+		log_info("sid=%s event=timeout state=%s", s->id, state_names[s->state]);
+		txn_reset(s);
+		reply_and_close(s, R_TIMEOUT, "timeout");
+		bufferevent_disable(s->bev, EV_READ);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		s->peer_eof = true;
+		if (s->state == S_COMMIT)
+			return; /* reply and close once the message is durable */
+		session_process(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		session_free(s, "connection error");
+		return;
+	}
+}
+
+/* --- life cycle ------------------------------------------------------------ */
+
+static void session_free(struct smtp_session *s, const char *reason)
+{
+	struct smtpd *d = s->d;
+	char qids[SESSION_QIDS_MAX * (QUEUE_ID_LEN + 1) + 16] = "";
+	size_t o = 0;
+
+	for (unsigned i = 0; i < s->nqids && i < SESSION_QIDS_MAX; i++)
+		o += (size_t)snprintf(qids + o, sizeof qids - o, "%s%s", i ? "," : "", s->qids[i]);
+	if (s->nqids > SESSION_QIDS_MAX)
+		snprintf(qids + o, sizeof qids - o, ",+%u", s->nqids - SESSION_QIDS_MAX);
+	log_info("sid=%s event=disconnect client=%s reason=%s messages=%u commands=%u errors=%u%s%s",
+		 s->id, s->peer_ip, LOG_ESC(reason), s->messages, s->commands, s->errors,
+		 s->nqids ? " qids=" : "", qids);
+	txn_reset(s);
+	if (s->counted)
+		conn_limit_release(d->limits, d->worker, (struct sockaddr *)&s->peer);
+	bufferevent_free(s->bev);
+	free(s->helo);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		d->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	d->nsessions--;
+	free(s);
+	smtpd_session_gone(d);
+}
+
+void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockaddr *peer,
+			socklen_t peerlen, const struct listen_cfg *listener)
+{
+	struct smtp_session *s = calloc(1, sizeof *s);
+	if (!s) {
+		evutil_closesocket(fd);
+		return;
+	}
+	s->d = d;
+	s->listener = listener;
+	memcpy(&s->peer, peer, peerlen < sizeof s->peer ? peerlen : sizeof s->peer);
+	netaddr_ip_text(peer, s->peer_ip, sizeof s->peer_ip);
+	queue_id_next(&d->session_ids, s->id);
+	s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!s->bev) {
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	/* Linked before anything can free it, so session_free always unlinks. */
+	s->next = d->sessions;
+	if (d->sessions)
+		d->sessions->prev = s;
+	d->sessions = s;
+	d->nsessions++;
+
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	s->state = S_CONNECTED;
+	session_enter(s, S_CONNECTED);
+
+	char port[8];
+	snprintf(port, sizeof port, "%u", netaddr_port(peer));
+	int lim = conn_limit_acquire(d->limits, d->worker, peer);
+	if (lim != CONN_OK) {
+		log_info("sid=%s event=connect client=%s port=%s result=refused reason=%s", s->id,
+			 s->peer_ip, port,
+			 lim == CONN_TOO_MANY ? "max_connections" : "max_connections_per_ip");
+		reply_and_close(s, lim == CONN_TOO_MANY ? R_TOO_MANY_CONNECTIONS : R_TOO_MANY_FROM_IP,
+				"connection limit");
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	s->counted = true;
+	s->relay_client = config_is_relay_client(d->cfg, peer);
+	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s", s->id, s->peer_ip,
+		 port, listener->text, s->relay_client ? "yes" : "no");
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "220 %s ESMTP carteiro\r\n",
+			    d->cfg->hostname);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void smtp_session_stop(struct smtp_session *s)
+{
+	s->stop_requested = true;
+	if (s->state == S_CONNECTED || s->state == S_READY) {
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+		update_reading(s);
+	}
+}
+
+void smtp_session_kill(struct smtp_session *s)
+{
+	session_free(s, "shutdown deadline");
+}
+
+struct smtp_session *smtp_session_next(struct smtp_session *s)
+{
+	return s->next;
+}
+

@@ -1,0 +1,58 @@
+/*
+ * iopool: file I/O off the event loop, with group commit.
+ *
+ * A job has up to three steps:
+ *   write(job)   on an I/O thread: write data; may set job->sync_fd, a file
+ *                whose data must be durable before the next step;
+ *   commit(job)  on an I/O thread, after the data of every job of the batch
+ *                is durable: renames; may set job->sync_dir, a directory
+ *                whose entries must be durable before done;
+ *   done(job)    on the event loop, after the batch's directories are synced.
+ *
+ * A thread takes every job queued when it wakes up as one batch and runs the
+ * steps batch-wide: all writes, then the data syncs, then all commits, then
+ * one fsync per distinct directory, then the completions. So N messages
+ * committed together cost one directory fsync, and the data syncs of a batch
+ * run back to back, where the filesystem journal merges them. Several
+ * threads let one batch sync while the next one fills.
+ *
+ * The pool never reorders the steps of one job; two jobs of the same file
+ * must not be in flight at once (callers submit the next after done).
+ * job->result is the first error (negative errno) of any step; a job whose
+ * write failed is not committed.
+ */
+#ifndef CARTEIRO_UTIL_IOPOOL_H
+#define CARTEIRO_UTIL_IOPOOL_H
+
+#include <stddef.h>
+
+struct event_base;
+struct iojob;
+
+typedef int iojob_step_fn(struct iojob *job);
+typedef void iojob_done_fn(struct iojob *job);
+
+struct iojob {
+	iojob_step_fn *write;  /* may be NULL */
+	iojob_step_fn *commit; /* may be NULL */
+	iojob_done_fn *done;   /* required */
+	int sync_fd;           /* set by write: fdatasync this fd (-1: none) */
+	int sync_dir;          /* set by commit: fsync this directory fd (-1: none) */
+	int result;
+	struct iojob *next;    /* private */
+};
+
+struct iopool;
+
+/* Start nthreads threads whose completions run on base. NULL on failure. */
+struct iopool *iopool_new(struct event_base *base, unsigned nthreads);
+/* Prepare a job for submission (sync fds -1, result 0). */
+void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
+		iojob_done_fn *done);
+void iopool_submit(struct iopool *pool, struct iojob *job);
+/* Jobs submitted and not yet done. */
+size_t iopool_pending(const struct iopool *pool);
+/* Run every outstanding job to completion (done callbacks included), then stop the threads. */
+void iopool_free(struct iopool *pool);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * str: ASCII helpers, checked number parsing, UTF-8 validation.
+ */
+#include "util/str.h"
+
+#include <errno.h>
+#include <string.h>
+
+void str_lower(char *s)
+{
+	for (; *s; s++)
+		*s = ascii_tolower(*s);
+}
+
+bool str_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = strlen(src);
+	if (dstlen == 0)
+		return false;
+	if (n >= dstlen) {
+		memcpy(dst, src, dstlen - 1);
+		dst[dstlen - 1] = '\0';
+		return false;
+	}
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+int str_casecmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned char ca = (unsigned char)ascii_tolower(*a);
+		unsigned char cb = (unsigned char)ascii_tolower(*b);
+		if (ca != cb || ca == '\0')
+			return ca - cb;
+	}
+}
+
+int parse_u64(struct slice s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (s.len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < s.len; i++) {
+		if (!ascii_isdigit(s.ptr[i]))
+			return -EINVAL;
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(s.ptr[i] - '0'), &v))
+			return -ERANGE;
+	}
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int parse_scaled(struct slice s, const char *units, const uint64_t *mult,
+			uint64_t *out)
+{
+	uint64_t m = 1, v;
+	int r;
+
+	if (s.len == 0)
+		return -EINVAL;
+	const char *u = strchr(units, ascii_tolower(s.ptr[s.len - 1]));
+	if (u && s.ptr[s.len - 1] != '\0') {
+		m = mult[u - units];
+		s.len--;
+	}
+	r = parse_u64(s, UINT64_MAX, &v);
+	if (r < 0)
+		return r;
+	if (__builtin_mul_overflow(v, m, out))
+		return -ERANGE;
+	return 0;
+}
+
+int parse_size(struct slice s, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1, 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+	return parse_scaled(s, "bkmg", mult, out);
+}
+
+int parse_duration(struct slice s, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
+	return parse_scaled(s, "smhdw", mult, out);
+}
+
+bool utf8_valid(const char *p, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		unsigned cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}

@@ -1,0 +1,395 @@
+"""Scenario-test harness: the real carteiro daemon on loopback, in a temporary directory.
+
+    with Server() as srv:                      # starts `carteiro serve -c <tmp>/carteiro.conf`
+        with srv.smtp() as s:                  # Python's smtplib, connected and ready
+            s.sendmail("a@example.org", ["demo@example.test"], msg)
+        mails = srv.wait_mail("demo@example.test")
+
+Each Server has its own directory (spool, mailboxes, users, aliases, config, log) and a free
+port. When the test ends, the server gets SIGTERM (SIGKILL if it does not stop), and its log is
+checked for AddressSanitizer/UBSan/LeakSanitizer reports: a report fails the test.
+When run as root, the server drops to the 'carteiro' user (scripts/deps.sh creates it).
+"""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CARTEIRO_BINARY") or os.path.join(ROOT, "build", "asan", "carteiro")
+
+# crypt(3) SHA-512 hash of "secret" (any hash will do: issue 2 does not check passwords).
+SECRET_HASH = ("$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77"
+               "vwPZN.Pq.H91p5hVO1")
+
+DEFAULT_USERS = ["demo@example.test", "alice@example.test", "bob@example.test",
+                 "carol@other.test"]
+DEFAULT_ALIASES = {
+    "postmaster@example.test": ["demo@example.test"],
+    "team@example.test": ["alice@example.test", "bob@example.test"],
+}
+
+SANITIZER_PATTERNS = re.compile(
+    r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+    r"ERROR: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer")
+
+
+def free_port(host="127.0.0.1"):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def slow(fn):
+    """Mark a test as slow (tests/run.py --skip-slow leaves it out)."""
+    fn.slow = True
+    return fn
+
+
+class Raw:
+    """A byte-exact SMTP client: send what you like, read replies as (code, [lines])."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed; buffered {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def expect(self, code, data=None):
+        if data is not None:
+            self.send(data)
+        got, lines = self.reply()
+        if got != code:
+            raise AssertionError(f"expected {code}, got {lines}")
+        return lines
+
+    def closed(self, timeout=5):
+        """True once the server has closed the connection (EOF)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Server:
+    def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
+                 relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
+                 hostname="mx.example.test"):
+        self.users = DEFAULT_USERS if users is None else users
+        self.aliases = DEFAULT_ALIASES if aliases is None else aliases
+        self.local_domains = local_domains
+        self.relay_networks = relay_networks
+        self.extra_config = extra_config
+        self.workers = workers
+        self.host = host
+        self.hostname = hostname
+        self.dir = None
+        self.proc = None
+        self.port = None
+
+    # --- life cycle -------------------------------------------------------------------
+    def write_config(self):
+        d = self.dir
+        with open(os.path.join(d, "users"), "w") as f:
+            for u in self.users:
+                f.write(f"{u}:{SECRET_HASH}\n")
+        with open(os.path.join(d, "aliases"), "w") as f:
+            for a, targets in self.aliases.items():
+                f.write(f"{a}: {', '.join(targets)}\n")
+        lines = [
+            f"hostname {self.hostname}",
+            f"spool {d}/spool",
+            f"maildir-root {d}/mail",
+            "user carteiro",
+            f"listen smtp {self.host if ':' not in self.host else '[' + self.host + ']'}:{self.port}",
+            f"users {d}/users",
+            f"aliases {d}/aliases",
+            f"workers {self.workers}",
+        ]
+        lines += [f"local-domain {dom}" for dom in self.local_domains]
+        lines += [f"relay-network {net}" for net in self.relay_networks]
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n" + self.extra_config + "\n")
+        for name in ("users", "aliases", "carteiro.conf"):
+            os.chmod(os.path.join(d, name), 0o644)
+
+    @property
+    def config_path(self):
+        return os.path.join(self.dir, "carteiro.conf")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "server.log")
+
+    def start(self, timeout=20):
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
+            os.chmod(self.dir, 0o755)  # the server runs as 'carteiro' when we are root
+            self.port = free_port(self.host)
+            self.write_config()
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BINARY, "serve", "-c", self.config_path],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with Raw(self.port, self.host, timeout=2) as r:
+                    code, _ = r.reply()
+                    if code == 220:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not greet within {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; SIGKILL if it hangs. Returns the master's exit status."""
+        if not self.proc:
+            return None
+        status = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                status = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._killpg()
+                self.proc.wait()
+                raise AssertionError(f"server did not stop within {timeout}s:\n{self.log()[-3000:]}")
+        else:
+            status = self.proc.returncode
+        self._wait_group_gone()
+        self.proc = None
+        self.logf.close()
+        return status
+
+    def kill9(self):
+        """Kill the master and every child at once, as a power cut would."""
+        self._killpg()
+        self.proc.wait()
+        self._wait_group_gone()
+        self.proc = None
+        self.logf.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def _killpg(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _wait_group_gone(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        self._killpg()
+
+    def check_sanitizers(self):
+        text = self.log()
+        m = SANITIZER_PATTERNS.search(text)
+        if m:
+            start = max(0, m.start() - 2000)
+            raise AssertionError("sanitizer report in the server log:\n" + text[start:start + 6000])
+
+    def cleanup(self):
+        try:
+            if self.proc:
+                self.stop()
+            self.check_sanitizers()
+        finally:
+            if self.dir and not os.environ.get("KEEP_TEST_DIRS"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.cleanup()
+        else:
+            try:
+                self.cleanup()
+            except AssertionError:
+                pass
+
+    # --- clients ----------------------------------------------------------------------
+    def smtp(self, helo="client.example.org", timeout=10, source=None):
+        s = smtplib.SMTP(self.host, self.port, local_hostname=helo, timeout=timeout,
+                         source_address=(source, 0) if source else None)
+        return s
+
+    def raw(self, timeout=10, greet=True, source=None):
+        r = Raw(self.port, self.host, timeout=timeout, source=source)
+        if greet:
+            r.expect(220)
+        return r
+
+    def swaks(self, *args, timeout=60):
+        cmd = ["swaks", "--server", f"{self.host}:{self.port}", "--helo", "swaks.example.org"]
+        cmd += list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def carteiro(self, *args):
+        return subprocess.run([BINARY] + list(args), capture_output=True, text=True, timeout=60)
+
+    def queue_list(self):
+        p = self.carteiro("queue", "list", "-c", self.config_path)
+        if p.returncode != 0:
+            raise AssertionError(f"queue list failed: {p.stderr}")
+        return p.stdout
+
+    # --- what the server did ----------------------------------------------------------
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.log())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError(f"no log line matching {pattern!r} within {timeout}s:\n"
+                             + self.log()[-3000:])
+
+    def mailbox_dir(self, address):
+        local, domain = address.split("@")
+        return os.path.join(self.dir, "mail", domain, local)
+
+    def mailbox(self, address):
+        """Messages in the Maildir of address (new/ and cur/), as bytes, in name order."""
+        out = []
+        base = self.mailbox_dir(address)
+        for sub in ("new", "cur"):
+            d = os.path.join(base, sub)
+            if not os.path.isdir(d):
+                continue
+            for name in sorted(os.listdir(d)):
+                with open(os.path.join(d, name), "rb") as f:
+                    out.append(f.read())
+        return out
+
+    def mailbox_names(self, address):
+        base = self.mailbox_dir(address)
+        names = []
+        for sub in ("new", "cur"):
+            d = os.path.join(base, sub)
+            if os.path.isdir(d):
+                names += sorted(os.listdir(d))
+        return names
+
+    def wait_mail(self, address, count=1, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = self.mailbox(address)
+            if len(msgs) >= count:
+                return msgs
+            time.sleep(0.05)
+        raise AssertionError(f"{address}: {len(self.mailbox(address))} messages, expected "
+                             f"{count} within {timeout}s:\n{self.log()[-3000:]}")
+
+    def queue_files(self):
+        d = os.path.join(self.dir, "spool", "queue")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def incoming_files(self):
+        d = os.path.join(self.dir, "spool", "incoming")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def wait_queue_empty(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.queue_files():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"queue not empty: {self.queue_files()}\n{self.log()[-3000:]}")
+
+
+def message(subject="test", body="Hello.\r\n", sender="alice@example.org",
+            to="demo@example.test", extra_headers=""):
+    """A small RFC 5322 message with CRLF line ends."""
+    return (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}.{time.time_ns()}@example.org>\r\n"
+            f"{extra_headers}\r\n{body}")
+
+
+def lf(data):
+    """CRLF to LF, as messages are stored in Maildir."""
+    if isinstance(data, str):
+        data = data.encode()
+    return data.replace(b"\r\n", b"\n")
+
+
+class ServerTest(unittest.TestCase):
+    """A TestCase with self.server started for each test (override server_args)."""
+    server_args = {}
+
+    def setUp(self):
+        self.server = Server(**self.server_args).start()
+
+    def tearDown(self):
+        self.server.cleanup()
