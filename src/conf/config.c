@@ -16,7 +16,8 @@
  * from its default (empty for all of them) at its first line in the file.
  *
  * Syntax: "key value..." separated by SP/HTAB; a word that begins with '#'
- * starts a comment; LF or CRLF line ends.
+ * starts a comment (a '#' inside a word is part of it); LF or CRLF line ends;
+ * blank lines are ignored. Values are single words; listen takes two.
  *
  * Security: the file is written by root, but it is still parsed as untrusted
  * bytes: a line is at most CONFIG_LINE_MAX bytes, NUL and control characters
@@ -42,8 +43,8 @@
 #define CONFIG_FILE_MAX (1024 * 1024) /* config_load_file() */
 #define CONFIG_WORDS_MAX 8            /* values kept per directive; more is an error */
 #define CONFIG_MSG_MAX 600
-#define QUOTE_IN_MAX 64   /* bytes of a word shown in a message */
-#define QUOTE_MAX 300     /* room for QUOTE_IN_MAX bytes escaped as \xNN, and "..." */
+#define QUOTE_IN_MAX 64 /* bytes of a word shown in a message */
+#define QUOTE_MAX 300   /* room for QUOTE_IN_MAX bytes escaped as \xNN, and "..." */
 #define USER_NAME_MAX 32
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -80,8 +81,8 @@ struct key_type {
 };
 
 enum {
-	KEY_REPEAT = 1 << 0,        /* each line adds to a list */
-	KEY_SYSTEM_HOSTNAME = 1 << 1, /* the system's host name comes before the default */
+	KEY_REPEAT = 1 << 0,          /* each line adds to a list */
+	KEY_SYSTEM_HOSTNAME = 1 << 1, /* try the system's host name before the default */
 };
 
 struct key {

@@ -9,12 +9,9 @@
  * substring that ends with '$' must end the message.
  */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/config.h"
