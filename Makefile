@@ -4,7 +4,7 @@
 #   make run        install missing build dependencies, build, start the demo server
 #   make test       build with ASan+UBSan and run every test (ends with "N passed, N failed")
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
-#   make check-clang  build with clang as well (CI does both compilers)
+#   make VARIANT=clang  the same with clang (make test builds with both compilers)
 #
 # Build variants live in build/<variant>/; objects mirror src/.
 
@@ -30,6 +30,10 @@ else ifeq ($(VARIANT),asan)
 VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -DCARTEIRO_SANITIZE=1
 VARIANT_LDFLAGS := -fsanitize=address,undefined
+else ifeq ($(VARIANT),clang)
+CC := clang
+VARIANT_CFLAGS := -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+VARIANT_LDFLAGS := -pie -Wl,-z,relro,-z,now
 else ifeq ($(VARIANT),fuzz)
 CC := clang
 VARIANT_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
@@ -54,30 +58,44 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
 DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_BIN:=.d)
 
-.PHONY: all build run test unit fuzz fuzz-build clean deps test-deps check-clang bench
+.PHONY: all build run test unit fuzz fuzz-build clean deps test-deps bench
 .DEFAULT_GOAL := all
 
 all: build
 build: $(B)/carteiro
 
+# V=1 shows the whole commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-5s %s\n'
+endif
+
 $(B)/carteiro: $(MAIN_OBJ) $(B)/libcarteiro.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(say) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/libcarteiro.a: $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(say) CC $(VARIANT)/$<
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/tests/%: tests/unit/%.c $(B)/libcarteiro.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
+	$(say) TEST $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< \
+		$(B)/libcarteiro.a $(LIBS)
 
 $(B)/fuzz/%: fuzz/%.c $(B)/libcarteiro.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
+	$(say) FUZZ $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
 
 unit: $(UNIT_BIN)
 fuzz-build: $(FUZZ_BIN)
@@ -97,6 +115,7 @@ run: deps
 	@scripts/demo.sh build/release/carteiro
 
 test: test-deps
+	@$(MAKE) --no-print-directory VARIANT=clang build unit
 	@$(MAKE) --no-print-directory VARIANT=asan build unit
 	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
 	@/usr/bin/python3 tests/run.py --binary build/asan/carteiro --unit-dir build/asan/tests \
@@ -106,9 +125,6 @@ FUZZ_SECONDS ?= 180
 fuzz: test-deps
 	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
 	@scripts/fuzz.sh build/fuzz/fuzz $(FUZZ_SECONDS)
-
-check-clang: deps
-	@$(MAKE) --no-print-directory VARIANT=clang-check CC=clang build unit
 
 clean:
 	rm -rf build

@@ -1,0 +1,317 @@
+"""Durability: kill -9 of the whole server in the middle of traffic, and start-up recovery.
+
+The promise (queue_store.c, queue_manager.c): a 250 to the end of the data means the message is
+in queue/ and will be delivered exactly once whatever happens after; a message that got no 250
+is not delivered, except one whose end of data reached the server while the reply was lost
+(RFC 5321 6.1 lets the client resend it: a possible duplicate, never a loss).
+"""
+import collections
+import email
+import os
+import random
+import re
+import shutil
+import smtplib
+import threading
+import time
+import unittest
+
+from harness import Raw, Server, lf, message
+
+SENDER = "durable@example.org"
+RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
+             ["demo@example.test", "alice@example.test"])
+
+
+class Record:
+    """One message a client tried to send, and how far it got."""
+
+    def __init__(self, subject, rcpts, text):
+        self.subject = subject
+        self.rcpts = rcpts
+        self.text = text
+        self.status = "unsent"  # unsent | refused | uncertain | ok
+        self.qid = None
+        self.reply = None
+
+
+class KillNine(unittest.TestCase):
+    ROUNDS = 6
+    THREADS = 4
+
+    def setUp(self):
+        self.server = Server(workers=2)
+        self.server.start()
+        self.seed = int(os.environ.get("CARTEIRO_TEST_SEED", time.time_ns() % 1_000_000))
+        self.rng = random.Random(self.seed)
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    # --- the clients --------------------------------------------------------------------
+    def send_one(self, s, rec):
+        code, resp = s.mail(SENDER)
+        if code != 250:
+            rec.status, rec.reply = "refused", (code, resp)
+            s.rset()
+            return
+        for r in rec.rcpts:
+            code, resp = s.rcpt(r)
+            if code != 250:
+                rec.status, rec.reply = "refused", (code, resp)
+                s.rset()
+                return
+        code, resp = s.docmd("DATA")
+        if code != 354:
+            rec.status, rec.reply = "refused", (code, resp)
+            s.rset()
+            return
+        # From here on the end of data may reach the server even if we never see a reply.
+        rec.status = "uncertain"
+        s.send(rec.text.encode() + b".\r\n")
+        code, resp = s.getreply()
+        rec.reply = (code, resp)
+        if code == 250:
+            m = re.match(rb"2\.0\.0 OK: queued as ([0-9A-Z]{12})$", resp)
+            rec.qid = m.group(1).decode() if m else None
+            rec.status = "ok"
+        else:
+            rec.status = "refused"
+
+    def client(self, rnd, t, stop, records, lock, counters):
+        n = 0
+        while not stop.is_set():
+            try:
+                s = smtplib.SMTP(self.server.host, self.server.port,
+                                 local_hostname=f"c{t}.example.org", timeout=5)
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.02)
+                continue
+            try:
+                s.ehlo()
+                while not stop.is_set():
+                    n += 1
+                    subject = f"dur-r{rnd}-t{t}-n{n}"
+                    rcpts = RCPT_SETS[n % len(RCPT_SETS)]
+                    # Mostly small messages; every 7th spans several spool chunks.
+                    lines = 3000 if n % 7 == 0 else 5
+                    body = "".join(f"{subject} line {i:05d}\r\n" for i in range(lines))
+                    rec = Record(subject, rcpts, message(subject=subject, body=body,
+                                                         sender=SENDER, to=rcpts[0]))
+                    with lock:
+                        records[subject] = rec
+                    self.send_one(s, rec)
+                    if rec.status == "ok":
+                        with lock:
+                            counters[rnd] += 1
+            except (OSError, smtplib.SMTPException):
+                pass
+            finally:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    # --- the test -----------------------------------------------------------------------
+    def test_kill9_during_traffic_loses_and_duplicates_nothing(self):
+        srv = self.server
+        records = {}
+        lock = threading.Lock()
+        counters = collections.Counter()
+        info = f"(seed {self.seed}; CARTEIRO_TEST_SEED={self.seed} repeats the kill times)"
+        for rnd in range(self.ROUNDS):
+            if rnd:
+                srv.start()
+                # Whatever a killed worker was receiving is gone before anybody connects.
+                self.assertEqual(srv.incoming_files(), [], f"round {rnd}: incoming/ not "
+                                                           f"emptied at start-up {info}")
+            stop = threading.Event()
+            threads = [threading.Thread(target=self.client,
+                                        args=(rnd, t, stop, records, lock, counters))
+                       for t in range(self.THREADS)]
+            for th in threads:
+                th.start()
+            # Mid-stream: once some messages got their 250, at a random moment.
+            want = self.rng.randint(3, 15)
+            deadline = time.monotonic() + 10
+            while counters[rnd] < want and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertGreaterEqual(counters[rnd], want, f"round {rnd}: traffic too slow")
+            time.sleep(self.rng.uniform(0, 0.4))
+            srv.kill9()
+            stop.set()
+            for th in threads:
+                th.join(20)
+                self.assertFalse(th.is_alive(), "a client thread hangs")
+
+        srv.start()
+        self.assertEqual(srv.incoming_files(), [])
+        srv.wait_queue_empty(timeout=60)
+
+        # What landed in the mailboxes.
+        delivered = collections.Counter()
+        received_qid = {}
+        problems = []
+        for rcpt in ("demo@example.test", "alice@example.test"):
+            for data in srv.mailbox(rcpt):
+                parsed = email.message_from_bytes(data)
+                subject = parsed["Subject"]
+                delivered[(rcpt, subject)] += 1
+                rec = records.get(subject)
+                if rec is None:
+                    problems.append(f"{rcpt}: unknown message {subject!r}")
+                    continue
+                if rcpt not in rec.rcpts:
+                    problems.append(f"{rcpt}: got {subject}, sent to {rec.rcpts}")
+                if not data.endswith(lf(rec.text)):
+                    problems.append(f"{rcpt}: {subject} is damaged ({len(data)} bytes)")
+                m = re.search(rb"ESMTP id ([0-9A-Z]{12})", data)
+                received_qid[(rcpt, subject)] = m.group(1).decode() if m else None
+            tmp = os.path.join(srv.mailbox_dir(rcpt), "tmp")
+            left = os.listdir(tmp) if os.path.isdir(tmp) else []
+            if left:
+                problems.append(f"{rcpt}: tmp/ leftovers after the queue drained: {left[:5]}")
+
+        stats = collections.Counter(rec.status for rec in records.values())
+        uncertain_delivered = 0
+        for rec in records.values():
+            counts = [delivered[(r, rec.subject)] for r in rec.rcpts]
+            if any(c > 1 for c in counts):
+                problems.append(f"{rec.subject} ({rec.status}) delivered more than once: "
+                                f"{dict(zip(rec.rcpts, counts))}")
+            if rec.status == "ok":
+                if counts != [1] * len(rec.rcpts):
+                    problems.append(f"{rec.subject} got 250 (qid {rec.qid}) but was delivered "
+                                    f"{dict(zip(rec.rcpts, counts))}")
+                for r in rec.rcpts:
+                    q = received_qid.get((r, rec.subject))
+                    if q is not None and q != rec.qid:
+                        problems.append(f"{rec.subject}: 250 said {rec.qid}, Received says {q}")
+            elif rec.status == "uncertain":
+                # Either delivered to every recipient once, or to none.
+                if len(set(counts)) != 1:
+                    problems.append(f"{rec.subject} (reply lost) delivered to only some "
+                                    f"recipients: {dict(zip(rec.rcpts, counts))}")
+                uncertain_delivered += counts[0] == 1
+            elif any(counts):
+                problems.append(f"{rec.subject} ({rec.status}, reply {rec.reply}) delivered")
+        summary = (f"{len(records)} messages: {dict(stats)}; {uncertain_delivered} of the "
+                   f"uncertain ones delivered {info}")
+        self.assertFalse(problems, "\n".join(problems[:30]) + "\n" + summary)
+        self.assertGreaterEqual(stats["ok"], 3 * self.ROUNDS, summary)
+        self.assertEqual(srv.queue_files(), [])
+        self.assertEqual(srv.incoming_files(), [])
+
+
+def relay_one(srv, subject, rcpt="remote@elsewhere.test"):
+    """Send one message through the relay client 127.0.0.2; returns its queue id."""
+    with Raw(srv.port, srv.host, source="127.0.0.2") as r:
+        r.expect(220)
+        r.expect(250, "EHLO relay.example.org\r\n")
+        r.expect(250, "MAIL FROM:<relay@example.org>\r\n")
+        r.expect(250, f"RCPT TO:<{rcpt}>\r\n")
+        r.expect(354, "DATA\r\n")
+        lines = r.expect(250, message(subject=subject, to=rcpt) + ".\r\n")
+        r.expect(221, "QUIT\r\n")
+    return re.search(r"queued as ([0-9A-Z]{12})", lines[-1]).group(1)
+
+
+def chown_service(path):
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("carteiro")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+class StartupRecovery(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(workers=2, relay_networks=("127.0.0.2/32",))
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_queue_kept_and_incoming_emptied(self):
+        srv = self.server
+        qid = relay_one(srv, "kept-in-queue")
+        self.assertEqual(srv.queue_files(), [qid])
+        srv.kill9()
+        # Leftovers of interrupted receptions: valid-looking ids of several slots, and junk.
+        incoming = os.path.join(srv.dir, "spool", "incoming")
+        names = ["1K0T8FKD06V1", "1K0T8FKD06V2", "1K0T8FKD06V0", "not-an-id"]
+        for name in names:
+            with open(os.path.join(incoming, name), "wb") as f:
+                f.write(os.urandom(3000))
+            chown_service(os.path.join(incoming, name))
+        srv.start()
+        self.assertEqual(srv.incoming_files(), [])
+        srv.wait_log(rf"event=recovery removed_incomplete={len(names)}\b")
+        srv.wait_log(r"event=queue_scanned messages=1\b")
+        self.assertEqual(srv.queue_files(), [qid])
+        listing = srv.queue_list()
+        self.assertRegex(listing, rf"(?m)^{qid}\s+\d+s\s+\d+\s+remote\s+<relay@example\.org>$")
+        self.assertIn("-> remote@elsewhere.test (remote, pending)", listing)
+        self.assertIn("-- 1 message,", listing)
+        # And it still works.
+        with srv.smtp() as s:
+            s.sendmail("a@example.org", ["demo@example.test"], message(subject="after"))
+        srv.wait_mail("demo@example.test")
+        self.assertEqual(srv.queue_files(), [qid])
+
+    def test_corrupt_queue_file_at_startup(self):
+        srv = self.server
+        srv.kill9()
+        bad = "1K0T8FKD06V1"
+        path = os.path.join(srv.dir, "spool", "queue", bad)
+        with open(path, "wb") as f:
+            f.write(random.Random(7).randbytes(4096))
+        os.chmod(path, 0o600)
+        chown_service(path)
+        srv.start()
+        srv.wait_log(rf"qid={bad} event=queue_file_unreadable error=\"malformed queue file\" "
+                     rf"action=\"?moved to corrupt/")
+        corrupt = os.path.join(srv.dir, "spool", "corrupt")
+        deadline = time.monotonic() + 10
+        while bad not in os.listdir(corrupt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(bad, os.listdir(corrupt))
+        self.assertNotIn(bad, srv.queue_files())
+        msg = message(subject="after-corrupt")
+        with srv.smtp() as s:
+            s.sendmail("a@example.org", ["demo@example.test"], msg)
+        self.assertTrue(srv.wait_mail("demo@example.test")[0].endswith(lf(msg)))
+        srv.wait_queue_empty()
+
+    def test_corrupt_queue_file_while_running(self):
+        # Renamed into queue/ as the spool does (inotify IN_MOVED_TO): truncated copy of a
+        # real queue file, and pure garbage.
+        srv = self.server
+        qid = relay_one(srv, "template")
+        src = os.path.join(srv.dir, "spool", "queue", qid)
+        with open(src, "rb") as f:
+            real = f.read()
+        staging = os.path.join(srv.dir, "spool", "staging")
+        os.mkdir(staging)
+        bads = {"1K0T8FKD06V3": real[:len(real) // 2], "1K0T8FKD06V4": os.urandom(1000)}
+        for name, content in bads.items():
+            p = os.path.join(staging, name)
+            with open(p, "wb") as f:
+                f.write(content)
+            chown_service(p)
+            os.rename(p, os.path.join(srv.dir, "spool", "queue", name))
+        corrupt = os.path.join(srv.dir, "spool", "corrupt")
+        deadline = time.monotonic() + 10
+        while len(os.listdir(corrupt)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sorted(os.listdir(corrupt)), sorted(bads), srv.log()[-3000:])
+        for name in bads:
+            srv.wait_log(rf"qid={name} event=queue_file_unreadable")
+        self.assertEqual(srv.queue_files(), [qid])
+        with srv.smtp() as s:
+            s.sendmail("a@example.org", ["alice@example.test"], message(subject="still"))
+        srv.wait_mail("alice@example.test")
+        shutil.rmtree(staging)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,363 @@
+"""The process side: supervision of crashed children, privilege drop, SIGTERM and SIGHUP."""
+import grp
+import os
+import pwd
+import re
+import signal
+import time
+import unittest
+
+from harness import DEFAULT_ALIASES, DEFAULT_USERS, Raw, Server, lf, message
+
+
+def children(pid):
+    """Direct children of pid (all threads)."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return sorted(set(out))
+
+
+def proc_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.split()
+    return fields
+
+
+def count_log(srv, pattern):
+    return len(re.findall(pattern, srv.log()))
+
+
+def wait_count(srv, pattern, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while count_log(srv, pattern) < n:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{count_log(srv, pattern)} log lines matching {pattern!r}, "
+                                 f"expected {n}:\n{srv.log()[-3000:]}")
+        time.sleep(0.05)
+
+
+def worker_pids(srv):
+    """{index: pid} of the smtpd workers started last, from the master's log."""
+    pids = {}
+    for m in re.finditer(r"event=child_started role=smtpd index=(\d+) pid=(\d+)", srv.log()):
+        pids[int(m.group(1))] = int(m.group(2))
+    return pids
+
+
+def send(srv, rcpts, subject, source=None):
+    msg = message(subject=subject)
+    with srv.smtp(source=source) as s:
+        refused = s.sendmail("sender@example.org", rcpts, msg)
+    return msg, refused
+
+
+def rcpt_code(srv, rcpt):
+    with srv.raw() as r:
+        r.expect(250, "EHLO probe.example.org\r\n")
+        r.expect(250, "MAIL FROM:<probe@example.org>\r\n")
+        r.send(f"RCPT TO:<{rcpt}>\r\n")
+        code, lines = r.reply()
+        r.send("QUIT\r\n")
+        return code, lines
+
+
+class ChildCrash(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(workers=2, extra_config="max-connections-per-ip 3\n")
+        self.server.start()
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()
+        self.server.cleanup()
+
+    def connect(self):
+        r = Raw(self.server.port, self.server.host, timeout=10)
+        self.conns.append(r)
+        return r
+
+    def test_worker_killed_is_restarted_and_its_connections_released(self):
+        srv = self.server
+        master = srv.proc.pid
+        pids = worker_pids(srv)
+        self.assertEqual(len(pids), 2, srv.log())
+        self.assertTrue(set(pids.values()) <= set(children(master)))
+        # Three connections (the per-address limit), each served by some worker.
+        held = []
+        for _ in range(3):
+            r = self.connect()
+            r.expect(220)
+            r.expect(250, "EHLO crash.example.org\r\n")
+            held.append(r)
+        owner = {}
+        for r in held:
+            port = r.sock.getsockname()[1]
+            m = srv.wait_log(rf"carteiro/smtpd\[(\d+)\]: info: sid=\w+ event=connect "
+                             rf"client=127\.0\.0\.1 port={port} ")
+            owner[port] = int(m.group(1))
+        # Kill the worker that holds the most of them.
+        victim = max(pids.values(), key=lambda p: sum(1 for o in owner.values() if o == p))
+        index = [i for i, p in pids.items() if p == victim][0]
+        on_victim = [r for r in held if owner[r.sock.getsockname()[1]] == victim]
+        survivors = [r for r in held if r not in on_victim]
+        os.kill(victim, signal.SIGKILL)
+        srv.wait_log(rf"event=child_died role=smtpd index={index} pid={victim} signal=9 ")
+        m = srv.wait_log(rf"event=child_started role=smtpd index={index} pid=(?!{victim}\b)(\d+)")
+        new_pid = int(m.group(1))
+        self.assertIn(new_pid, children(master))
+        for r in on_victim:
+            self.assertTrue(r.closed(5), "a connection of the killed worker stayed open")
+        for r in survivors:
+            r.expect(250, "NOOP\r\n")
+        # The dead worker's connections no longer count: exactly as many new ones get in.
+        fresh = []
+        for _ in range(len(on_victim)):
+            r = self.connect()
+            code, lines = r.reply()
+            self.assertEqual(code, 220, f"connection slots of the killed worker were not "
+                                        f"released: {lines}")
+            fresh.append(r)
+        r = self.connect()
+        self.assertEqual(r.reply()[0], 421, "the limit no longer holds after the restart")
+        # Mail still flows.
+        for r in survivors + fresh:
+            r.close()
+        wait_count(srv, r"event=disconnect client=127\.0\.0\.1 ", len(survivors) + len(fresh) + 1)
+        msg, refused = send(srv, ["demo@example.test"], "after-crash")
+        self.assertEqual(refused, {})
+        got = srv.wait_mail("demo@example.test")
+        self.assertTrue(got[0].endswith(lf(msg)))
+
+    def test_qmgr_killed_is_restarted_and_delivers(self):
+        srv = self.server
+        m = srv.wait_log(r"event=child_started role=qmgr index=0 pid=(\d+)")
+        qmgr = int(m.group(1))
+        os.kill(qmgr, signal.SIGKILL)
+        srv.wait_log(rf"event=child_died role=qmgr index=0 pid={qmgr} signal=9 ")
+        # Accepted while no queue manager runs: it waits in the queue.
+        msg, refused = send(srv, ["alice@example.test"], "qmgr-down")
+        self.assertEqual(refused, {})
+        srv.wait_log(rf"event=child_started role=qmgr index=0 pid=(?!{qmgr}\b)\d+")
+        got = srv.wait_mail("alice@example.test")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0].endswith(lf(msg)))
+        srv.wait_queue_empty()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "privilege drop needs root")
+class PrivilegeDrop(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(relay_networks=("127.0.0.2/32",))
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_every_process_runs_as_the_service_user(self):
+        srv = self.server
+        pw = pwd.getpwnam("carteiro")
+        groups = set(os.getgrouplist("carteiro", pw.pw_gid))
+        # Wait for every child (qmgr + 2 workers) to be up.
+        wait_count(srv, r"event=started worker=", 2)
+        procs = [srv.proc.pid] + children(srv.proc.pid)
+        self.assertEqual(len(procs), 4, procs)
+        for pid in procs:
+            st = proc_status(pid)
+            self.assertEqual(st["Uid"], [str(pw.pw_uid)] * 4, f"pid {pid}: Uid {st['Uid']}")
+            self.assertEqual(st["Gid"], [str(pw.pw_gid)] * 4, f"pid {pid}: Gid {st['Gid']}")
+            self.assertTrue({int(g) for g in st.get("Groups", [])} <= groups,
+                            f"pid {pid}: supplementary groups {st.get('Groups')}")
+            self.assertEqual(int(st["CapEff"][0], 16), 0, f"pid {pid}: CapEff {st['CapEff']}")
+            self.assertEqual(int(st["CapPrm"][0], 16), 0, f"pid {pid}: CapPrm {st['CapPrm']}")
+
+    def test_spool_and_mailbox_files_belong_to_the_service_user(self):
+        srv = self.server
+        uid = pwd.getpwnam("carteiro").pw_uid
+        _, refused = send(srv, ["demo@example.test"], "owner")
+        self.assertEqual(refused, {})
+        # A relayed message stays in the queue (no outbound delivery yet).
+        _, refused = send(srv, ["remote@elsewhere.test"], "owner-remote", source="127.0.0.2")
+        self.assertEqual(refused, {})
+        srv.wait_mail("demo@example.test")
+        paths = [os.path.join(srv.dir, "spool", sub) for sub in ("", "incoming", "queue",
+                                                                  "corrupt")]
+        paths += [os.path.join(srv.dir, "spool", "queue", q) for q in srv.queue_files()]
+        self.assertEqual(len(srv.queue_files()), 1)
+        box = srv.mailbox_dir("demo@example.test")
+        paths += [os.path.join(srv.dir, "mail"), os.path.dirname(box), box]
+        paths += [os.path.join(box, sub) for sub in ("tmp", "new", "cur")]
+        paths += [os.path.join(box, "new", n) for n in os.listdir(os.path.join(box, "new"))]
+        for p in paths:
+            st = os.stat(p)
+            self.assertEqual(st.st_uid, uid, f"{p} is owned by uid {st.st_uid}")
+            self.assertEqual(st.st_mode & 0o077, 0, f"{p} mode {oct(st.st_mode)}")
+
+
+class GracefulStop(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(workers=1, extra_config="shutdown-timeout 5s\n")
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_sigterm_lets_the_transaction_finish(self):
+        srv = self.server
+        busy = srv.raw()
+        busy.expect(250, "EHLO busy.example.org\r\n")
+        busy.expect(250, "MAIL FROM:<busy@example.org>\r\n")
+        busy.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        busy.expect(354, "DATA\r\n")
+        msg = message(subject="during-shutdown", body="first half\r\nsecond half\r\n")
+        half = msg.index("second half")
+        busy.send(msg[:half])
+        idle = srv.raw()
+        idle.expect(250, "EHLO idle.example.org\r\n")
+
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        # The idle client is told at once, and the connection is closed.
+        code, lines = idle.reply()
+        self.assertEqual(code, 421, lines)
+        self.assertTrue(lines[-1].startswith("421 4.3.2"), lines)
+        self.assertTrue(idle.closed(5))
+        # The one in DATA finishes its message and gets its 250...
+        lines = busy.expect(250, msg[half:] + ".\r\n")
+        qid = re.search(r"queued as ([0-9A-Z]{12})", lines[-1]).group(1)
+        # ... then 421 (at once, or in reply to its next command), and the connection closes.
+        busy.sock.settimeout(5)
+        try:
+            busy.send("NOOP\r\n")
+            code, lines = busy.reply()
+            self.assertEqual(code, 421, lines)
+            self.assertTrue(lines[-1].startswith("421 4.3.2"), lines)
+        except (ConnectionError, OSError):
+            pass
+        self.assertTrue(busy.closed(5))
+        status = srv.proc.wait(10)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 0, srv.log()[-3000:])
+        self.assertLess(elapsed, 5.0, "the master did not exit within shutdown-timeout")
+        srv.stop()
+        # The message is durable: delivered now or after the restart, exactly once.
+        srv.start()
+        got = srv.wait_mail("demo@example.test")
+        srv.wait_queue_empty()
+        self.assertEqual(len(srv.mailbox("demo@example.test")), 1)
+        self.assertTrue(got[0].endswith(lf(msg)))
+        self.assertIn(f"ESMTP id {qid}".encode(), got[0])
+
+
+
+class ShutdownDeadline(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(workers=1, extra_config="shutdown-timeout 2s\n")
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_sigterm_with_a_stuck_client_ends_at_the_deadline(self):
+        srv = self.server
+        stuck = srv.raw(timeout=20)
+        stuck.expect(250, "EHLO stuck.example.org\r\n")
+        stuck.expect(250, "MAIL FROM:<stuck@example.org>\r\n")
+        stuck.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        stuck.expect(354, "DATA\r\n")
+        stuck.send("Subject: never finished\r\n\r\n" + "x" * 70 + "\r\n")
+        t0 = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        status = srv.proc.wait(15)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 0, srv.log()[-3000:])
+        self.assertGreater(elapsed, 1.5, "the transaction in flight was not given its time")
+        self.assertLess(elapsed, 5.0, "the master overran shutdown-timeout")
+        self.assertTrue(stuck.closed(2))
+        srv.wait_log(r"event=shutdown_deadline sessions=1")
+        srv.wait_log(r"carteiro/master\[\d+\]: info: event=stopped")
+        srv.stop()
+        self.assertEqual(srv.incoming_files(), [])
+        self.assertEqual(srv.queue_files(), [])
+        self.assertEqual(srv.mailbox("demo@example.test"), [])
+
+
+class Reload(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(workers=2)
+        self.server.start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def hup(self, result, n_before):
+        self.server.proc.send_signal(signal.SIGHUP)
+        # Every worker reloads; wait for both.
+        wait_count(self.server, rf"carteiro/smtpd\[\d+\]: \w+: event=reload result={result}",
+                   n_before + 2)
+
+    def reloads(self, result):
+        return count_log(self.server, rf"carteiro/smtpd\[\d+\]: \w+: event=reload result={result}")
+
+    def probe_many(self, rcpt, n=6):
+        """RCPT on several connections, so that both workers are very likely asked."""
+        return {rcpt_code(self.server, rcpt)[0] for _ in range(n)}
+
+    def test_sighup_reloads_users_and_aliases(self):
+        srv = self.server
+        wait_count(srv, r"event=started worker=", 2)
+        self.assertEqual(self.probe_many("newbie@example.test"), {550})
+        self.assertEqual(self.probe_many("newalias@example.test"), {550})
+        srv.users = DEFAULT_USERS + ["newbie@example.test"]
+        srv.aliases = dict(DEFAULT_ALIASES, **{"newalias@example.test": ["bob@example.test"]})
+        srv.write_config()
+        self.hup("ok", 0)
+        srv.wait_log(r"event=reload result=ok users=5 aliases=3")
+        self.assertEqual(self.probe_many("newbie@example.test"), {250})
+        msg, refused = send(srv, ["newbie@example.test", "newalias@example.test"], "reloaded")
+        self.assertEqual(refused, {})
+        self.assertTrue(srv.wait_mail("newbie@example.test")[0].endswith(lf(msg)))
+        self.assertTrue(srv.wait_mail("bob@example.test")[0].endswith(lf(msg)))
+
+        # A broken users file: the reload fails, the previous tables stay in service.
+        with open(os.path.join(srv.dir, "users"), "a") as f:
+            f.write("this line has no colon\n")
+        self.hup("failed keeping=previous", 0)
+        srv.wait_log(r"event=config_error file=\S*users line=6 ")
+        self.assertEqual(self.probe_many("newbie@example.test"), {250})
+        self.assertEqual(self.probe_many("demo@example.test"), {250})
+        msg2, refused = send(srv, ["newbie@example.test"], "after-failed-reload")
+        self.assertEqual(refused, {})
+        got = srv.wait_mail("newbie@example.test", 2)
+        self.assertTrue(any(m.endswith(lf(msg2)) for m in got))
+
+        # Fixed again, without newbie: now refused.
+        srv.users = DEFAULT_USERS
+        srv.aliases = DEFAULT_ALIASES
+        srv.write_config()
+        self.hup("ok", 2)
+        self.assertEqual(self.probe_many("newbie@example.test"), {550})
+        self.assertEqual(self.probe_many("newalias@example.test"), {550})
+        self.assertEqual(self.probe_many("alice@example.test"), {250})
+
+    def test_sighup_with_a_missing_users_file(self):
+        srv = self.server
+        wait_count(srv, r"event=started worker=", 2)
+        os.rename(os.path.join(srv.dir, "users"), os.path.join(srv.dir, "users.away"))
+        self.hup("failed keeping=previous", 0)
+        self.assertEqual(self.probe_many("alice@example.test"), {250})
+        _, refused = send(srv, ["alice@example.test"], "missing-users")
+        self.assertEqual(refused, {})
+        srv.wait_mail("alice@example.test")
+
+
+if __name__ == "__main__":
+    unittest.main()
