@@ -37,6 +37,7 @@
 
 #include "mail/addr.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/str.h"
 
 #define CONFIG_LINE_MAX 4096          /* bytes, line end excluded */
@@ -572,7 +573,7 @@ static const struct key keys[] = {
 	  "DURATION", "idle time allowed while receiving message data" },
 	{ "shutdown-timeout", &type_duration, OFF(shutdown_timeout), 0, "30s", 0, 600, 0,
 	  "DURATION", "how long SIGTERM waits for the transactions in flight" },
-	{ "workers", &type_workers, OFF(workers), 0, "auto", 1, 64, 0,
+	{ "workers", &type_workers, OFF(workers), 0, "auto", 1, 30, 0,
 	  "auto|NUMBER", "SMTP worker processes; auto: one per CPU, at least 2" },
 	{ "io-threads", &type_count, OFF(io_threads), 0, "4", 1, 64, 0,
 	  "NUMBER", "spool I/O threads per process" },
@@ -924,41 +925,13 @@ unsigned config_load_file(struct config *cfg, const char *path, config_report_fn
 	struct parser p = { .cfg = cfg, .name = path, .report = report_fn, .ctx = ctx };
 	struct buf b;
 	unsigned errors;
-	int fd;
 
-	/* One byte beyond the limit tells a file of exactly the limit from a larger one. */
-	buf_init(&b, CONFIG_FILE_MAX + 1);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		reportf(&p, 0, "cannot read: %s", strerror(errno));
+	int r = file_read_all(path, CONFIG_FILE_MAX, &b);
+	if (r == -EFBIG) {
+		reportf(&p, 0, "file too large (more than %d bytes)", CONFIG_FILE_MAX);
 		return p.errors;
-	}
-	for (;;) {
-		size_t room = b.max - b.len;
-		if (room == 0) {
-			reportf(&p, 0, "file too large (more than %d bytes)", CONFIG_FILE_MAX);
-			break;
-		}
-		if (room > 65536)
-			room = 65536;
-		if (buf_reserve(&b, room) < 0) {
-			report(&p, 0, "cannot read: out of memory");
-			break;
-		}
-		ssize_t n = read(fd, b.data + b.len, room);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			reportf(&p, 0, "cannot read: %s", strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-	}
-	close(fd);
-	if (p.errors) {
-		buf_free(&b);
+	} else if (r < 0) {
+		reportf(&p, 0, "cannot read: %s", strerror(-r));
 		return p.errors;
 	}
 	errors = config_parse(cfg, path, buf_cstr(&b), b.len, report_fn, ctx);

@@ -38,6 +38,7 @@
 
 #include "mail/addr.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/str.h"
 #include "util/strmap.h"
 
@@ -297,44 +298,6 @@ int aliasdb_parse_line(const char *line, size_t len, const struct config *cfg, s
 	return 1;
 }
 
-/* Read a whole file of at most max bytes into b: 0, -errno, or -EFBIG. */
-static int aliases_read_file(const char *path, size_t max, struct buf *b)
-{
-	char chunk[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	/* Refuse a regular file that is too big before reading it all. */
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	buf_init(b, max);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		r = buf_append(b, chunk, (size_t)n);
-		if (r == -ENOSPC)
-			r = -EFBIG;
-		if (r < 0)
-			break;
-	}
-	close(fd);
-	if (r < 0)
-		buf_free(b);
-	return r;
-}
-
 /*
  * The loader's state: the logical line being gathered (folding), and what
  * the previous physical line allows.
@@ -479,7 +442,7 @@ int aliasdb_load(const char *path, const struct config *cfg, config_report_fn *r
 {
 	char msg[256];
 	struct buf text;
-	int r = aliases_read_file(path, ALIASES_FILE_MAX, &text);
+	int r = file_read_all(path, ALIASES_FILE_MAX, &text);
 
 	if (r < 0) {
 		if (r == -EFBIG)

@@ -29,6 +29,7 @@
 
 #include "mail/addr.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/str.h"
 #include "util/strmap.h"
 
@@ -205,44 +206,6 @@ int userdb_parse_line(const char *line, size_t len, const struct config *cfg, st
 	return 1;
 }
 
-/* Read a whole file of at most max bytes into b: 0, -errno, or -EFBIG. */
-static int users_read_file(const char *path, size_t max, struct buf *b)
-{
-	char chunk[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	/* Refuse a regular file that is too big before reading it all. */
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	buf_init(b, max);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof chunk);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		r = buf_append(b, chunk, (size_t)n);
-		if (r == -ENOSPC)
-			r = -EFBIG;
-		if (r < 0)
-			break;
-	}
-	close(fd);
-	if (r < 0)
-		buf_free(b);
-	return r;
-}
-
 static void users_report(config_report_fn *report, void *ctx, const char *path, unsigned line,
 			 const char *msg)
 {
@@ -309,7 +272,7 @@ int userdb_load(const char *path, const struct config *cfg, config_report_fn *re
 {
 	char msg[256];
 	struct buf text;
-	int r = users_read_file(path, USERS_FILE_MAX, &text);
+	int r = file_read_all(path, USERS_FILE_MAX, &text);
 
 	if (r < 0) {
 		if (r == -EFBIG)

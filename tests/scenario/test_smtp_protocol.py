@@ -4,9 +4,11 @@ with raw sockets and swaks, several transactions in one session, and the log lin
 that tell one message's story."""
 import re
 import socket
+import threading
+import time
 import unittest
 
-from harness import Server, ServerTest, lf, message
+from harness import Raw, Server, ServerTest, lf, message
 
 EHLO_KEYWORDS = ["PIPELINING", "SIZE 36700160", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
                  "SMTPUTF8", "CHUNKING"]
@@ -362,6 +364,62 @@ class Pipelining(SmtpAssertions, ServerTest):
         got = self.server.wait_mail("carol@other.test")
         self.assertTrue(got[0].endswith(lf(msg)))
 
+    def test_client_that_reads_late_gets_every_reply(self):
+        """Output backpressure: megabytes of replies wait for a client that sends first
+        and reads afterwards; none is lost, none out of order."""
+        n = 100000  # 9 MB of replies: more than the kernel buffers on the way hold
+        # A small receive buffer (set before connect, so the kernel does not grow it).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(10)
+        sock.connect((self.server.host, self.server.port))
+        r = Raw.__new__(Raw)
+        r.sock, r.buf = sock, b""
+        with r:
+            self.reply(r, 220)
+            self.ehlo(r)
+            payload = "".join(f"HELP\r\nNOOP {i}\r\n" for i in range(n)).encode()
+            sender = threading.Thread(target=r.sock.sendall, args=(payload,))
+            sender.start()
+            # Let the server fill the socket buffers and its own output buffer, and stop.
+            sender.join(0.3)
+            try:
+                for i in range(n):
+                    self.assertEqual(r.reply()[0], 214, i)
+                    self.assertEqual(r.reply(), (250, ["250 2.0.0 OK"]), i)
+            finally:
+                sender.join(30)
+            self.reply(r, 221, "2.0.0", "QUIT\r\n")
+
+    def test_bdat_transactions_pipelined_in_one_write(self):
+        """RFC 3030 2: BDAT commands may be pipelined, with the next transaction after them."""
+        m1 = message(subject="bdat pipe one").encode()
+        m2 = message(subject="bdat pipe two", to="bob@example.test").encode()
+        half = len(m1) // 2
+        with self.server.raw() as r:
+            self.ehlo(r)
+            r.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<demo@example.test>\r\n"
+                   b"BDAT %d\r\n%sBDAT %d LAST\r\n%s"
+                   b"MAIL FROM:<b@example.org>\r\nRCPT TO:<bob@example.test>\r\n"
+                   b"BDAT %d LAST\r\n%sQUIT\r\n"
+                   % (half, m1[:half], len(m1) - half, m1[half:], len(m2), m2))
+            self.reply(r, 250, "2.1.0")
+            self.reply(r, 250, "2.1.5")
+            self.assertEqual(self.reply(r, 250, "2.0.0"),
+                             [f"250 2.0.0 Chunk received: {half} octets"])
+            qid1 = self.queued_id(self.reply(r, 250, "2.0.0"))
+            self.reply(r, 250, "2.1.0")
+            self.reply(r, 250, "2.1.5")
+            qid2 = self.queued_id(self.reply(r, 250, "2.0.0"))
+            self.reply(r, 221, "2.0.0")
+            self.assertTrue(r.closed())
+        self.assertNotEqual(qid1, qid2)
+        got = self.server.wait_mail("demo@example.test")
+        self.assertTrue(got[0].endswith(lf(m1)))
+        got = self.server.wait_mail("bob@example.test")
+        self.assertTrue(got[0].endswith(lf(m2)))
+        self.assertTrue(got[0].startswith(b"Return-Path: <b@example.org>\n"))
+
     def test_swaks_pipeline(self):
         p = self.server.swaks("--pipeline", "--from", "swaks@example.org",
                               "--to", "demo@example.test,alice@example.test",
@@ -407,6 +465,98 @@ class Pipelining(SmtpAssertions, ServerTest):
                                  r"messages=5 commands=\d+ errors=0 qids=(\S+)")
         self.assertEqual(len(set(m.group(1).split(","))), 5)
         self.server.wait_queue_empty()
+
+
+class Timeouts(SmtpAssertions, unittest.TestCase):
+    def setUp(self):
+        self.server = Server(extra_config="smtp-command-timeout 1s\nsmtp-data-timeout 2s").start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_idle_client_gets_421_4_4_2(self):
+        with self.server.raw() as r:
+            self.ehlo(r)
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 250, "2.1.5", "RCPT TO:<demo@example.test>\r\n")
+            start = time.monotonic()
+            lines = self.reply(r, 421, "4.4.2")
+            self.assertGreaterEqual(time.monotonic() - start, 0.8)
+            self.assertIn("Timeout", lines[-1])
+            self.assertTrue(r.closed())
+        self.server.wait_log(r"event=timeout state=rcpt")
+        self.assertEqual(self.server.queue_files(), [])
+
+    def test_stalled_data_gets_421_and_nothing_is_delivered(self):
+        with self.server.raw() as r:
+            self.ehlo(r)
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 250, "2.1.5", "RCPT TO:<demo@example.test>\r\n")
+            self.reply(r, 354, None, "DATA\r\n")
+            r.send("Subject: stalled\r\n\r\nhalf a message\r\n")
+            # The data timeout (2s), not the command timeout (1s), applies in DATA.
+            start = time.monotonic()
+            self.reply(r, 421, "4.4.2")
+            self.assertGreaterEqual(time.monotonic() - start, 1.6)
+            self.assertTrue(r.closed())
+        self.server.wait_log(r"event=timeout state=data")
+        self.assertEqual(self.server.queue_files(), [])
+        self.assertEqual(self.server.incoming_files(), [])
+        self.assertEqual(self.server.mailbox("demo@example.test"), [])
+
+
+class ConnectionLimits(SmtpAssertions, unittest.TestCase):
+    def setUp(self):
+        self.server = Server(extra_config="max-connections-per-ip 2").start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_per_ip_limit(self):
+        a = self.server.raw(source="127.0.0.2")
+        b = self.server.raw(source="127.0.0.2")
+        try:
+            self.ehlo(a)
+            self.ehlo(b)
+            with self.server.raw(greet=False, source="127.0.0.2") as c:
+                lines = self.reply(c, 421, "4.7.0")
+                self.assertIn("from your address", lines[-1])
+                self.assertTrue(c.closed())
+            with self.server.raw(source="127.0.0.3") as d:
+                self.ehlo(d)
+            self.reply(a, 221, "2.0.0", "QUIT\r\n")
+            self.assertTrue(a.closed())
+            self.server.wait_log(r"event=disconnect client=127\.0\.0\.2 reason=quit")
+            with self.server.raw(source="127.0.0.2") as e:
+                self.ehlo(e)
+            self.reply(b, 250, "2.0.0", "NOOP\r\n")
+        finally:
+            a.close()
+            b.close()
+        self.server.wait_log(r"client=127\.0\.0\.2 port=\d+ result=refused "
+                             r"reason=max_connections_per_ip")
+
+
+class LongCommands(SmtpAssertions, ServerTest):
+    def test_mail_and_rcpt_may_exceed_512_with_extension_parameters(self):
+        """RFC 5321 4.5.3.1.4 with RFC 1870/3461/4954: each extension raises the limit."""
+        envid = "E" * 100
+        auth = "A" * 500
+        mail = (f"MAIL FROM:<a@example.org> SIZE=1000 BODY=8BITMIME RET=HDRS ENVID={envid} "
+                f"AUTH={auth}\r\n")
+        self.assertGreater(len(mail), 600)
+        orcpt = "rfc822;" + "o" * 450 + "@example.org"
+        rcpt = f"RCPT TO:<demo@example.test> NOTIFY=SUCCESS,FAILURE,DELAY ORCPT={orcpt}\r\n"
+        self.assertGreater(len(rcpt), 512)
+        with self.server.raw() as r:
+            self.ehlo(r)
+            self.reply(r, 250, "2.1.0", mail)
+            self.reply(r, 250, "2.1.5", rcpt)
+            self.reply(r, 500, "5.5.2", "RCPT TO:<demo@example.test> ORCPT=rfc822;" +
+                       "p" * 1100 + "\r\n")
+            self.reply(r, 354, None, "DATA\r\n")
+            self.reply(r, 250, "2.0.0", message(subject="long params") + ".\r\n")
+        self.server.wait_mail("demo@example.test")
 
 
 class Logging(SmtpAssertions, ServerTest):

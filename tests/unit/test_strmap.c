@@ -197,7 +197,7 @@ static void count_free(void *p)
 TEST(free_calls_destructor_on_each_value)
 {
 	struct strmap *m = strmap_new();
-	char key[8];
+	char key[16];
 
 	for (int i = 0; i < 50; i++) {
 		snprintf(key, sizeof key, "%d", i);

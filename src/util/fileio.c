@@ -1,0 +1,46 @@
+/*
+ * fileio: read a whole file with a size limit. See fileio.h.
+ */
+#include "util/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int file_read_all(const char *path, size_t max, struct buf *b)
+{
+	char chunk[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf_init(b, max);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		r = buf_append(b, chunk, (size_t)n);
+		if (r == -ENOSPC)
+			r = -EFBIG;
+		if (r < 0)
+			break;
+	}
+	close(fd);
+	if (r < 0)
+		buf_free(b);
+	return r;
+}

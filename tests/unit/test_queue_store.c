@@ -1,0 +1,297 @@
+/*
+ * Unit tests of the durable intake (queue_store) and the I/O pool under it:
+ * commit, abort, large streamed messages, write errors, group commit.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue/queue_store.h"
+#include "util/iopool.h"
+#include "unit.h"
+
+struct fixture {
+	char dir[64];
+	struct event_base *base;
+	struct iopool *pool;
+	struct queue_store qs;
+};
+
+static void setup(struct fixture *f)
+{
+	strcpy(f->dir, "/tmp/carteiro-qs-XXXXXX");
+	if (!mkdtemp(f->dir))
+		abort();
+	if (queue_spool_prepare(f->dir, -1, -1) != 0)
+		abort();
+	f->base = event_base_new();
+	f->pool = iopool_new(f->base, 2);
+	if (queue_store_open(&f->qs, f->dir, f->pool, 5) != 0)
+		abort();
+}
+
+static int count_files(const struct fixture *f, const char *sub)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/%s", f->dir, sub);
+	DIR *d = opendir(path);
+	int n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void teardown(struct fixture *f)
+{
+	iopool_free(f->pool);
+	queue_store_close(&f->qs);
+	event_base_free(f->base);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+}
+
+static void make_env(struct envelope *env)
+{
+	envelope_init(env);
+	envelope_set(&env->sender, "a@example.org");
+	envelope_add_rcpt(env, RCPT_LOCAL, "demo@example.test", NULL, 0, NULL);
+}
+
+struct result {
+	int calls;
+	int result;
+	char id[QUEUE_ID_LEN + 1];
+};
+
+static void on_done(void *arg, int result, const char *id)
+{
+	struct result *r = arg;
+	r->calls++;
+	r->result = result;
+	snprintf(r->id, sizeof r->id, "%s", id);
+}
+
+static void run_until(struct fixture *f, const int *flag, int value)
+{
+	for (int i = 0; i < 5000 && *flag < value; i++)
+		event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+TEST(commit_makes_a_complete_queue_file)
+{
+	struct fixture f;
+	struct envelope env, got;
+	struct result res = { 0 };
+
+	setup(&f);
+	make_env(&env);
+	struct queue_txn *txn = queue_txn_begin(&f.qs, &env, NULL, NULL);
+	CHECK(txn != NULL);
+	CHECK(queue_id_valid(env.id));
+	CHECK_INT(queue_id_slot(env.id), 5);
+	CHECK_INT(queue_txn_write(txn, "Subject: a\r\n\r\nhi\r\n", 18), 0);
+	CHECK_INT(queue_txn_size(txn), 18);
+	queue_txn_commit(txn, on_done, &res);
+	CHECK_INT(res.calls, 0); /* never before the I/O is done */
+	run_until(&f, &res.calls, 1);
+	CHECK_INT(res.calls, 1);
+	CHECK_INT(res.result, 0);
+	CHECK_STR(res.id, env.id);
+	CHECK_INT(count_files(&f, "incoming"), 0);
+	CHECK_INT(count_files(&f, "queue"), 1);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/queue/%s", f.dir, env.id);
+	int fd = open(path, O_RDONLY);
+	envelope_init(&got);
+	CHECK_INT(queue_file_read_envelope(fd, &got), 0);
+	CHECK_INT(got.msg_size, 18);
+	CHECK_STR(got.sender, "a@example.org");
+	close(fd);
+	envelope_free(&got);
+	envelope_free(&env);
+	CHECK_INT(f.qs.open_txns, 0);
+	teardown(&f);
+}
+
+TEST(abort_leaves_nothing)
+{
+	struct fixture f;
+	struct envelope env;
+	char big[200000];
+
+	setup(&f);
+	memset(big, 'x', sizeof big);
+	/* One transaction never touches the disk, one has streamed chunks already. */
+	make_env(&env);
+	struct queue_txn *small = queue_txn_begin(&f.qs, &env, NULL, NULL);
+	queue_txn_write(small, "abc", 3);
+	queue_txn_abort(small);
+	envelope_free(&env);
+	make_env(&env);
+	struct queue_txn *large = queue_txn_begin(&f.qs, &env, NULL, NULL);
+	queue_txn_write(large, big, sizeof big);
+	queue_txn_abort(large);
+	envelope_free(&env);
+	for (int i = 0; i < 5000 && f.qs.open_txns > 0; i++)
+		event_base_loop(f.base, EVLOOP_ONCE);
+	CHECK_INT(f.qs.open_txns, 0);
+	CHECK_INT(count_files(&f, "incoming"), 0);
+	CHECK_INT(count_files(&f, "queue"), 0);
+	teardown(&f);
+}
+
+static int resumed;
+static void on_resume(void *arg)
+{
+	(void)arg;
+	resumed++;
+}
+
+TEST(large_message_streams_with_backpressure)
+{
+	struct fixture f;
+	struct envelope env, got;
+	struct result res = { 0 };
+	static char chunk[64 * 1024];
+	size_t total = 0;
+
+	setup(&f);
+	make_env(&env);
+	resumed = 0;
+	struct queue_txn *txn = queue_txn_begin(&f.qs, &env, on_resume, NULL);
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = (char)('a' + i % 26);
+	bool saw_busy = false;
+	for (int i = 0; i < 160; i++) { /* 10 MiB */
+		while (queue_txn_busy(txn)) {
+			saw_busy = true;
+			event_base_loop(f.base, EVLOOP_ONCE);
+		}
+		CHECK_INT(queue_txn_write(txn, chunk, sizeof chunk), 0);
+		total += sizeof chunk;
+	}
+	queue_txn_commit(txn, on_done, &res);
+	run_until(&f, &res.calls, 1);
+	CHECK_INT(res.result, 0);
+	CHECK(saw_busy);
+	CHECK(resumed > 0);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/queue/%s", f.dir, env.id);
+	int fd = open(path, O_RDONLY);
+	envelope_init(&got);
+	CHECK_INT(queue_file_read_envelope(fd, &got), 0);
+	CHECK_INT(got.msg_size, total);
+	char back[64];
+	CHECK_INT(pread(fd, back, sizeof back, got.msg_offset + 65536 * 7 + 100), (long)sizeof back);
+	CHECK(memcmp(back, chunk + 100, sizeof back) == 0);
+	close(fd);
+	envelope_free(&got);
+	envelope_free(&env);
+	teardown(&f);
+}
+
+TEST(write_error_reported_and_cleaned)
+{
+	struct fixture f;
+	struct envelope env;
+	struct result res = { 0 };
+	static char chunk[64 * 1024];
+	struct rlimit old, lim;
+
+	/* A file size limit stands in for a full disk (EFBIG instead of ENOSPC). */
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	/* Only the soft limit: an unprivileged process could not raise a lowered hard limit. */
+	lim.rlim_cur = 256 * 1024;
+	lim.rlim_max = old.rlim_max;
+	setup(&f);
+	setrlimit(RLIMIT_FSIZE, &lim);
+	make_env(&env);
+	struct queue_txn *txn = queue_txn_begin(&f.qs, &env, NULL, NULL);
+	int first_err = 0;
+	for (int i = 0; i < 16 && first_err == 0; i++) {
+		while (queue_txn_busy(txn))
+			event_base_loop(f.base, EVLOOP_ONCE);
+		first_err = queue_txn_write(txn, chunk, sizeof chunk);
+		event_base_loop(f.base, EVLOOP_NONBLOCK);
+	}
+	queue_txn_commit(txn, on_done, &res);
+	run_until(&f, &res.calls, 1);
+	for (int i = 0; i < 5000 && f.qs.open_txns > 0; i++)
+		event_base_loop(f.base, EVLOOP_ONCE);
+	setrlimit(RLIMIT_FSIZE, &old);
+	CHECK_INT(res.calls, 1);
+	CHECK(res.result < 0);
+	CHECK_INT(count_files(&f, "incoming"), 0);
+	CHECK_INT(count_files(&f, "queue"), 0);
+	CHECK_INT(f.qs.open_txns, 0);
+	envelope_free(&env);
+	teardown(&f);
+}
+
+TEST(concurrent_commits_all_durable)
+{
+	enum { N = 200 };
+	struct fixture f;
+	struct envelope env;
+	struct result res[N];
+	int done = 0;
+
+	setup(&f);
+	memset(res, 0, sizeof res);
+	for (int i = 0; i < N; i++) {
+		make_env(&env);
+		struct queue_txn *txn = queue_txn_begin(&f.qs, &env, NULL, NULL);
+		queue_txn_write(txn, "x\r\n", 3);
+		queue_txn_commit(txn, on_done, &res[i]);
+		envelope_free(&env);
+	}
+	for (int k = 0; k < 10000 && done < N; k++) {
+		event_base_loop(f.base, EVLOOP_ONCE);
+		done = 0;
+		for (int i = 0; i < N; i++)
+			done += res[i].calls;
+	}
+	CHECK_INT(done, N);
+	for (int i = 0; i < N; i++)
+		CHECK_INT(res[i].result, 0);
+	CHECK_INT(count_files(&f, "queue"), N);
+	CHECK_INT(count_files(&f, "incoming"), 0);
+	teardown(&f);
+}
+
+TEST(clean_incoming_by_slot)
+{
+	struct fixture f;
+	char path[128];
+
+	setup(&f);
+	/* Slot 5 is this store's; a file of slot 6 must survive a slot-5 clean-up. */
+	snprintf(path, sizeof path, "%s/incoming/1K0T8FKD06V5", f.dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(path, sizeof path, "%s/incoming/1K0T8FKD06V6", f.dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	CHECK_INT(queue_spool_clean_incoming(f.dir, 5), 1);
+	CHECK_INT(count_files(&f, "incoming"), 1);
+	CHECK_INT(queue_spool_clean_incoming(f.dir, -1), 1);
+	CHECK_INT(count_files(&f, "incoming"), 0);
+	teardown(&f);
+}
+
+UNIT_MAIN()
