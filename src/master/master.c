@@ -307,6 +307,8 @@ int master_main(struct config *cfg)
 	m.cfg = cfg;
 	log_set_role("master");
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit must fail the write (EFBIG, answered 451), not kill the process. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (master_lookup_user(cfg, &uid, &gid) < 0) {
 		fprintf(stderr,

@@ -121,7 +121,7 @@ class Raw:
 class Server:
     def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
                  relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
-                 hostname="mx.example.test"):
+                 hostname="mx.example.test", file_size_limit=None):
         self.users = DEFAULT_USERS if users is None else users
         self.aliases = DEFAULT_ALIASES if aliases is None else aliases
         self.local_domains = local_domains
@@ -130,6 +130,8 @@ class Server:
         self.workers = workers
         self.host = host
         self.hostname = hostname
+        # RLIMIT_FSIZE for the server: a file write past it fails as on a full disk.
+        self.file_size_limit = file_size_limit
         self.dir = None
         self.proc = None
         self.port = None
@@ -178,9 +180,18 @@ class Server:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.logf = open(self.log_path, "ab")
+        limit = self.file_size_limit
+
+        def preexec():
+            if limit is not None:
+                import resource
+                _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+
         self.proc = subprocess.Popen([BINARY, "serve", "-c", self.config_path],
                                      stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

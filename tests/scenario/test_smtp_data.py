@@ -5,6 +5,7 @@ byte for byte; what is refused is shown to be neither queued nor delivered, and 
 session to go on afterwards."""
 import re
 import socket
+import time
 import unittest
 
 from harness import Server, ServerTest, lf, message
@@ -260,6 +261,23 @@ class Bdat(SmtpAssertions, ServerTest):
         self.assertEqual(self.server.incoming_files(), [])
         self.assertEqual(self.queued_count(), 1)
 
+    def test_ehlo_or_quit_between_chunks_drops_the_message(self):
+        with self.session() as r:
+            self.begin(r)
+            self.reply(r, 250, "2.0.0", bdat(b"Subject: dropped by EHLO\r\n\r\nxx"))
+            self.reply(r, 250, None, "EHLO again.example.org\r\n")
+            self.reply(r, 503, "5.5.1", "BDAT 0 LAST\r\n")
+            follow = self.followup(r)
+        with self.session() as r:
+            self.begin(r)
+            self.reply(r, 250, "2.0.0", bdat(b"Subject: dropped by QUIT\r\n\r\nxx"))
+            self.reply(r, 221, "2.0.0", "QUIT\r\n")
+            self.assertTrue(r.closed())
+        self.server.wait_log(r"reason=quit messages=0")
+        self.assert_only(DEMO, [follow])
+        self.assertEqual(self.server.incoming_files(), [])
+        self.assertEqual(self.queued_count(), 1)
+
     def test_bad_bdat_syntax_closes_the_session(self):
         with self.session() as r:
             self.begin(r)
@@ -301,6 +319,58 @@ class DataContent(SmtpAssertions, ServerTest):
         got = self.server.wait_mail(DEMO)
         # smtplib adds the missing final CRLF.
         self.assertEqual(body_of(got[0]), lf(msg) + b"\n")
+
+    def test_content_in_small_pieces(self):
+        """The readers resume anywhere: the wire cut before and after every CR, LF and
+        dot (commands, DATA with stuffing and its end, BDAT) gives the same result."""
+        content = b"Subject: pieces\r\n\r\n.\r\n..\r\n.x\r\nline\r\n\r\nend\r\n"
+        stuffed = content.replace(b"\r\n.", b"\r\n..")
+        self.assertTrue(stuffed.startswith(b"Subject"))
+        wire = (b"EHLO client.example.org\r\nMAIL FROM:<a@example.org>\r\n"
+                b"RCPT TO:<demo@example.test>\r\nDATA\r\n" + stuffed + b".\r\n" +
+                b"MAIL FROM:<b@example.org>\r\nRCPT TO:<demo@example.test>\r\n" +
+                bdat(content[:20]) + bdat(content[20:], last=True) + b"QUIT\r\n")
+        pieces, start = [], 0
+        for i, c in enumerate(wire):
+            if c in b"\r\n.":
+                pieces += [wire[start:i], wire[i:i + 1]]
+                start = i + 1
+        pieces.append(wire[start:])
+        with self.server.raw() as r:
+            r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for piece in pieces:
+                if piece:
+                    r.send(piece)
+                    time.sleep(0.001)
+            self.reply(r, 250)
+            self.reply(r, 250, "2.1.0")
+            self.reply(r, 250, "2.1.5")
+            self.reply(r, 354)
+            self.reply(r, 250, "2.0.0")
+            self.reply(r, 250, "2.1.0")
+            self.reply(r, 250, "2.1.5")
+            self.reply(r, 250, "2.0.0")
+            self.reply(r, 250, "2.0.0")
+            self.reply(r, 221, "2.0.0")
+        got = self.assert_only(DEMO, [content, content])
+        self.assertEqual([body_of(g) for g in got], [lf(content), lf(content)])
+
+    def test_smuggling_in_small_pieces(self):
+        for v in ["\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r.\n", "\r\n.\r"]:
+            with self.subTest(variant=v), self.session() as r:
+                r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.begin(r)
+                self.reply(r, 354, None, "DATA\r\n")
+                for piece in ["Subject: carrier\r\n\r\nfirst"] + list(v) + [
+                        "MAIL FROM:<smuggler@example.org>\r\nRCPT TO:<alice@example.test>\r\n"
+                        "DATA\r\nsmuggled\r", "\n", ".", "\r", "\n"]:
+                    r.send(piece)
+                    time.sleep(0.002)
+                self.reply(r, 554, "5.6.0")
+                self.reply(r, 250, "2.0.0", "NOOP\r\n")
+        self.assertEqual(self.server.queue_files(), [])
+        self.assertEqual(self.queued_count(), 0)
+        self.assertNotIn("smuggler", self.server.log())
 
     def test_bare_lf_and_bare_cr_are_refused(self):
         cases = {
@@ -392,6 +462,26 @@ class DataContent(SmtpAssertions, ServerTest):
             self.send_data(r, "Subject: stuffed long\r\n\r\n." + line + "\r\n.\r\n")
         got = self.server.wait_mail(DEMO)
         self.assertEqual(body_of(got[0]), b"Subject: stuffed long\n\n" + line.encode() + b"\n")
+
+    def test_line_limit_with_crlf_in_separate_writes(self):
+        with self.session() as r:
+            r.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for n, code, enhanced in ((998, 250, "2.0.0"), (999, 554, "5.6.0")):
+                self.begin(r)
+                self.reply(r, 354, None, "DATA\r\n")
+                r.send("Subject: split limit\r\n\r\n" + "h" * n + "\r")
+                time.sleep(0.05)
+                r.send("\n.\r")
+                time.sleep(0.05)
+                self.reply(r, code, enhanced, "\n")
+            for n, code, enhanced in ((998, 250, "2.0.0"), (999, 554, "5.6.0")):
+                self.begin(r)
+                first = b"Subject: split limit\r\n\r\n" + b"i" * n + b"\r"
+                self.reply(r, 250, "2.0.0", bdat(first))
+                self.reply(r, code, enhanced, bdat(b"\n", last=True))
+        got = self.assert_only(DEMO, ["Subject: split limit\r\n\r\n" + "h" * 998 + "\r\n",
+                                      "Subject: split limit\r\n\r\n" + "i" * 998 + "\r\n"])
+        self.assertEqual(len(got), 2)
 
     def test_998_octet_line_in_bdat_accepted_999_refused(self):
         ok = b"Subject: long\r\n\r\n" + b"f" * 998 + b"\r\n"
@@ -568,6 +658,20 @@ class SizeLimit(SmtpAssertions, unittest.TestCase):
             self.send_data(r, wire + b".\r\n")
         got = self.assert_only(DEMO, [stored])
         self.assertEqual(body_of(got[0]), lf(stored))
+
+    def test_bdat_refusal_sticks_until_last(self):
+        """Once a chunk is refused for size, every later chunk of that message is too
+        (read and dropped), up to LAST; then a new transaction works."""
+        with self.session() as r:
+            self.begin(r)
+            self.reply(r, 250, "2.0.0", bdat(b"Subject: x\r\n\r\n" + b"a" * 6000))
+            self.reply(r, 552, "5.3.4", bdat(b"b" * 6000))
+            self.reply(r, 552, "5.3.4", bdat(b"c" * 10))
+            self.reply(r, 503, "5.5.1", "MAIL FROM:<x@example.org>\r\n")
+            self.reply(r, 552, "5.3.4", bdat(b"", last=True))
+            self.assert_no_pending_reply(r)
+            follow = self.followup(r)
+        self.assert_only(DEMO, [follow])
 
     def test_bdat_over_the_limit(self):
         big = sized_message(self.LIMIT + 1, "bdat too big")

@@ -3,6 +3,7 @@
 with raw sockets and swaks, several transactions in one session, and the log lines
 that tell one message's story."""
 import re
+import signal
 import socket
 import threading
 import time
@@ -114,6 +115,23 @@ class Greeting(SmtpAssertions, ServerTest):
         self.assertIn(b"(carteiro) with ESMTP id ", got[0])
 
 
+    def test_helo_address_literals(self):
+        with self.server.raw() as r:
+            self.ehlo(r, "[127.0.0.1]")
+            self.ehlo(r, "[IPv6:::1]")
+            self.ehlo(r, "win_host.example.org")
+            self.reply(r, 501, "5.5.4", "EHLO [300.1.1.1]\r\n")
+            self.reply(r, 501, "5.5.4", "EHLO 127.0.0.1]\r\n")
+            self.reply(r, 501, "5.5.4", "EHLO bad name\r\n")
+            self.ehlo(r, "[127.0.0.1]")
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 250, "2.1.5", "RCPT TO:<demo@example.test>\r\n")
+            self.reply(r, 354, None, "DATA\r\n")
+            self.reply(r, 250, "2.0.0", message(subject="literal") + ".\r\n")
+        got = self.server.wait_mail("demo@example.test")
+        self.assertIn(b"\nReceived: from [127.0.0.1] ([127.0.0.1])\n", got[0])
+
+
 class Commands(SmtpAssertions, ServerTest):
     def test_commands_before_helo_get_503(self):
         with self.server.raw() as r:
@@ -208,6 +226,14 @@ class Commands(SmtpAssertions, ServerTest):
         self.assertEqual(self.server.queue_files(), [])
         self.assertEqual(self.server.incoming_files(), [])
         self.assertEqual(self.server.mailbox("demo@example.test"), [])
+
+    def test_nothing_is_answered_after_quit(self):
+        with self.server.raw() as r:
+            self.ehlo(r)
+            r.send("QUIT\r\nNOOP\r\nMAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 221, "2.0.0")
+            self.assertTrue(r.closed())
+            self.assertEqual(r.buf, b"")
 
     def test_starttls_and_auth_are_not_offered(self):
         with self.server.raw() as r:
@@ -503,6 +529,45 @@ class Timeouts(SmtpAssertions, unittest.TestCase):
         self.assertEqual(self.server.queue_files(), [])
         self.assertEqual(self.server.incoming_files(), [])
         self.assertEqual(self.server.mailbox("demo@example.test"), [])
+
+
+class Shutdown(SmtpAssertions, unittest.TestCase):
+    def setUp(self):
+        self.server = Server().start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_sigterm_lets_the_transaction_finish_then_421(self):
+        msg = message(subject="finished during shutdown")
+        cut = len(msg) // 2
+        with self.server.raw() as r:
+            self.ehlo(r)
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 250, "2.1.5", "RCPT TO:<demo@example.test>\r\n")
+            self.reply(r, 354, None, "DATA\r\n")
+            r.send(msg[:cut])
+            pid = self.server.wait_log(r"carteiro/smtpd\[(\d+)\]: info: sid=\w+ qid=\w+ "
+                                       r"event=mail ").group(1)
+            self.server.proc.send_signal(signal.SIGTERM)
+            self.server.wait_log(rf"smtpd\[{pid}\]: info: event=stopping signal=15 sessions=1")
+            r.send(msg[cut:] + ".\r\n")
+            qid = self.queued_id(self.reply(r, 250, "2.0.0"))
+            self.reply(r, 421, "4.3.2")
+            self.assertTrue(r.closed())
+        self.server.stop()
+        self.server.start()
+        got = self.server.wait_mail("demo@example.test")
+        self.assertEqual(len(got), 1)
+        self.assertIn(f" id {qid}\n".encode(), got[0])
+        self.assertTrue(got[0].endswith(lf(msg)))
+
+    def test_sigterm_closes_idle_sessions_with_421(self):
+        with self.server.raw() as r:
+            self.ehlo(r)
+            self.server.proc.send_signal(signal.SIGTERM)
+            self.reply(r, 421, "4.3.2")
+            self.assertTrue(r.closed())
 
 
 class ConnectionLimits(SmtpAssertions, unittest.TestCase):
