@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -121,6 +122,27 @@ fail:;
 	int err = errno;
 	close(fd);
 	return -err;
+}
+
+/* Enough descriptors for max-connections (each session holds one) plus files and spares. */
+static void raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + 1024;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (want > rl.rlim_max && geteuid() == 0) {
+		struct rlimit more = { want, want };
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			return;
+	}
+	rl.rlim_cur = want < rl.rlim_max ? (want > rl.rlim_cur ? want : rl.rlim_cur) : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < want)
+		log_warn("event=fd_limit limit=%llu wanted=%llu note=\"max-connections may not be "
+			 "reachable\"",
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 static void drop_privileges(const struct config *cfg, long uid, long gid)
@@ -364,6 +386,7 @@ int master_main(struct config *cfg)
 		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
 			 m.nworkers);
 
+	raise_fd_limit(cfg);
 	drop_privileges(cfg, uid, gid);
 
 	sigemptyset(&m.blocked);

@@ -200,6 +200,73 @@ class Recipients(SmtpAssertions, ServerTest):
             self.rcpt(r, DEMO)
 
 
+class Aliases(SmtpAssertions, unittest.TestCase):
+    ALIASES = {
+        "postmaster@example.test": [DEMO],
+        "team@example.test": ["alice@example.test", "bob@example.test"],
+        "nested@example.test": ["team@example.test", DEMO, "nested@example.test"],
+        "fwd@example.test": ["someone@remote.test"],
+        "loop1@example.test": ["loop2@example.test"],
+        "loop2@example.test": ["loop1@example.test"],
+        "alice@example.test": ["alice@example.test", "bob@example.test"],
+        "demo+special@example.test": ["carol@other.test"],
+        "broken@example.test": ["ghost@example.test"],
+        "@other.test": ["bob@example.test"],
+    }
+
+    def setUp(self):
+        self.server = Server(aliases=self.ALIASES).start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_nested_alias_and_self_reference(self):
+        with self.session() as r:
+            self.transaction(r, ["nested@example.test"])
+        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1})
+
+    def test_alias_of_a_user_keeps_a_copy(self):
+        with self.session() as r:
+            self.transaction(r, ["alice@example.test"])
+        self.assert_mailboxes({"alice@example.test": 1, "bob@example.test": 1})
+
+    def test_exact_alias_wins_over_plus_addressing(self):
+        with self.session() as r:
+            self.transaction(r, ["demo+special@example.test"], subject="special")
+            self.transaction(r, ["demo+other@example.test"], subject="other")
+        self.assert_mailboxes({"carol@other.test": 1, DEMO: 1})
+
+    def test_catch_all_only_for_unknown_addresses(self):
+        with self.session() as r:
+            self.transaction(r, ["carol@other.test"], subject="exact user")
+            self.transaction(r, ["anything@other.test"], subject="caught")
+            self.transaction(r, ["Whatever+x@OTHER.test"], subject="caught too")
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.rcpt(r, "anything@example.test", 550, "5.1.1")
+        self.assert_mailboxes({"carol@other.test": 1, "bob@example.test": 2})
+
+    def test_alias_loop_gets_550_5_4_6(self):
+        with self.session() as r:
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.rcpt(r, "loop1@example.test", 550, "5.4.6")
+            self.rcpt(r, "broken@example.test", 550, "5.1.1")
+            self.reply(r, 503, "5.5.1", "DATA\r\n")
+        self.server.wait_log(r"event=rcpt to=<loop1@example\.test> result=rejected "
+                             r"reason=alias_loop")
+        self.assertEqual(self.server.queue_files(), [])
+
+    def test_alias_to_a_remote_address_is_forwarding_not_relaying(self):
+        """The alias file (not the client) names the remote target: any client may use it."""
+        with self.session(source="127.0.0.2") as r:
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.rcpt(r, "someone@remote.test", 554, "5.7.1")
+            self.reply(r, 250, "2.0.0", "RSET\r\n")
+            msg, qid = self.transaction(r, ["fwd@example.test"])
+        self.server.wait_log(rf"qid={qid} event=rcpt to=<fwd@example\.test> result=accepted "
+                             r"relay=<someone@remote\.test>")
+        self.assertEqual(self.server.queue_files(), [qid])
+
+
 class MaxRecipients(SmtpAssertions, unittest.TestCase):
     def setUp(self):
         self.server = Server(extra_config="max-recipients 3\nsmtp-max-errors 3").start()
