@@ -184,8 +184,9 @@ static void ref_line(struct ref *r, const char *s, size_t len, bool complete)
 		else if (s[j] == '\n')
 			ref_err(r, base + j - off, SMTP_DATA_BARE_LF);
 	}
-	if (len > SMTP_DATA_LINE_MAX) {
-		size_t j = SMTP_DATA_LINE_MAX; /* the first octet past the limit */
+	/* The stuffing dot does not count (RFC 5321 4.5.3.1.6). */
+	if (len - off > SMTP_DATA_LINE_MAX) {
+		size_t j = SMTP_DATA_LINE_MAX + off; /* the first octet past the limit */
 		if (complete && j == len - 1)
 			j--; /* the LF: output stops before its CR */
 		ref_err(r, base + j - off, SMTP_DATA_LINE_TOO_LONG);

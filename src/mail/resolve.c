@@ -167,6 +167,15 @@ static int walk_visit(struct resolve_walk *w, const char *text, const struct ali
 	if ((a = aliasdb_find(w->rc->aliases, strrchr(key, '@'))))
 		return walk_expand(w, a, key);
 
+	/* RFC 5321 4.5.1: every domain has a postmaster; without one of its own, the host's
+	 * (postmaster of the first local domain) answers for it. */
+	const char *kat = strrchr(key, '@');
+	if (cfg->nlocal_domains > 0 && (size_t)(kat - key) == 10 &&
+	    memcmp(key, "postmaster", 10) == 0 && strcmp(kat + 1, cfg->local_domains[0]) != 0) {
+		char pm[ADDR_TEXT_MAX + 1];
+		if (snprintf(pm, sizeof pm, "postmaster@%s", cfg->local_domains[0]) < (int)sizeof pm)
+			return walk_visit(w, pm, from);
+	}
 	if (!from)
 		return RESOLVE_UNKNOWN;
 	log_warn("event=alias_target_unknown alias=%s target=%s", LOG_ESC(from->address),

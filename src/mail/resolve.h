@@ -7,7 +7,9 @@
  *   3. with plus-addressing (user+tag@domain, any recipient-delimiter
  *      character, first occurrence): an alias, then a user, of user@domain,
  *   4. a catch-all alias "@domain",
- *   5. otherwise: unknown user.
+ *   5. postmaster@<any local domain> without an entry of its own: the
+ *      postmaster of the first local domain (RFC 5321 4.5.1),
+ *   6. otherwise: unknown user.
  * "postmaster" without domain (RFC 5321 4.1.1.3) means postmaster@ the first
  * local domain. Local parts are compared case-insensitively.
  * An alias expands recursively into its targets; a remote target is a

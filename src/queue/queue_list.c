@@ -100,7 +100,8 @@ int queue_list(const char *spool, FILE *out)
 		free(v);
 		return r;
 	}
-	qsort(v, n, sizeof *v, cmp_entry);
+	if (n > 1)
+		qsort(v, n, sizeof *v, cmp_entry);
 
 	time_t now = time(NULL);
 	size_t shown = 0;

@@ -269,8 +269,13 @@ static int mail_size(void *arg, const struct param *p)
 {
 	struct smtp_mail_args *out = arg;
 
-	if (!p->has_value || p->value.len > SIZE_DIGITS_MAX ||
-	    parse_u64(p->value, UINT64_MAX, &out->size) < 0)
+	if (!p->has_value || p->value.len > SIZE_DIGITS_MAX)
+		return SMTP_CMD_ERR_PARAM_SYNTAX;
+	int r = parse_u64(p->value, UINT64_MAX, &out->size);
+	/* RFC 1870 allows 20 digits, more than 64 bits hold: too big, not bad syntax. */
+	if (r == -ERANGE)
+		out->size = UINT64_MAX;
+	else if (r < 0)
 		return SMTP_CMD_ERR_PARAM_SYNTAX;
 	out->size_given = true;
 	return SMTP_CMD_OK;

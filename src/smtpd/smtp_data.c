@@ -299,7 +299,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n)
 		case DS_LINE_START:
 			if (d->mode == SMTP_DATA_MODE_DATA && p[i] == '.') {
 				flush(d, &r, p + i);
-				d->line_len = 1;
+				d->line_len = 0; /* the stuffing dot does not count (RFC 5321 4.5.3.1.6) */
 				r.ptr = p + ++i;
 				d->state = DS_DOT;
 			} else {
@@ -309,7 +309,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n)
 		case DS_DOT:
 			if (p[i] == '\r') {
 				/* Kept out of the run: the terminator's CR unless no LF follows. */
-				d->line_len = 2;
+				d->line_len = 1;
 				r.ptr = p + ++i;
 				d->state = DS_DOT_CR;
 			} else {

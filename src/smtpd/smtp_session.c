@@ -334,7 +334,7 @@ static void content_end(struct smtp_session *s)
 	} else if (rd->flags & SMTP_DATA_TOO_BIG) {
 		fail = R_SIZE_EXCEEDED;
 		why = "too_big";
-	} else if (rd->received_count >= s->d->cfg->max_received_headers) {
+	} else if (rd->received_count > s->d->cfg->max_received_headers) {
 		fail = R_TOO_MANY_HOPS;
 		why = "too_many_hops";
 	} else if (rd->flags & SMTP_DATA_OUTPUT_FAILED) {

@@ -258,6 +258,71 @@ class QueueList(unittest.TestCase):
         self.assertRegex(out, r"(?m)^1K0T8FKD06V2\s+\d+s\s+123\s+incoming\s+\(being received\)$")
 
 
+class Serve(Workdir):
+    def serve(self, timeout=10):
+        """Run `serve -c self.conf`, expecting it to fail: (status or None if it kept running,
+        output)."""
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
+        p = subprocess.Popen([BINARY, "serve", "-c", self.conf], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+            status = p.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate()
+            status = None
+        return status, out.decode("utf-8", "replace")
+
+    def assert_clean(self, out):
+        m = SANITIZER_PATTERNS.search(out)
+        self.assertIsNone(m, "sanitizer report:\n" + out[max(0, m.start() - 200):] if m else "")
+
+    def test_serve_refuses_a_bad_configuration(self):
+        self.config(extra="max-recipients many\n")
+        with open(self.conf) as f:
+            line = f.read().count("\n")
+        status, out = self.serve()
+        self.assertEqual(status, 1, out)
+        self.assertIn(f"{self.conf}:{line}: bad value 'many' for 'max-recipients'", out)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "spool")),
+                         "serve touched the spool before refusing the configuration")
+        self.assert_clean(out)
+
+    def test_serve_refuses_a_port_in_use_by_another_program(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(5)
+            port = busy.getsockname()[1]
+            self.config()
+            with open(self.conf) as f:
+                text = f.read().replace("127.0.0.1:2599", f"127.0.0.1:{port}")
+            self.write(self.conf, text)
+            status, out = self.serve()
+        self.assertEqual(status, 1, out)
+        self.assertIn(f"cannot listen on 127.0.0.1:{port}: Address already in use", out)
+        self.assert_clean(out)
+
+    def test_serve_refuses_a_port_in_use_by_another_instance(self):
+        # SO_REUSEPORT lets every socket of the same user share the port: a second carteiro
+        # started by mistake must not silently take half of the first one's connections.
+        first = Server(workers=1).start()
+        try:
+            self.config()
+            with open(self.conf) as f:
+                text = f.read().replace("127.0.0.1:2599", f"127.0.0.1:{first.port}")
+            self.write(self.conf, text)
+            status, out = self.serve(timeout=3)
+            self.assertEqual(status, 1, "a second server started on an address in use and "
+                                        "shares its connections:\n" + out[-1500:])
+            self.assertIn(f"cannot listen on 127.0.0.1:{first.port}", out)
+            self.assert_clean(out)
+        finally:
+            first.cleanup()
+
+
 def port_free(port):
     # SO_REUSEADDR as the server does: only a listener, not TIME_WAIT leftovers, makes it busy.
     s = socket.socket()

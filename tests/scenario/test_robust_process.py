@@ -104,11 +104,21 @@ class ChildCrash(unittest.TestCase):
             m = srv.wait_log(rf"carteiro/smtpd\[(\d+)\]: info: sid=\w+ event=connect "
                              rf"client=127\.0\.0\.1 port={port} ")
             owner[port] = int(m.group(1))
-        # Kill the worker that holds the most of them.
-        victim = max(pids.values(), key=lambda p: sum(1 for o in owner.values() if o == p))
+        # Kill the worker of the first one while that one is in the middle of a message big
+        # enough to be in spool/incoming.
+        victim = owner[held[0].sock.getsockname()[1]]
         index = [i for i, p in pids.items() if p == victim][0]
         on_victim = [r for r in held if owner[r.sock.getsockname()[1]] == victim]
         survivors = [r for r in held if r not in on_victim]
+        r = held[0]
+        r.expect(250, "MAIL FROM:<crash@example.org>\r\n")
+        r.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        r.expect(354, "DATA\r\n")
+        r.send(b"Subject: killed\r\n\r\n" + b"y" * 70 + b"\r\n" + (b"z" * 70 + b"\r\n") * 5000)
+        deadline = time.monotonic() + 10
+        while not srv.incoming_files() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(srv.incoming_files(), "the message never reached spool/incoming")
         os.kill(victim, signal.SIGKILL)
         srv.wait_log(rf"event=child_died role=smtpd index={index} pid={victim} signal=9 ")
         m = srv.wait_log(rf"event=child_started role=smtpd index={index} pid=(?!{victim}\b)(\d+)")
@@ -116,6 +126,9 @@ class ChildCrash(unittest.TestCase):
         self.assertIn(new_pid, children(master))
         for r in on_victim:
             self.assertTrue(r.closed(5), "a connection of the killed worker stayed open")
+        # What the dead worker was receiving is removed before its successor starts.
+        self.assertEqual(srv.incoming_files(), [])
+        self.assertEqual(srv.queue_files(), [])
         for r in survivors:
             r.expect(250, "NOOP\r\n")
         # The dead worker's connections no longer count: exactly as many new ones get in.
@@ -135,6 +148,7 @@ class ChildCrash(unittest.TestCase):
         msg, refused = send(srv, ["demo@example.test"], "after-crash")
         self.assertEqual(refused, {})
         got = srv.wait_mail("demo@example.test")
+        self.assertEqual(len(got), 1, "the interrupted message was delivered")
         self.assertTrue(got[0].endswith(lf(msg)))
 
     def test_qmgr_killed_is_restarted_and_delivers(self):
@@ -346,6 +360,27 @@ class Reload(unittest.TestCase):
         self.hup("ok", 2)
         self.assertEqual(self.probe_many("newbie@example.test"), {550})
         self.assertEqual(self.probe_many("newalias@example.test"), {550})
+        self.assertEqual(self.probe_many("alice@example.test"), {250})
+
+    def test_worker_restarted_after_a_failed_reload_keeps_serving(self):
+        # "A broken file on reload keeps the previous table": that must hold for a worker that
+        # is restarted later too, or one crash after a bad edit takes the service down.
+        srv = self.server
+        wait_count(srv, r"event=started worker=", 2)
+        with open(os.path.join(srv.dir, "users"), "a") as f:
+            f.write("this line has no colon\n")
+        self.hup("failed keeping=previous", 0)
+        pids = worker_pids(srv)
+        os.kill(pids[0], signal.SIGKILL)
+        srv.wait_log(rf"event=child_died role=smtpd index=0 pid={pids[0]} signal=9 ")
+        srv.wait_log(rf"event=child_started role=smtpd index=0 pid=(?!{pids[0]}\b)\d+")
+        # The new worker must come up (not die of the file the reload refused).
+        wait_count(srv, r"carteiro/smtpd\[\d+\]: info: event=started worker=0 ", 2, timeout=5)
+        self.assertNotRegex(srv.log(), r"event=startup_failed")
+        # Every connection is served (both workers' sockets), with the previous table.
+        for _ in range(8):
+            with Raw(srv.port, srv.host, timeout=3) as r:
+                r.expect(220)
         self.assertEqual(self.probe_many("alice@example.test"), {250})
 
     def test_sighup_with_a_missing_users_file(self):

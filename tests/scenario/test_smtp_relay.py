@@ -3,6 +3,7 @@ trick (percent hack, bang path, quoted local part, source route, double '@', add
 literal, trailing dot, case) lets any other client relay. A relayed message stays in the
 queue for a remote domain and is never delivered locally."""
 import os
+import socket
 import unittest
 
 from harness import DEFAULT_USERS, Server, lf, message
@@ -212,6 +213,34 @@ class Relay(unittest.TestCase):
                 self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
                 self.reply(r, code, "5.7.1" if code == 554 else "2.1.5",
                            "RCPT TO:<x@elsewhere.test>\r\n")
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
+class RelayIPv6(unittest.TestCase):
+    def setUp(self):
+        self.server = Server(host="::1", relay_networks=("::1/128",)).start()
+
+    def tearDown(self):
+        self.server.cleanup()
+
+    def test_ipv6_relay_client(self):
+        msg = message(subject="ipv6")
+        with self.server.smtp() as s:
+            self.assertEqual(s.sendmail("a@example.org", ["far@elsewhere.test", DEMO], msg), {})
+        got = self.server.wait_mail(DEMO)
+        self.assertIn(b"\nReceived: from client.example.org ([IPv6:::1])\n", got[0])
+        self.assertTrue(got[0].endswith(lf(msg)))
+        self.server.wait_log(r"event=connect client=::1 port=\d+ \S+ relay=yes")
+        self.assertRegex(self.server.queue_list(), r"-> far@elsewhere\.test \(remote, pending\)")
 
 
 if __name__ == "__main__":

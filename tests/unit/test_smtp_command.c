@@ -133,7 +133,11 @@ static const struct mail_case mail_cases[] = {
 	  .size = UINT64_MAX },
 	{ .arg = A " SIZE=00000000000000000001", .from = "a@b", .size_given = true, .size = 1 },
 	{ .arg = A " SIZE=000000000000000000001", .want = SMTP_CMD_ERR_PARAM_SYNTAX },
-	{ .arg = A " SIZE=18446744073709551616", .want = SMTP_CMD_ERR_PARAM_SYNTAX },
+	/* 20 digits are valid (RFC 1870) even past 64 bits: the size saturates. */
+	{ .arg = A " SIZE=18446744073709551616", .from = "a@b", .size_given = true,
+	  .size = UINT64_MAX },
+	{ .arg = A " SIZE=99999999999999999999", .from = "a@b", .size_given = true,
+	  .size = UINT64_MAX },
 	{ .arg = A " SIZE=", .want = SMTP_CMD_ERR_PARAM_SYNTAX },
 	{ .arg = A " SIZE", .want = SMTP_CMD_ERR_PARAM_SYNTAX },
 	{ .arg = A " SIZE=-1", .want = SMTP_CMD_ERR_PARAM_SYNTAX },

@@ -383,21 +383,21 @@ TEST(line_length)
 	c.consumed = c.in.len - LEN("QUIT\r\n");
 	run_case(&c);
 
-	/* The stuffing dot counts as received: "." + 998 + CRLF = 1001. */
+	/* RFC 5321 4.5.3.1.6: the stuffing dot does not count. "." + 999 + CRLF: too long. */
 	c = (struct data_case){ .name = "line_1001_stuffed", .mode = D, .max_size = NO_LIMIT,
 				.flags = SMTP_DATA_LINE_TOO_LONG, .done = true };
-	c.in = make_line(in, sizeof(in), ".", 998, "\r\n.\r\n");
-	c.out = make_line(out, sizeof(out), "", 998, "");
-	c.size = 1000;
+	c.in = make_line(in, sizeof(in), ".", 999, "\r\n.\r\n");
+	c.out = make_line(out, sizeof(out), "", 999, "");
+	c.size = 1001;
 	c.consumed = c.in.len;
 	run_case(&c);
 
-	/* "." + 997 + CRLF = 1000: fine. */
+	/* "." + 998 + CRLF: 1000 octets once the dot is removed: fine. */
 	c = (struct data_case){ .name = "line_1000_stuffed", .mode = D, .max_size = NO_LIMIT,
 				.done = true };
-	c.in = make_line(in, sizeof(in), ".", 997, "\r\n.\r\n");
-	c.out = make_line(out, sizeof(out), "", 997, "\r\n");
-	c.size = 999;
+	c.in = make_line(in, sizeof(in), ".", 998, "\r\n.\r\n");
+	c.out = make_line(out, sizeof(out), "", 998, "\r\n");
+	c.size = 1000;
 	c.consumed = c.in.len;
 	run_case(&c);
 

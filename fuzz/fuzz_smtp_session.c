@@ -1,0 +1,207 @@
+/*
+ * Fuzz target: a whole SMTP session (smtp_session.c) fed arbitrary client
+ * bytes, with the real command parser, DATA/BDAT reader, recipient
+ * resolution and spool underneath.
+ *
+ * The first input byte picks the client address (relay client or not) and
+ * how the rest is cut into writes; the rest is what the client sends before
+ * it closes its side. The session runs on a real event loop over a
+ * socketpair; the spool is in /dev/shm so that fsync costs nothing.
+ * Invariants: the session always ends (EOF closes it), every reply line the
+ * server writes is "ddd" + SP or '-' + text + CRLF with a code in 2xx-5xx,
+ * and nothing is left in incoming/ once the session is gone.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf/config.h"
+#include "mail/aliases.h"
+#include "mail/resolve.h"
+#include "mail/users.h"
+#include "queue/queue_store.h"
+#include "smtpd/conn_limit.h"
+#include "smtpd/smtp_server.h"
+#include "smtpd/smtp_session.h"
+#include "util/iopool.h"
+#include "util/log.h"
+
+static struct smtpd d;
+static struct config cfg;
+static char dir[64];
+
+static void write_file(const char *name, const char *text)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		abort();
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void remove_dir(void)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void setup(void)
+{
+	char text[1024];
+
+	signal(SIGPIPE, SIG_IGN); /* as the server does: a closed peer is an error, not death */
+	strcpy(dir, "/dev/shm/carteiro-fuzz-XXXXXX");
+	if (!mkdtemp(dir)) {
+		strcpy(dir, "/tmp/carteiro-fuzz-XXXXXX");
+		if (!mkdtemp(dir))
+			abort();
+	}
+	atexit(remove_dir);
+	write_file("users", "demo@example.test:x\nalice@example.test:x\n");
+	write_file("aliases", "postmaster@example.test: demo@example.test\n"
+			      "team@example.test: demo@example.test, alice@example.test, "
+			      "x@remote.test\n"
+			      "loop1@example.test: loop2@example.test\n"
+			      "loop2@example.test: loop1@example.test\n");
+	snprintf(text, sizeof text,
+		 "hostname mx.example.test\nspool %s/spool\nmaildir-root %s/mail\n"
+		 "listen smtp 127.0.0.1:2525\nlocal-domain example.test\nusers %s/users\n"
+		 "aliases %s/aliases\nrelay-network 10.0.0.0/8\nmax-message-size 64K\n"
+		 "max-recipients 5\nsmtp-max-errors 50\n",
+		 dir, dir, dir, dir);
+	config_init(&cfg);
+	if (config_parse(&cfg, "<fuzz>", text, strlen(text), NULL, NULL) != 0)
+		abort();
+	if (queue_spool_prepare(cfg.spool, -1, -1) != 0)
+		abort();
+	log_init("fuzz", false, false, LVL_ERR);
+
+	d.cfg = &cfg;
+	d.base = event_base_new();
+	d.pool = iopool_new(d.base, 1);
+	d.limits = conn_limit_create(100, 100, 1);
+	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
+	if (!d.base || !d.pool || !d.limits || !d.resolve_scratch ||
+	    smtpd_load_maps(&cfg, NULL, NULL, &d.users, &d.aliases) != 0 ||
+	    queue_store_open(&d.store, cfg.spool, d.pool, 1) != 0)
+		abort();
+	queue_id_init(&d.session_ids, 1);
+}
+
+/* Remove the messages the session queued, so the spool does not grow. */
+static void clear_dir(const char *sub, bool must_be_empty)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/%s", cfg.spool, sub);
+	DIR *dd = opendir(path);
+	struct dirent *de;
+	while (dd && (de = readdir(dd))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (must_be_empty)
+			abort(); /* a partial message outlived its session */
+		unlinkat(dirfd(dd), de->d_name, 0);
+	}
+	if (dd)
+		closedir(dd);
+}
+
+/* Every complete reply line must be well-formed. */
+static void check_replies(const char *out, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (out[i] != '\r' || out[i + 1] != '\n')
+			continue;
+		const char *l = out + start;
+		size_t len = i - start;
+		if (len < 4 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' || l[2] < '0' ||
+		    l[2] > '9' || (l[3] != ' ' && l[3] != '-'))
+			abort();
+		for (size_t k = 0; k < len; k++)
+			if (l[k] == '\r' || l[k] == '\n' || l[k] == '\0')
+				abort();
+		start = i + 2;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char out[1 << 20];
+	int sv[2];
+
+	if (!d.base)
+		setup();
+	if (size == 0 || size > 200000)
+		return 0;
+	unsigned mode = data[0];
+	data++;
+	size--;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+		abort();
+	struct sockaddr_in peer;
+	memset(&peer, 0, sizeof peer);
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl((mode & 1) ? 0x0a010203u : 0xc0000201u); /* relay or not */
+	peer.sin_port = htons(40000);
+	smtp_session_start(&d, sv[0], (struct sockaddr *)&peer, sizeof peer, &cfg.listens[0]);
+
+	size_t chunk = (mode >> 1) ? (mode >> 1) * 7 : size; /* how the client cuts its writes */
+	size_t sent = 0, got = 0;
+	bool closed_write = false;
+	for (int iter = 0; iter < 100000; iter++) {
+		if (sent < size) {
+			size_t n = size - sent < chunk ? size - sent : chunk;
+			ssize_t w = write(sv[1], data + sent, n);
+			if (w > 0)
+				sent += (size_t)w;
+		} else if (!closed_write) {
+			shutdown(sv[1], SHUT_WR);
+			closed_write = true;
+		}
+		event_base_loop(d.base, EVLOOP_NONBLOCK);
+		ssize_t r = read(sv[1], out + got, sizeof out - got - 1 > 65536 ? 65536
+									 : sizeof out - got - 1);
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0 && closed_write && d.nsessions == 0)
+			break;
+		else if (r < 0 && errno != EAGAIN)
+			break;
+		if (got >= sizeof out - 1)
+			got = 0; /* keep only recent output; replies were checked as they came */
+		if (closed_write && d.nsessions == 0 && iopool_pending(d.pool) == 0 && r <= 0)
+			break;
+		if (closed_write && r <= 0)
+			event_base_loop(d.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	}
+	/* The client is gone: the session must end and its I/O finish. */
+	close(sv[1]);
+	for (int iter = 0; iter < 100000 && (d.nsessions > 0 || iopool_pending(d.pool) > 0); iter++)
+		event_base_loop(d.base, EVLOOP_ONCE);
+	if (d.nsessions != 0 || iopool_pending(d.pool) != 0)
+		abort();
+	check_replies(out, got);
+	clear_dir("incoming", true);
+	clear_dir("queue", false);
+	return 0;
+}
