@@ -96,19 +96,27 @@ bad:
 	return -1;
 }
 
-/* Load the configuration named by the options; errors go to stderr. */
-static int load_config(const struct cli *cli, struct config *cfg)
+/* Parse the configuration named by the options; errors go to stderr. Returns the count. */
+static unsigned parse_config(const struct cli *cli, struct config *cfg)
 {
-	unsigned errors;
 	config_init(cfg);
 	if (cli->demo)
-		errors = config_parse(cfg, "<demo>", config_demo_text, strlen(config_demo_text),
-				      config_report_stdio, stderr);
-	else
-		errors = config_load_file(cfg, cli->config_path, config_report_stdio, stderr);
+		return config_parse(cfg, "<demo>", config_demo_text, strlen(config_demo_text),
+				    config_report_stdio, stderr);
+	return config_load_file(cfg, cli->config_path, config_report_stdio, stderr);
+}
+
+static void report_count(unsigned errors, const char *what)
+{
+	fprintf(stderr, "carteiro: %u error%s in the %s\n", errors, errors == 1 ? "" : "s", what);
+}
+
+/* Load the configuration; on any error, report and free it. */
+static int load_config(const struct cli *cli, struct config *cfg)
+{
+	unsigned errors = parse_config(cli, cfg);
 	if (errors) {
-		fprintf(stderr, "carteiro: %u error%s in the configuration\n", errors,
-			errors == 1 ? "" : "s");
+		report_count(errors, "configuration");
 		config_free(cfg);
 		return -1;
 	}
@@ -149,11 +157,13 @@ static int cmd_check(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	struct config cfg;
-	struct userdb *users;
-	struct aliasdb *aliases;
+	struct userdb *users = NULL;
+	struct aliasdb *aliases = NULL;
 
-	if (parse_options(argc, argv, &cli, false) < 0 || load_config(&cli, &cfg) < 0)
+	if (parse_options(argc, argv, &cli, false) < 0)
 		return 1;
+	/* Every error of every file at once: the tables are checked even after config errors. */
+	unsigned errors = parse_config(&cli, &cfg);
 	if (cli.demo) {
 		/* The demo's files are made by `serve --demo`; check only what exists. */
 		if (cfg.users_file && access(cfg.users_file, F_OK) != 0) {
@@ -165,7 +175,14 @@ static int cmd_check(int argc, char **argv)
 			cfg.aliases_file = NULL;
 		}
 	}
-	if (smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases) < 0) {
+	int maps = smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases);
+	if (errors || maps < 0) {
+		if (errors)
+			report_count(errors, "configuration");
+		if (maps == 0) {
+			userdb_free(users);
+			aliasdb_free(aliases);
+		}
 		config_free(&cfg);
 		return 1;
 	}

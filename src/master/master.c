@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -57,8 +58,11 @@ struct master {
 	unsigned nworkers;
 	int **fds; /* fds[worker][listener] */
 	struct conn_limit *limits;
+	struct userdb *users;     /* last good tables, handed to every new worker */
+	struct aliasdb *aliases;
 	struct child *children; /* [0] qmgr, [1..] workers */
 	size_t nchildren;
+	pid_t pid;
 	int sigfd;
 	sigset_t blocked;
 	bool stopping;
@@ -145,6 +149,25 @@ static void raise_fd_limit(const struct config *cfg)
 			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
+/*
+ * Is the address free? Our own sockets share it through SO_REUSEPORT, which
+ * would also let us join the listeners of another running server (same
+ * user) and silently share its connections: a plain bind first tells.
+ */
+static int probe_listener(const struct listen_cfg *l)
+{
+	int one = 1;
+	int fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (l->addr.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	int r = bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 static void drop_privileges(const struct config *cfg, long uid, long gid)
 {
 	if (geteuid() != 0) {
@@ -172,22 +195,43 @@ static const char *role_name(enum child_role role)
 	return role == CHILD_QMGR ? "qmgr" : "smtpd";
 }
 
+static void master_free(struct master *m);
+
 /* In the child: undo the master's signal setup and run the role. */
 static _Noreturn void child_run(struct master *m, struct child *c)
 {
+	/* Unsupervised children must not go on serving: the master's death stops them. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != m->pid)
+		exit(1); /* the master died before prctl took effect */
 	sigprocmask(SIG_UNBLOCK, &m->blocked, NULL);
 	close(m->sigfd);
+	m->sigfd = -1;
 	for (unsigned w = 0; w < m->nworkers; w++) {
 		if (c->role == CHILD_SMTPD && w == c->index)
 			continue;
-		for (size_t i = 0; i < m->cfg->nlistens; i++)
+		for (size_t i = 0; i < m->cfg->nlistens; i++) {
 			close(m->fds[w][i]);
+			m->fds[w][i] = -1;
+		}
 	}
 	int status;
-	if (c->role == CHILD_QMGR)
+	struct userdb *users = m->users;
+	struct aliasdb *aliases = m->aliases;
+	m->users = NULL;
+	m->aliases = NULL;
+	if (c->role == CHILD_QMGR) {
+		userdb_free(users);
+		aliasdb_free(aliases);
 		status = qmgr_main(m->cfg);
-	else
-		status = smtpd_worker_main(m->cfg, c->index, m->fds[c->index], m->limits);
+	} else {
+		status = smtpd_worker_main(m->cfg, c->index, m->fds[c->index], m->limits, users,
+					   aliases);
+		/* The worker's listeners closed its sockets. */
+		for (size_t i = 0; i < m->cfg->nlistens; i++)
+			m->fds[c->index][i] = -1;
+	}
+	master_free(m);
 	exit(status);
 }
 
@@ -266,6 +310,23 @@ static void signal_children(struct master *m, int sig)
 			kill(m->children[i].pid, sig);
 }
 
+/* Reload the users and aliases files; keep the previous tables if they are broken. */
+static void master_reload(struct master *m)
+{
+	struct userdb *users;
+	struct aliasdb *aliases;
+
+	if (smtpd_load_maps(m->cfg, log_report, NULL, &users, &aliases) < 0) {
+		log_err("event=reload result=failed keeping=previous");
+		return;
+	}
+	userdb_free(m->users);
+	aliasdb_free(m->aliases);
+	m->users = users;
+	m->aliases = aliases;
+	log_info("event=reload result=ok action=signal_children");
+}
+
 static void supervise(struct master *m)
 {
 	for (;;) {
@@ -299,7 +360,7 @@ static void supervise(struct master *m)
 				reap(m);
 				break;
 			case SIGHUP:
-				log_info("event=reload action=signal_children");
+				master_reload(m);
 				signal_children(m, SIGHUP);
 				break;
 			case SIGTERM:
@@ -319,14 +380,75 @@ static void supervise(struct master *m)
 	}
 }
 
+static void master_free(struct master *m)
+{
+	if (m->fds) {
+		for (unsigned w = 0; w < m->nworkers; w++) {
+			for (size_t i = 0; m->fds[w] && i < m->cfg->nlistens; i++)
+				if (m->fds[w][i] >= 0)
+					close(m->fds[w][i]);
+			free(m->fds[w]);
+		}
+		free(m->fds);
+	}
+	free(m->children);
+	if (m->sigfd >= 0)
+		close(m->sigfd);
+	conn_limit_destroy(m->limits);
+	if (m->users)
+		userdb_free(m->users);
+	if (m->aliases)
+		aliasdb_free(m->aliases);
+}
+
+/* Bind every listener once per worker; false (after a message) when one cannot be. */
+static bool bind_all(struct master *m)
+{
+	const struct config *cfg = m->cfg;
+
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		int r = probe_listener(&cfg->listens[i]);
+		if (r < 0) {
+			fprintf(stderr, "carteiro: cannot listen on %s: %s\n", cfg->listens[i].text,
+				strerror(-r));
+			return false;
+		}
+	}
+	m->fds = calloc(m->nworkers, sizeof *m->fds);
+	if (!m->fds)
+		return false;
+	for (unsigned w = 0; w < m->nworkers; w++) {
+		m->fds[w] = malloc((cfg->nlistens ? cfg->nlistens : 1) * sizeof **m->fds);
+		if (!m->fds[w])
+			return false;
+		for (size_t i = 0; i < cfg->nlistens; i++)
+			m->fds[w][i] = -1;
+		for (size_t i = 0; i < cfg->nlistens; i++) {
+			int fd = bind_listener(&cfg->listens[i]);
+			if (fd < 0) {
+				fprintf(stderr, "carteiro: cannot listen on %s: %s\n",
+					cfg->listens[i].text, strerror(-fd));
+				return false;
+			}
+			m->fds[w][i] = fd;
+		}
+	}
+	for (size_t i = 0; i < cfg->nlistens; i++)
+		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
+			 m->nworkers);
+	return true;
+}
+
 int master_main(struct config *cfg)
 {
 	struct master m;
 	long uid, gid;
-	int r;
+	int r, status = 1;
 
 	memset(&m, 0, sizeof m);
 	m.cfg = cfg;
+	m.sigfd = -1;
+	m.pid = getpid();
 	log_set_role("master");
 	signal(SIGPIPE, SIG_IGN);
 	/* A file size limit must fail the write (EFBIG, answered 451), not kill the process. */
@@ -353,38 +475,17 @@ int master_main(struct config *cfg)
 	if (r > 0)
 		log_info("event=recovery removed_incomplete=%d", r);
 
-	struct userdb *users;
-	struct aliasdb *aliases;
-	if (smtpd_load_maps(cfg, log_report, NULL, &users, &aliases) < 0)
+	/* The master keeps the last good tables: workers are forked with them. */
+	if (smtpd_load_maps(cfg, log_report, NULL, &m.users, &m.aliases) < 0)
 		return 1;
-	userdb_free(users);
-	aliasdb_free(aliases);
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	m.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 2 ? ncpu : 2);
 	if (m.nworkers > WORKERS_MAX)
 		m.nworkers = WORKERS_MAX;
 	m.limits = conn_limit_create(cfg->max_connections, cfg->max_connections_per_ip, m.nworkers);
-	m.fds = calloc(m.nworkers, sizeof *m.fds);
-	if (!m.limits || !m.fds)
-		fatal("event=startup_failed error=\"out of memory\"");
-	for (unsigned w = 0; w < m.nworkers; w++) {
-		m.fds[w] = calloc(cfg->nlistens ? cfg->nlistens : 1, sizeof **m.fds);
-		if (!m.fds[w])
-			fatal("event=startup_failed error=\"out of memory\"");
-		for (size_t i = 0; i < cfg->nlistens; i++) {
-			int fd = bind_listener(&cfg->listens[i]);
-			if (fd < 0) {
-				fprintf(stderr, "carteiro: cannot listen on %s: %s\n",
-					cfg->listens[i].text, strerror(-fd));
-				return 1;
-			}
-			m.fds[w][i] = fd;
-		}
-	}
-	for (size_t i = 0; i < cfg->nlistens; i++)
-		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
-			 m.nworkers);
+	if (!m.limits || !bind_all(&m))
+		goto out;
 
 	raise_fd_limit(cfg);
 	drop_privileges(cfg, uid, gid);
@@ -396,13 +497,12 @@ int master_main(struct config *cfg)
 	sigaddset(&m.blocked, SIGHUP);
 	sigprocmask(SIG_BLOCK, &m.blocked, NULL);
 	m.sigfd = signalfd(-1, &m.blocked, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (m.sigfd < 0)
-		fatal("event=startup_failed error=\"signalfd: %s\"", strerror(errno));
-
 	m.nchildren = 1 + m.nworkers;
 	m.children = calloc(m.nchildren, sizeof *m.children);
-	if (!m.children)
-		fatal("event=startup_failed error=\"out of memory\"");
+	if (m.sigfd < 0 || !m.children) {
+		log_err("event=startup_failed error=\"%s\"", strerror(errno));
+		goto out;
+	}
 	m.children[0].role = CHILD_QMGR;
 	for (unsigned w = 0; w < m.nworkers; w++) {
 		m.children[1 + w].role = CHILD_SMTPD;
@@ -414,16 +514,9 @@ int master_main(struct config *cfg)
 		child_start(&m, &m.children[i]);
 
 	supervise(&m);
-
-	for (unsigned w = 0; w < m.nworkers; w++) {
-		for (size_t i = 0; i < cfg->nlistens; i++)
-			close(m.fds[w][i]);
-		free(m.fds[w]);
-	}
-	free(m.fds);
-	free(m.children);
-	close(m.sigfd);
-	conn_limit_destroy(m.limits);
 	log_info("event=stopped");
-	return 0;
+	status = 0;
+out:
+	master_free(&m);
+	return status;
 }

@@ -47,22 +47,23 @@ int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ct
 {
 	struct userdb *u = NULL;
 	struct aliasdb *a = NULL;
-	int r = 0;
+	int ru, ra;
 
+	/* Both files are always read, so that every error of both is reported at once. */
 	if (cfg->users_file)
-		r = userdb_load(cfg->users_file, cfg, report, ctx, &u);
-	else if (!(u = userdb_empty()))
-		r = -ENOMEM;
-	if (r == 0) {
-		if (cfg->aliases_file)
-			r = aliasdb_load(cfg->aliases_file, cfg, report, ctx, &a);
-		else if (!(a = aliasdb_empty()))
-			r = -ENOMEM;
-	}
-	if (r < 0) {
-		if (u)
+		ru = userdb_load(cfg->users_file, cfg, report, ctx, &u);
+	else
+		ru = (u = userdb_empty()) ? 0 : -ENOMEM;
+	if (cfg->aliases_file)
+		ra = aliasdb_load(cfg->aliases_file, cfg, report, ctx, &a);
+	else
+		ra = (a = aliasdb_empty()) ? 0 : -ENOMEM;
+	if (ru < 0 || ra < 0) {
+		if (ru == 0)
 			userdb_free(u);
-		return r;
+		if (ra == 0)
+			aliasdb_free(a);
+		return ru < 0 ? ru : ra;
 	}
 	*users = u;
 	*aliases = a;
@@ -201,7 +202,7 @@ static int add_listeners(struct smtpd *d, const int *fds)
 }
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
-		      struct conn_limit *limits)
+		      struct conn_limit *limits, struct userdb *users, struct aliasdb *aliases)
 {
 	struct smtpd d;
 	int r;
@@ -214,8 +215,10 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.base = event_base_new();
 	if (!d.base)
 		fatal("event=startup_failed error=\"cannot create event loop\"");
-	if (smtpd_load_maps(cfg, log_report, NULL, &d.users, &d.aliases) < 0)
-		fatal("event=startup_failed error=\"cannot load users or aliases\"");
+	/* The master's last good tables, inherited: a worker restarted after a failed
+	 * reload serves with them rather than not at all. */
+	d.users = users;
+	d.aliases = aliases;
 	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
 	d.pool = iopool_new(d.base, cfg->io_threads);
 	if (!d.resolve_scratch || !d.pool)

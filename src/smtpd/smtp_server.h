@@ -54,12 +54,14 @@ struct smtpd {
 
 /*
  * Run worker number `worker` on the given listening sockets (fds[i] belongs
- * to cfg->listens[i]). Returns the process exit status.
+ * to cfg->listens[i]) with the master's users and aliases tables (the worker
+ * owns them from now on). Returns the process exit status.
  */
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
-		      struct conn_limit *limits);
+		      struct conn_limit *limits, struct userdb *users, struct aliasdb *aliases);
 
-/* Load the users and aliases files named in cfg (either may be absent). */
+/* Load the users and aliases files named in cfg (either may be absent); both are
+ * read and every error reported even when the first fails. */
 int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ctx,
 		    struct userdb **users, struct aliasdb **aliases);
 

@@ -23,6 +23,8 @@ class PerIpLimit(unittest.TestCase):
     def setUp(self):
         self.server = Server(workers=2, extra_config="max-connections-per-ip 3\n")
         self.server.start()
+        # The harness's start-up probe (from 127.0.0.1) must not count against the limits.
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
         self.conns = []
 
     def tearDown(self):
@@ -100,6 +102,8 @@ class TotalLimit(unittest.TestCase):
         self.server = Server(workers=2, extra_config="max-connections 4\n"
                                                      "max-connections-per-ip 2\n")
         self.server.start()
+        # The harness's start-up probe (from 127.0.0.1) must not count against the limits.
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
         self.conns = []
 
     def tearDown(self):

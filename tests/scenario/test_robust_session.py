@@ -3,7 +3,6 @@
 Each test drives the real daemon with raw sockets (harness.Raw) or smtplib and checks what the
 server did on disk (spool/incoming, spool/queue, the Maildirs) and in its log.
 """
-import re
 import socket
 import subprocess
 import threading
@@ -89,7 +88,8 @@ class Disconnects(unittest.TestCase):
         r.send(b"Subject: reset\r\n\r\n" + big_body(300_000))
         self.assertTrue(wait_for(lambda: srv.incoming_files(), 10))
         abort_connection(r)
-        srv.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=")
+        srv.wait_log(r'event=disconnect client=127\.0\.0\.1 reason="connection error" '
+                     r'messages=0 commands=4 ')
         self.assert_nothing_left("RST in DATA")
         self.assert_still_serving("after-rst-in-data")
 
@@ -129,7 +129,7 @@ class Disconnects(unittest.TestCase):
         lines = r.expect(250, f"BDAT {len(chunk)}\r\n".encode() + chunk)
         self.assertIn(f"{len(chunk)} octets", lines[-1])
         r.close()
-        srv.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=eof ")
+        srv.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=eof messages=0 commands=4 ")
         self.assert_nothing_left("eof between BDAT chunks")
         self.assert_still_serving("after-bdat-half")
 
@@ -181,6 +181,23 @@ class Timeouts(unittest.TestCase):
         srv.wait_log(r"event=timeout state=data")
         self.assertTrue(wait_for(lambda: not srv.incoming_files() and not srv.queue_files(), 10),
                         f"incoming={srv.incoming_files()} queue={srv.queue_files()}")
+        self.assertEqual(srv.mailbox("demo@example.test"), [])
+
+    def test_bdat_chunk_timeout(self):
+        srv = self.server
+        r = srv.raw(timeout=15)
+        r.expect(250, "EHLO stall.example.org\r\n")
+        r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
+        r.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        r.send("BDAT 5000 LAST\r\nSubject: stalled chunk\r\n\r\n")
+        t0 = time.monotonic()
+        code, lines = r.reply()
+        self.assertEqual(code, 421, lines)
+        self.assertTrue(lines[-1].startswith("421 4.4.2"), lines)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertTrue(r.closed(5))
+        srv.wait_log(r"event=timeout state=bdat-chunk")
+        self.assertTrue(wait_for(lambda: not srv.incoming_files() and not srv.queue_files(), 10))
         self.assertEqual(srv.mailbox("demo@example.test"), [])
 
     def test_activity_keeps_data_alive(self):
@@ -288,8 +305,11 @@ class OutputBackPressure(unittest.TestCase):
     def setUp(self):
         self.server = Server(workers=1)
         self.server.start()
+        self.sock = None
 
     def tearDown(self):
+        if self.sock:
+            self.sock.close()  # before the server stops: it would wait for this reader
         self.server.cleanup()
 
     def test_pipelined_noops_without_reading(self):
@@ -298,7 +318,7 @@ class OutputBackPressure(unittest.TestCase):
         # client's receive buffer), so fewer replies than that prove nothing: send enough
         # NOOPs (at least 20,000) that their replies are 2 MB more than the kernel can hold.
         count = max(20_000, (tcp_wmem_max() + (2 << 20)) // len(self.REPLY) + 1)
-        sock = socket.socket()
+        sock = self.sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect((srv.host, srv.port))
         sock.settimeout(60)
@@ -326,6 +346,7 @@ class OutputBackPressure(unittest.TestCase):
             stable = stable + 1 if cur == prev else 0
             prev = cur
         self.assertEqual(stable, 3, f"the queues never settled: {prev}")
+        self.assertTrue(prev[0] and prev[1], f"connection not found by ss: {prev}")
         (srv_recv, srv_send), (cli_recv, cli_send), _ = prev
         unread = srv_recv + cli_send
         self.assertGreater(unread, 0, "the server read every command although the client "
