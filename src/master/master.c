@@ -56,7 +56,7 @@ struct child {
 struct master {
 	struct config *cfg;
 	unsigned nworkers;
-	int **fds; /* fds[worker][listener] */
+	int *fds; /* one listening socket per listener, shared by every worker */
 	struct conn_limit *limits;
 	struct userdb *users;     /* last good tables, handed to every new worker */
 	struct aliasdb *aliases;
@@ -112,10 +112,12 @@ static int bind_listener(const struct listen_cfg *l)
 	int fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/*
+	 * One socket shared by every worker (no SO_REUSEPORT): an idle worker takes the
+	 * next connection, a dead one strands none in a backlog of its own, and an
+	 * address already in use (another server) is refused by bind().
+	 */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	/* One socket per worker on the same address: the kernel balances connections. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-		goto fail;
 	if (l->addr.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ||
@@ -147,25 +149,6 @@ static void raise_fd_limit(const struct config *cfg)
 		log_warn("event=fd_limit limit=%llu wanted=%llu note=\"max-connections may not be "
 			 "reachable\"",
 			 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
-}
-
-/*
- * Is the address free? Our own sockets share it through SO_REUSEPORT, which
- * would also let us join the listeners of another running server (same
- * user) and silently share its connections: a plain bind first tells.
- */
-static int probe_listener(const struct listen_cfg *l)
-{
-	int one = 1;
-	int fd = socket(l->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (l->addr.ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	int r = bind(fd, (const struct sockaddr *)&l->addr.ss, l->addr.len) < 0 ? -errno : 0;
-	close(fd);
-	return r;
 }
 
 static void drop_privileges(const struct config *cfg, long uid, long gid)
@@ -207,12 +190,10 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 	sigprocmask(SIG_UNBLOCK, &m->blocked, NULL);
 	close(m->sigfd);
 	m->sigfd = -1;
-	for (unsigned w = 0; w < m->nworkers; w++) {
-		if (c->role == CHILD_SMTPD && w == c->index)
-			continue;
+	if (c->role == CHILD_QMGR) {
 		for (size_t i = 0; i < m->cfg->nlistens; i++) {
-			close(m->fds[w][i]);
-			m->fds[w][i] = -1;
+			close(m->fds[i]);
+			m->fds[i] = -1;
 		}
 	}
 	int status;
@@ -225,11 +206,10 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		aliasdb_free(aliases);
 		status = qmgr_main(m->cfg);
 	} else {
-		status = smtpd_worker_main(m->cfg, c->index, m->fds[c->index], m->limits, users,
-					   aliases);
-		/* The worker's listeners closed its sockets. */
+		status = smtpd_worker_main(m->cfg, c->index, m->fds, m->limits, users, aliases);
+		/* The worker's listeners closed its copies of the sockets. */
 		for (size_t i = 0; i < m->cfg->nlistens; i++)
-			m->fds[c->index][i] = -1;
+			m->fds[i] = -1;
 	}
 	master_free(m);
 	exit(status);
@@ -382,15 +362,10 @@ static void supervise(struct master *m)
 
 static void master_free(struct master *m)
 {
-	if (m->fds) {
-		for (unsigned w = 0; w < m->nworkers; w++) {
-			for (size_t i = 0; m->fds[w] && i < m->cfg->nlistens; i++)
-				if (m->fds[w][i] >= 0)
-					close(m->fds[w][i]);
-			free(m->fds[w]);
-		}
-		free(m->fds);
-	}
+	for (size_t i = 0; m->fds && i < m->cfg->nlistens; i++)
+		if (m->fds[i] >= 0)
+			close(m->fds[i]);
+	free(m->fds);
 	free(m->children);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
@@ -401,41 +376,27 @@ static void master_free(struct master *m)
 		aliasdb_free(m->aliases);
 }
 
-/* Bind every listener once per worker; false (after a message) when one cannot be. */
+/* Bind every listener; false (after a message) when one cannot be. */
 static bool bind_all(struct master *m)
 {
 	const struct config *cfg = m->cfg;
 
-	for (size_t i = 0; i < cfg->nlistens; i++) {
-		int r = probe_listener(&cfg->listens[i]);
-		if (r < 0) {
-			fprintf(stderr, "carteiro: cannot listen on %s: %s\n", cfg->listens[i].text,
-				strerror(-r));
-			return false;
-		}
-	}
-	m->fds = calloc(m->nworkers, sizeof *m->fds);
+	m->fds = malloc((cfg->nlistens ? cfg->nlistens : 1) * sizeof *m->fds);
 	if (!m->fds)
 		return false;
-	for (unsigned w = 0; w < m->nworkers; w++) {
-		m->fds[w] = malloc((cfg->nlistens ? cfg->nlistens : 1) * sizeof **m->fds);
-		if (!m->fds[w])
-			return false;
-		for (size_t i = 0; i < cfg->nlistens; i++)
-			m->fds[w][i] = -1;
-		for (size_t i = 0; i < cfg->nlistens; i++) {
-			int fd = bind_listener(&cfg->listens[i]);
-			if (fd < 0) {
-				fprintf(stderr, "carteiro: cannot listen on %s: %s\n",
-					cfg->listens[i].text, strerror(-fd));
-				return false;
-			}
-			m->fds[w][i] = fd;
-		}
-	}
 	for (size_t i = 0; i < cfg->nlistens; i++)
+		m->fds[i] = -1;
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		int fd = bind_listener(&cfg->listens[i]);
+		if (fd < 0) {
+			fprintf(stderr, "carteiro: cannot listen on %s: %s\n", cfg->listens[i].text,
+				strerror(-fd));
+			return false;
+		}
+		m->fds[i] = fd;
 		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
 			 m->nworkers);
+	}
 	return true;
 }
 

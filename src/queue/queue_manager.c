@@ -271,7 +271,7 @@ static void load_done(struct qjob *j)
 	if (r < 0) {
 		log_err("qid=%s event=queue_file_unreadable error=\"%s\" action=%s", m->id,
 			r == -EINVAL ? "malformed queue file" : strerror(-r),
-			r == -EINVAL ? "moved to corrupt/" : "retry");
+			r == -EINVAL ? "moved_to_corrupt" : "retry");
 		if (r == -EINVAL) {
 			move_to_corrupt(q, m->id);
 			qmsg_forget(q, m);

@@ -1,9 +1,9 @@
 /*
  * smtp_server: one SMTP worker process.
  *
- * The master binds every listener (one SO_REUSEPORT socket per worker and
- * address, so the kernel spreads connections over the workers) and forks
- * the workers; each runs its own libevent loop, accepts on its sockets,
+ * The master binds every listener (one socket per address, shared by all
+ * workers) and forks the workers; each runs its own libevent loop, accepts
+ * on the shared sockets (whichever worker is idle takes a connection),
  * enforces the shared connection limits, and runs the sessions
  * (smtp_session.c). Accepted mail goes to the spool through the worker's I/O
  * pool (queue_store.c). SIGHUP reloads the users and aliases files; SIGTERM

@@ -273,7 +273,7 @@ class StartupRecovery(unittest.TestCase):
         chown_service(path)
         srv.start()
         srv.wait_log(rf"qid={bad} event=queue_file_unreadable error=\"malformed queue file\" "
-                     rf"action=\"?moved to corrupt/")
+                     r"action=moved_to_corrupt")
         corrupt = os.path.join(srv.dir, "spool", "corrupt")
         deadline = time.monotonic() + 10
         while bad not in os.listdir(corrupt) and time.monotonic() < deadline:
