@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh build   compiler, make, libevent, OpenSSL, libcrypt headers
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
-#                           the tests talk to the server with (Python, swaks)
+#                           the tests talk to the server with (Python, swaks), ss
 #
 # It runs apt-get only when a package is missing (with sudo when not root).
 # When run as root it also creates the system user 'carteiro' that the
@@ -13,7 +13,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev"
-test_pkgs="clang libclang-rt-14-dev python3 swaks"
+test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;

@@ -9,6 +9,11 @@ Each Server has its own directory (spool, mailboxes, users, aliases, config, log
 port. When the test ends, the server gets SIGTERM (SIGKILL if it does not stop), and its log is
 checked for AddressSanitizer/UBSan/LeakSanitizer reports: a report fails the test.
 When run as root, the server drops to the 'carteiro' user (scripts/deps.sh creates it).
+
+Shared by the test files: ServerTest (a started Server per test) and ConnectionsTest (the same
+for connection limits), the SmtpAssertions mixin (raw SMTP steps that check the reply code and
+the enhanced status code), and helpers to wait on the log and on processes (wait_for,
+count_log, wait_count, children, alive).
 """
 import os
 import re
@@ -30,6 +35,8 @@ SECRET_HASH = ("$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S
 
 DEFAULT_USERS = ["demo@example.test", "alice@example.test", "bob@example.test",
                  "carol@other.test"]
+DEMO = "demo@example.test"  # the default recipient of the SMTP helpers below
+
 DEFAULT_ALIASES = {
     "postmaster@example.test": ["demo@example.test"],
     "team@example.test": ["alice@example.test", "bob@example.test"],
@@ -51,6 +58,52 @@ def slow(fn):
     """Mark a test as slow (tests/run.py --skip-slow leaves it out)."""
     fn.slow = True
     return fn
+
+
+def wait_for(pred, timeout=10, interval=0.05):
+    """pred() until it is true (returns its value) or timeout (returns the last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def count_log(srv, pattern):
+    """How many times the regex pattern matches in srv's log."""
+    return len(re.findall(pattern, srv.log()))
+
+
+def wait_count(srv, pattern, n, timeout=10):
+    """Wait until pattern matches at least n times in srv's log; AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while count_log(srv, pattern) < n:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{count_log(srv, pattern)} log lines matching {pattern!r}, "
+                                 f"expected {n}:\n{srv.log()[-3000:]}")
+        time.sleep(0.05)
+
+
+def children(pid):
+    """Direct children of pid (all threads), sorted; [] once pid is gone."""
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return sorted(set(out))
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 class Raw:
@@ -404,3 +457,93 @@ class ServerTest(unittest.TestCase):
 
     def tearDown(self):
         self.server.cleanup()
+
+
+class ConnectionsTest(ServerTest):
+    """A ServerTest for connection limits: setUp waits until the start-up probe of
+    Server.start (from 127.0.0.1) is disconnected, so that it does not count against the
+    limits; connect() opens raw connections (not greeted) that tearDown closes."""
+
+    def setUp(self):
+        super().setUp()
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()
+        super().tearDown()
+
+    def connect(self, source=None):
+        """A new Raw connection (from address source), its greeting not read yet."""
+        r = Raw(self.server.port, self.server.host, timeout=10, source=source)
+        self.conns.append(r)
+        return r
+
+
+class SmtpAssertions:
+    """Reply checks for raw SMTP sessions (Raw) that look at the code AND the enhanced status
+    code. Mix into a TestCase whose self.server is a started Server."""
+
+    def reply(self, r, code, enhanced=None, data=None):
+        """Send data (if any), read one reply, check code and enhanced code; its lines."""
+        if data is not None:
+            r.send(data)
+        got, lines = r.reply()
+        self.assertEqual(got, code, f"sent {data!r:.200}: got {lines}")
+        if enhanced is not None:
+            self.assertTrue(lines[-1].startswith(f"{code} {enhanced} "),
+                            f"sent {data!r:.200}: expected {code} {enhanced}, got {lines}")
+        return lines
+
+    def ehlo(self, r, name="client.example.org"):
+        """EHLO name, expecting 250; the reply's lines."""
+        return self.reply(r, 250, None, f"EHLO {name}\r\n")
+
+    def session(self, source=None):
+        """A new raw connection (from address source), greeted and past EHLO."""
+        r = self.server.raw(source=source)
+        self.ehlo(r)
+        return r
+
+    def rcpt(self, r, address, code=250, enhanced="2.1.5", params=""):
+        """RCPT TO:<address> with params, expecting code and enhanced; the reply's lines."""
+        return self.reply(r, code, enhanced, f"RCPT TO:<{address}>{params}\r\n")
+
+    def begin(self, r, rcpts=(DEMO,), sender="a@example.org", params=""):
+        """MAIL FROM:<sender> with params (250 2.1.0), then RCPT TO each of rcpts (250 2.1.5)."""
+        self.reply(r, 250, "2.1.0", f"MAIL FROM:<{sender}>{params}\r\n")
+        for rcpt in rcpts:
+            self.rcpt(r, rcpt)
+
+    def send_data(self, r, content, code=250, enhanced="2.0.0"):
+        """DATA (354), then content (bytes as they go on the wire, ending with CRLF.CRLF),
+        expecting code and enhanced; the lines of the reply to the content."""
+        self.reply(r, 354, None, "DATA\r\n")
+        return self.reply(r, code, enhanced, content)
+
+    def queued_id(self, lines):
+        """The queue id of a "250 2.0.0 OK: queued as <id>" reply (checked to be one)."""
+        m = re.match(r"250 2\.0\.0 OK: queued as ([0-9A-Z]{12})$", lines[-1])
+        self.assertIsNotNone(m, lines)
+        return m.group(1)
+
+    def transaction(self, r, rcpts, sender="a@example.org", subject="rcpt test"):
+        """MAIL, every RCPT, DATA with message(subject, sender), all expected to succeed;
+        (the message, its queue id)."""
+        self.begin(r, rcpts, sender)
+        msg = message(subject=subject, sender=sender)
+        return msg, self.queued_id(self.send_data(r, msg + ".\r\n"))
+
+    def assert_no_pending_reply(self, r, wait=0.3):
+        """Nothing more arrives within wait seconds, and nothing is left unread: no reply to
+        a command that was never a command."""
+        r.sock.settimeout(wait)
+        try:
+            data = r.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            data = None
+        finally:
+            r.sock.settimeout(10)
+        self.assertIsNone(data, f"unexpected bytes from the server: {r.buf + (data or b'')!r}")
+        self.assertEqual(r.buf, b"")

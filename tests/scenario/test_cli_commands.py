@@ -11,7 +11,7 @@ import time
 import unittest
 
 from harness import (BINARY, DEFAULT_USERS, SANITIZER_PATTERNS, SECRET_HASH, Raw, Server,
-                     message)
+                     ServerTest, message)
 
 # Every key of the configuration file (conf/config.c), for `help config`.
 KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "users", "aliases",
@@ -204,13 +204,8 @@ class Check(Workdir):
         self.assertIn(self.users, p.stderr)
 
 
-class QueueList(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(relay_networks=("127.0.0.2/32",))
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class QueueList(ServerTest):
+    server_args = {"relay_networks": ("127.0.0.2/32",)}
 
     def test_empty_queue(self):
         out = self.server.queue_list()

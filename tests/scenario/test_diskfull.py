@@ -1,17 +1,12 @@
 """Disk full (a file size limit stands in for it): 451 4.3.0, nothing partial left, service goes on."""
 import unittest
 
-from harness import Server, message
+from harness import ServerTest, message
 
 
-class DiskFull(unittest.TestCase):
-    def setUp(self):
-        # 2 MiB per file: the log stays under it, a 3 MiB message does not fit.
-        self.server = Server(file_size_limit=2 * 1024 * 1024,
-                             extra_config="max-message-size 10M").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class DiskFull(ServerTest):
+    # 2 MiB per file: the log stays under it, a 3 MiB message does not fit.
+    server_args = {"file_size_limit": 2 * 1024 * 1024, "extra_config": "max-message-size 10M"}
 
     def test_write_error_is_a_temporary_failure(self):
         big = message(subject="big", body=("y" * 990 + "\r\n") * 3200)

@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Raw, Server, lf, message
+from harness import Raw, ServerTest, lf, message
 
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
@@ -35,18 +35,15 @@ class Record:
         self.reply = None
 
 
-class KillNine(unittest.TestCase):
+class KillNine(ServerTest):
     ROUNDS = 5
     THREADS = 4
+    server_args = {"workers": 2}
 
     def setUp(self):
-        self.server = Server(workers=2)
-        self.server.start()
+        super().setUp()
         self.seed = int(os.environ.get("CARTEIRO_TEST_SEED", time.time_ns() % 1_000_000))
         self.rng = random.Random(self.seed)
-
-    def tearDown(self):
-        self.server.cleanup()
 
     # --- the clients --------------------------------------------------------------------
     def send_one(self, s, rec):
@@ -223,13 +220,8 @@ def chown_service(path):
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-class StartupRecovery(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2, relay_networks=("127.0.0.2/32",))
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class StartupRecovery(ServerTest):
+    server_args = {"workers": 2, "relay_networks": ("127.0.0.2/32",)}
 
     def test_queue_kept_and_incoming_emptied(self):
         srv = self.server

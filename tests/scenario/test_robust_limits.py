@@ -1,41 +1,11 @@
 """Connection limits: max-connections-per-ip and max-connections, shared by all workers."""
-import re
-import time
 import unittest
 
-from harness import Raw, Server, message
+from harness import ConnectionsTest, message, wait_count
 
 
-def count_log(srv, pattern):
-    return len(re.findall(pattern, srv.log()))
-
-
-def wait_count(srv, pattern, n, timeout=10):
-    deadline = time.monotonic() + timeout
-    while count_log(srv, pattern) < n:
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{count_log(srv, pattern)} log lines matching {pattern!r}, "
-                                 f"expected {n}:\n{srv.log()[-3000:]}")
-        time.sleep(0.05)
-
-
-class PerIpLimit(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2, extra_config="max-connections-per-ip 3\n")
-        self.server.start()
-        # The harness's start-up probe (from 127.0.0.1) must not count against the limits.
-        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
-        self.conns = []
-
-    def tearDown(self):
-        for c in self.conns:
-            c.close()
-        self.server.cleanup()
-
-    def connect(self, source=None):
-        r = Raw(self.server.port, self.server.host, timeout=10, source=source)
-        self.conns.append(r)
-        return r
+class PerIpLimit(ConnectionsTest):
+    server_args = {"workers": 2, "extra_config": "max-connections-per-ip 3\n"}
 
     def test_fourth_connection_from_one_address(self):
         srv = self.server
@@ -97,24 +67,9 @@ class PerIpLimit(unittest.TestCase):
         srv.wait_mail("demo@example.test")
 
 
-class TotalLimit(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2, extra_config="max-connections 4\n"
-                                                     "max-connections-per-ip 2\n")
-        self.server.start()
-        # The harness's start-up probe (from 127.0.0.1) must not count against the limits.
-        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
-        self.conns = []
-
-    def tearDown(self):
-        for c in self.conns:
-            c.close()
-        self.server.cleanup()
-
-    def connect(self, source):
-        r = Raw(self.server.port, self.server.host, timeout=10, source=source)
-        self.conns.append(r)
-        return r
+class TotalLimit(ConnectionsTest):
+    server_args = {"workers": 2, "extra_config": "max-connections 4\n"
+                                                 "max-connections-per-ip 2\n"}
 
     def test_fifth_connection_from_any_address(self):
         srv = self.server

@@ -6,41 +6,18 @@ import signal
 import time
 import unittest
 
-from harness import DEFAULT_ALIASES, DEFAULT_USERS, Raw, Server, lf, message
-
-
-def children(pid):
-    """Direct children of pid (all threads)."""
-    out = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        pass
-    return sorted(set(out))
+from harness import (DEFAULT_ALIASES, DEFAULT_USERS, ConnectionsTest, Raw, ServerTest, alive,
+                     children, count_log, lf, message, wait_count)
 
 
 def proc_status(pid):
+    """The fields of /proc/pid/status, each split into words."""
     fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
             fields[k] = v.split()
     return fields
-
-
-def count_log(srv, pattern):
-    return len(re.findall(pattern, srv.log()))
-
-
-def wait_count(srv, pattern, n, timeout=10):
-    deadline = time.monotonic() + timeout
-    while count_log(srv, pattern) < n:
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{count_log(srv, pattern)} log lines matching {pattern!r}, "
-                                 f"expected {n}:\n{srv.log()[-3000:]}")
-        time.sleep(0.05)
 
 
 def worker_pids(srv):
@@ -52,6 +29,7 @@ def worker_pids(srv):
 
 
 def send(srv, rcpts, subject, source=None):
+    """One message to rcpts with smtplib (from address source); (the message, refused)."""
     msg = message(subject=subject)
     with srv.smtp(source=source) as s:
         refused = s.sendmail("sender@example.org", rcpts, msg)
@@ -59,6 +37,7 @@ def send(srv, rcpts, subject, source=None):
 
 
 def rcpt_code(srv, rcpt):
+    """The (code, lines) of the reply to RCPT TO:<rcpt> in a new session."""
     with srv.raw() as r:
         r.expect(250, "EHLO probe.example.org\r\n")
         r.expect(250, "MAIL FROM:<probe@example.org>\r\n")
@@ -68,23 +47,8 @@ def rcpt_code(srv, rcpt):
         return code, lines
 
 
-class ChildCrash(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2, extra_config="max-connections-per-ip 3\n")
-        self.server.start()
-        # The harness's start-up probe (from 127.0.0.1) must not count against the limits.
-        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 ")
-        self.conns = []
-
-    def tearDown(self):
-        for c in self.conns:
-            c.close()
-        self.server.cleanup()
-
-    def connect(self):
-        r = Raw(self.server.port, self.server.host, timeout=10)
-        self.conns.append(r)
-        return r
+class ChildCrash(ConnectionsTest):
+    server_args = {"workers": 2, "extra_config": "max-connections-per-ip 3\n"}
 
     def test_worker_killed_is_restarted_and_its_connections_released(self):
         srv = self.server
@@ -169,21 +133,8 @@ class ChildCrash(unittest.TestCase):
         srv.wait_queue_empty()
 
 
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-class MasterDeath(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2)
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class MasterDeath(ServerTest):
+    server_args = {"workers": 2}
 
     def test_children_exit_when_the_master_dies(self):
         # Unsupervised children would go on accepting mail (and a new master started on the
@@ -207,13 +158,8 @@ class MasterDeath(unittest.TestCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "privilege drop needs root")
-class PrivilegeDrop(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(relay_networks=("127.0.0.2/32",))
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class PrivilegeDrop(ServerTest):
+    server_args = {"relay_networks": ("127.0.0.2/32",)}
 
     def test_every_process_runs_as_the_service_user(self):
         srv = self.server
@@ -259,13 +205,8 @@ class PrivilegeDrop(unittest.TestCase):
             self.assertEqual(st.st_mode & 0o077, 0, f"{p} mode {oct(st.st_mode)}")
 
 
-class GracefulStop(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=1, extra_config="shutdown-timeout 5s\n")
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class GracefulStop(ServerTest):
+    server_args = {"workers": 1, "extra_config": "shutdown-timeout 5s\n"}
 
     def test_sigterm_lets_the_transaction_finish(self):
         srv = self.server
@@ -315,13 +256,8 @@ class GracefulStop(unittest.TestCase):
 
 
 
-class ShutdownDeadline(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=1, extra_config="shutdown-timeout 2s\n")
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class ShutdownDeadline(ServerTest):
+    server_args = {"workers": 1, "extra_config": "shutdown-timeout 2s\n"}
 
     def test_sigterm_with_a_stuck_client_ends_at_the_deadline(self):
         srv = self.server
@@ -347,13 +283,8 @@ class ShutdownDeadline(unittest.TestCase):
         self.assertEqual(srv.mailbox("demo@example.test"), [])
 
 
-class Reload(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=2)
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class Reload(ServerTest):
+    server_args = {"workers": 2}
 
     def hup(self, result, n_before):
         self.server.proc.send_signal(signal.SIGHUP)

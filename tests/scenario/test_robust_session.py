@@ -9,25 +9,21 @@ import threading
 import time
 import unittest
 
-from harness import Raw, Server, lf, message
+from harness import Raw, ServerTest, lf, message, wait_for
 
 
-def wait_for(pred, timeout=10, interval=0.05):
-    """pred() until it is true (returns its value) or timeout (returns the last value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval)
+def start_mail(srv, rcpt="demo@example.test", timeout=10, helo="robust.example.org"):
+    """A raw session at the point where RCPT got its 250."""
+    r = srv.raw(timeout=timeout)
+    r.expect(250, f"EHLO {helo}\r\n")
+    r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
+    r.expect(250, f"RCPT TO:<{rcpt}>\r\n")
+    return r
 
 
 def start_data(srv, rcpt="demo@example.test", timeout=10):
     """A raw session at the point where DATA got its 354."""
-    r = srv.raw(timeout=timeout)
-    r.expect(250, "EHLO robust.example.org\r\n")
-    r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
-    r.expect(250, f"RCPT TO:<{rcpt}>\r\n")
+    r = start_mail(srv, rcpt, timeout)
     r.expect(354, "DATA\r\n")
     return r
 
@@ -44,15 +40,10 @@ def abort_connection(r):
     r.close()
 
 
-class Disconnects(unittest.TestCase):
+class Disconnects(ServerTest):
     """A client that goes away in the middle of the content: nothing is kept or delivered."""
 
-    def setUp(self):
-        self.server = Server(workers=1)
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+    server_args = {"workers": 1}
 
     def assert_nothing_left(self, what):
         srv = self.server
@@ -61,6 +52,13 @@ class Disconnects(unittest.TestCase):
                         f"{what}: spool not clean: incoming={srv.incoming_files()} "
                         f"queue={srv.queue_files()}\n{srv.log()[-2000:]}")
         self.assertEqual(srv.mailbox("demo@example.test"), [], what)
+
+    def assert_dropped(self, disconnect, what, subject):
+        """After the client went away: its disconnect (a regex) logged, nothing left of its
+        message (what: for the failure message), and mail still served (subject)."""
+        self.server.wait_log(disconnect)
+        self.assert_nothing_left(what)
+        self.assert_still_serving(subject)
 
     def assert_still_serving(self, subject):
         msg = message(subject=subject)
@@ -78,9 +76,8 @@ class Disconnects(unittest.TestCase):
         self.assertTrue(wait_for(lambda: srv.incoming_files(), 10),
                         "the partial message never reached spool/incoming")
         r.close()
-        srv.wait_log(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"')
-        self.assert_nothing_left("eof in DATA")
-        self.assert_still_serving("after-eof-in-data")
+        self.assert_dropped(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"',
+                            "eof in DATA", "after-eof-in-data")
 
     def test_reset_in_data(self):
         srv = self.server
@@ -88,10 +85,8 @@ class Disconnects(unittest.TestCase):
         r.send(b"Subject: reset\r\n\r\n" + big_body(300_000))
         self.assertTrue(wait_for(lambda: srv.incoming_files(), 10))
         abort_connection(r)
-        srv.wait_log(r'event=disconnect client=127\.0\.0\.1 reason="connection error" '
-                     r'messages=0 commands=4 ')
-        self.assert_nothing_left("RST in DATA")
-        self.assert_still_serving("after-rst-in-data")
+        self.assert_dropped(r'event=disconnect client=127\.0\.0\.1 reason="connection error" '
+                            r'messages=0 commands=4 ', "RST in DATA", "after-rst-in-data")
 
     def test_eof_in_data_with_final_line_but_no_dot(self):
         # Everything but the terminating "." line: the message is incomplete, not delivered.
@@ -100,48 +95,34 @@ class Disconnects(unittest.TestCase):
         r.send(message(subject="almost").encode())
         time.sleep(0.2)
         r.close()
-        srv.wait_log(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"')
-        self.assert_nothing_left("eof before the final dot")
-        self.assert_still_serving("after-almost")
+        self.assert_dropped(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"',
+                            "eof before the final dot", "after-almost")
 
     def test_eof_in_bdat_chunk(self):
         srv = self.server
-        r = srv.raw()
-        r.expect(250, "EHLO robust.example.org\r\n")
-        r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
-        r.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        r = start_mail(srv)
         body = b"Subject: bdat cut\r\n\r\n" + big_body(400_000)
         r.send(f"BDAT {len(body) + 1000} LAST\r\n".encode() + body)
         self.assertTrue(wait_for(lambda: srv.incoming_files(), 10),
                         "the partial chunk never reached spool/incoming")
         r.close()
-        srv.wait_log(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"')
-        self.assert_nothing_left("eof in a BDAT chunk")
-        self.assert_still_serving("after-bdat-cut")
+        self.assert_dropped(r'event=disconnect client=127\.0\.0\.1 reason="eof in data"',
+                            "eof in a BDAT chunk", "after-bdat-cut")
 
     def test_eof_between_bdat_chunks(self):
         srv = self.server
-        r = srv.raw()
-        r.expect(250, "EHLO robust.example.org\r\n")
-        r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
-        r.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        r = start_mail(srv)
         chunk = b"Subject: bdat half\r\n\r\n" + big_body(200_000)
         lines = r.expect(250, f"BDAT {len(chunk)}\r\n".encode() + chunk)
         self.assertIn(f"{len(chunk)} octets", lines[-1])
         r.close()
-        srv.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=eof messages=0 commands=4 ")
-        self.assert_nothing_left("eof between BDAT chunks")
-        self.assert_still_serving("after-bdat-half")
+        self.assert_dropped(r"event=disconnect client=127\.0\.0\.1 reason=eof messages=0 "
+                            r"commands=4 ", "eof between BDAT chunks", "after-bdat-half")
 
 
-class Timeouts(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(workers=1, extra_config="smtp-command-timeout 2s\n"
-                                                     "smtp-data-timeout 2s\n")
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class Timeouts(ServerTest):
+    server_args = {"workers": 1, "extra_config": "smtp-command-timeout 2s\n"
+                                                 "smtp-data-timeout 2s\n"}
 
     def test_idle_command_timeout(self):
         r = self.server.raw(timeout=15)
@@ -185,10 +166,7 @@ class Timeouts(unittest.TestCase):
 
     def test_bdat_chunk_timeout(self):
         srv = self.server
-        r = srv.raw(timeout=15)
-        r.expect(250, "EHLO stall.example.org\r\n")
-        r.expect(250, "MAIL FROM:<sender@example.org>\r\n")
-        r.expect(250, "RCPT TO:<demo@example.test>\r\n")
+        r = start_mail(srv, timeout=15, helo="stall.example.org")
         r.send("BDAT 5000 LAST\r\nSubject: stalled chunk\r\n\r\n")
         t0 = time.monotonic()
         code, lines = r.reply()
@@ -218,16 +196,11 @@ class Timeouts(unittest.TestCase):
         self.assertTrue(got[0].endswith(lf(msg)))
 
 
-class SlowClient(unittest.TestCase):
+class SlowClient(ServerTest):
     """One byte every 50 ms for a whole transaction, while others are served at full speed."""
 
-    def setUp(self):
-        # One worker: a session that blocked the event loop would stall everybody.
-        self.server = Server(workers=1)
-        self.server.start()
-
-    def tearDown(self):
-        self.server.cleanup()
+    # One worker: a session that blocked the event loop would stall everybody.
+    server_args = {"workers": 1}
 
     def test_byte_by_byte_transaction(self):
         srv = self.server
@@ -296,21 +269,22 @@ def tcp_wmem_max():
         return 4 << 20
 
 
-class OutputBackPressure(unittest.TestCase):
+class OutputBackPressure(ServerTest):
     """A client that pipelines commands and never reads must not grow the server's buffers."""
 
     NOOP = b"NOOP\r\n"
     REPLY = b"250 2.0.0 OK\r\n"
 
+    server_args = {"workers": 1}
+
     def setUp(self):
-        self.server = Server(workers=1)
-        self.server.start()
+        super().setUp()
         self.sock = None
 
     def tearDown(self):
         if self.sock:
             self.sock.close()  # before the server stops: it would wait for this reader
-        self.server.cleanup()
+        super().tearDown()
 
     def test_pipelined_noops_without_reading(self):
         srv = self.server

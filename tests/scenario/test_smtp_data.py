@@ -8,37 +8,12 @@ import socket
 import time
 import unittest
 
-from harness import Server, ServerTest, lf, message
-
-DEMO = "demo@example.test"
+from harness import DEMO, Server, ServerTest, SmtpAssertions, count_log, lf, message
 
 
-class SmtpAssertions:
-    def reply(self, r, code, enhanced=None, data=None):
-        """Send data (if any), read one reply, check code and enhanced code; its lines."""
-        if data is not None:
-            r.send(data)
-        got, lines = r.reply()
-        self.assertEqual(got, code, f"sent {data!r:.200}: got {lines}")
-        if enhanced is not None:
-            self.assertTrue(lines[-1].startswith(f"{code} {enhanced} "),
-                            f"sent {data!r:.200}: expected {code} {enhanced}, got {lines}")
-        return lines
-
-    def session(self, source=None):
-        r = self.server.raw(source=source)
-        self.reply(r, 250, None, "EHLO client.example.org\r\n")
-        return r
-
-    def begin(self, r, rcpts=(DEMO,), sender="a@example.org", params=""):
-        self.reply(r, 250, "2.1.0", f"MAIL FROM:<{sender}>{params}\r\n")
-        for rcpt in rcpts:
-            self.reply(r, 250, "2.1.5", f"RCPT TO:<{rcpt}>\r\n")
-
-    def send_data(self, r, content, code=250, enhanced="2.0.0"):
-        """DATA, then content (bytes as they go on the wire, ending with CRLF.CRLF)."""
-        self.reply(r, 354, None, "DATA\r\n")
-        return self.reply(r, code, enhanced, content)
+class DataAssertions(SmtpAssertions):
+    """harness.SmtpAssertions plus the checks of this file: a follow-up message, the exact
+    Maildir content, the number of queued messages."""
 
     def followup(self, r, rcpt=DEMO):
         """A good message in the same session: the session is still in step."""
@@ -58,19 +33,17 @@ class SmtpAssertions:
             self.assertTrue(any(g.endswith(lf(m)) for g in got), (m, got))
         return got
 
-    def assert_no_pending_reply(self, r, wait=0.3):
-        r.sock.settimeout(wait)
-        try:
-            data = r.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            data = None
-        finally:
-            r.sock.settimeout(10)
-        self.assertIsNone(data, f"unexpected bytes from the server: {r.buf + (data or b'')!r}")
-        self.assertEqual(r.buf, b"")
+    def assert_cut_message_dropped(self):
+        """After EOF in the content: logged as "eof in data", and nothing queued, left in
+        spool/incoming or delivered."""
+        self.server.wait_log(r"reason=\"eof in data\"")
+        self.assertEqual(self.server.queue_files(), [])
+        self.assertEqual(self.server.incoming_files(), [])
+        self.assertEqual(self.server.mailbox(DEMO), [])
 
     def queued_count(self):
-        return len(re.findall(r"event=queued ", self.server.log()))
+        """How many messages the server has queued (event=queued log lines)."""
+        return count_log(self.server, r"event=queued ")
 
 
 def body_of(stored):
@@ -101,7 +74,7 @@ def sized_message(size, subject="sized"):
     return data
 
 
-class Bdat(SmtpAssertions, ServerTest):
+class Bdat(DataAssertions, ServerTest):
     def test_single_chunk_last(self):
         msg = message(subject="bdat single", body="One.\r\n.Two with a dot\r\n").encode()
         with self.session() as r:
@@ -296,13 +269,10 @@ class Bdat(SmtpAssertions, ServerTest):
             r.send(b"BDAT 1000 LAST\r\nSubject: cut\r\n\r\nonly part")
             r.sock.shutdown(socket.SHUT_WR)
             self.assertTrue(r.closed())
-        self.server.wait_log(r"reason=\"eof in data\"")
-        self.assertEqual(self.server.queue_files(), [])
-        self.assertEqual(self.server.incoming_files(), [])
-        self.assertEqual(self.server.mailbox(DEMO), [])
+        self.assert_cut_message_dropped()
 
 
-class DataContent(SmtpAssertions, ServerTest):
+class DataContent(DataAssertions, ServerTest):
     def test_dot_stuffing_round_trip_raw(self):
         wire = (b"Subject: dots\r\n\r\n..leading dot\r\n...\r\n..\r\nx.y\r\n .\r\n"
                 b"..\r\n.\r\n")
@@ -574,13 +544,10 @@ class DataContent(SmtpAssertions, ServerTest):
             r.send("Subject: cut\r\n\r\nno end marker\r\n")
             r.sock.shutdown(socket.SHUT_WR)
             self.assertTrue(r.closed())
-        self.server.wait_log(r"reason=\"eof in data\"")
-        self.assertEqual(self.server.queue_files(), [])
-        self.assertEqual(self.server.incoming_files(), [])
-        self.assertEqual(self.server.mailbox(DEMO), [])
+        self.assert_cut_message_dropped()
 
 
-class EightBit(SmtpAssertions, ServerTest):
+class EightBit(DataAssertions, ServerTest):
     def test_8bitmime_body_is_delivered_byte_exact(self):
         every = bytes(b for b in range(0x80, 0x100))
         content = (b"Subject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\n"
@@ -617,14 +584,9 @@ class EightBit(SmtpAssertions, ServerTest):
             self.reply(r, 501, "5.5.4", "MAIL FROM:<a@example.org> BODY=7BIT BODY=7BIT\r\n")
 
 
-class SizeLimit(SmtpAssertions, unittest.TestCase):
+class SizeLimit(DataAssertions, ServerTest):
     LIMIT = 10 * 1024
-
-    def setUp(self):
-        self.server = Server(extra_config="max-message-size 10K").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+    server_args = {"extra_config": "max-message-size 10K"}
 
     def test_ehlo_advertises_the_limit(self):
         with self.server.raw() as r:
@@ -734,12 +696,8 @@ class SizeLimit(SmtpAssertions, unittest.TestCase):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org> SIZE=36700160\r\n")
 
 
-class HopLimit(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server(extra_config="max-received-headers 5").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class HopLimit(DataAssertions, ServerTest):
+    server_args = {"extra_config": "max-received-headers 5"}
 
     def hops(self, n, name="Received"):
         return "".join(f"{name}: from h{i}.example.org by h{i + 1}.example.org; "

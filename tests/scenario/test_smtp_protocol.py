@@ -9,45 +9,10 @@ import threading
 import time
 import unittest
 
-from harness import Raw, Server, ServerTest, lf, message
+from harness import Raw, ServerTest, SmtpAssertions, lf, message
 
 EHLO_KEYWORDS = ["PIPELINING", "SIZE 36700160", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
                  "SMTPUTF8", "CHUNKING"]
-
-
-class SmtpAssertions:
-    """Reply checks that look at the code AND the enhanced status code."""
-
-    def reply(self, r, code, enhanced=None, data=None):
-        """Send data (if any), read one reply, check code and enhanced code; its lines."""
-        if data is not None:
-            r.send(data)
-        got, lines = r.reply()
-        self.assertEqual(got, code, f"sent {data!r}: got {lines}")
-        if enhanced is not None:
-            self.assertTrue(lines[-1].startswith(f"{code} {enhanced} "),
-                            f"sent {data!r}: expected {code} {enhanced}, got {lines}")
-        return lines
-
-    def ehlo(self, r, name="client.example.org"):
-        return self.reply(r, 250, None, f"EHLO {name}\r\n")
-
-    def queued_id(self, lines):
-        m = re.match(r"250 2\.0\.0 OK: queued as ([0-9A-Z]{12})$", lines[-1])
-        self.assertIsNotNone(m, lines)
-        return m.group(1)
-
-    def assert_no_pending_reply(self, r, wait=0.3):
-        """Nothing more arrives: no reply to a command that was never a command."""
-        r.sock.settimeout(wait)
-        try:
-            data = r.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            data = None
-        finally:
-            r.sock.settimeout(10)
-        self.assertIsNone(data, f"unexpected bytes from the server: {r.buf + (data or b'')!r}")
-        self.assertEqual(r.buf, b"")
 
 
 class Greeting(SmtpAssertions, ServerTest):
@@ -243,12 +208,8 @@ class Commands(SmtpAssertions, ServerTest):
             self.reply(r, 250, "2.0.0", "NOOP\r\n")
 
 
-class ErrorLimit(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server(extra_config="smtp-max-errors 3").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class ErrorLimit(SmtpAssertions, ServerTest):
+    server_args = {"extra_config": "smtp-max-errors 3"}
 
     def test_too_many_errors_gives_421_and_closes(self):
         with self.server.raw() as r:
@@ -493,12 +454,8 @@ class Pipelining(SmtpAssertions, ServerTest):
         self.server.wait_queue_empty()
 
 
-class Timeouts(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server(extra_config="smtp-command-timeout 1s\nsmtp-data-timeout 2s").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class Timeouts(SmtpAssertions, ServerTest):
+    server_args = {"extra_config": "smtp-command-timeout 1s\nsmtp-data-timeout 2s"}
 
     def test_idle_client_gets_421_4_4_2(self):
         with self.server.raw() as r:
@@ -531,13 +488,7 @@ class Timeouts(SmtpAssertions, unittest.TestCase):
         self.assertEqual(self.server.mailbox("demo@example.test"), [])
 
 
-class Shutdown(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server().start()
-
-    def tearDown(self):
-        self.server.cleanup()
-
+class Shutdown(SmtpAssertions, ServerTest):
     def test_sigterm_lets_the_transaction_finish_then_421(self):
         msg = message(subject="finished during shutdown")
         cut = len(msg) // 2
@@ -570,12 +521,8 @@ class Shutdown(SmtpAssertions, unittest.TestCase):
             self.assertTrue(r.closed())
 
 
-class ConnectionLimits(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server(extra_config="max-connections-per-ip 2").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class ConnectionLimits(SmtpAssertions, ServerTest):
+    server_args = {"extra_config": "max-connections-per-ip 2"}
 
     def test_per_ip_limit(self):
         a = self.server.raw(source="127.0.0.2")

@@ -3,43 +3,14 @@ postmaster without a domain, plus-addressing, unknown users, case-insensitive ad
 the max-recipients limit (RFC 5321 4.5.3.1.8), SMTPUTF8 addresses (RFC 6531) and the
 DSN parameters (RFC 3461)."""
 import re
-import socket
 import unittest
 
-from harness import DEFAULT_USERS, Server, ServerTest, lf, message
-
-DEMO = "demo@example.test"
+from harness import DEFAULT_USERS, DEMO, ServerTest, SmtpAssertions, lf, message
 
 
-class SmtpAssertions:
-    def reply(self, r, code, enhanced=None, data=None):
-        """Send data (if any), read one reply, check code and enhanced code; its lines."""
-        if data is not None:
-            r.send(data)
-        got, lines = r.reply()
-        self.assertEqual(got, code, f"sent {data!r:.200}: got {lines}")
-        if enhanced is not None:
-            self.assertTrue(lines[-1].startswith(f"{code} {enhanced} "),
-                            f"sent {data!r:.200}: expected {code} {enhanced}, got {lines}")
-        return lines
-
-    def session(self, source=None):
-        r = self.server.raw(source=source)
-        self.reply(r, 250, None, "EHLO client.example.org\r\n")
-        return r
-
-    def rcpt(self, r, address, code=250, enhanced="2.1.5", params=""):
-        return self.reply(r, code, enhanced, f"RCPT TO:<{address}>{params}\r\n")
-
-    def transaction(self, r, rcpts, sender="a@example.org", subject="rcpt test"):
-        """MAIL, every RCPT (expected to succeed), DATA; the message and its queue id."""
-        self.reply(r, 250, "2.1.0", f"MAIL FROM:<{sender}>\r\n")
-        for a in rcpts:
-            self.rcpt(r, a)
-        self.reply(r, 354, None, "DATA\r\n")
-        msg = message(subject=subject, sender=sender)
-        lines = self.reply(r, 250, "2.0.0", msg + ".\r\n")
-        return msg, lines[-1].rsplit(" ", 1)[1]
+class RecipientAssertions(SmtpAssertions):
+    """harness.SmtpAssertions plus the check of this file: how many messages each mailbox
+    holds."""
 
     def assert_mailboxes(self, expected):
         """expected: {address: number of messages}; every other known mailbox stays empty."""
@@ -51,23 +22,13 @@ class SmtpAssertions:
             want = expected.get(address, 0)
             self.assertEqual(len(self.server.mailbox(address)), want, address)
 
-    def assert_no_pending_reply(self, r, wait=0.3):
-        r.sock.settimeout(wait)
-        try:
-            data = r.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            data = None
-        finally:
-            r.sock.settimeout(10)
-        self.assertIsNone(data, f"unexpected bytes from the server: {r.buf + (data or b'')!r}")
-
 
 def header(stored, name):
     m = re.search(rb"^" + name.encode() + rb": ([^\n]*)$", stored, re.M)
     return m.group(1).decode() if m else None
 
 
-class Recipients(SmtpAssertions, ServerTest):
+class Recipients(RecipientAssertions, ServerTest):
     def test_each_recipient_gets_one_copy(self):
         rcpts = [DEMO, "alice@example.test", "bob@example.test", "carol@other.test"]
         with self.session() as r:
@@ -200,7 +161,7 @@ class Recipients(SmtpAssertions, ServerTest):
             self.rcpt(r, DEMO)
 
 
-class Aliases(SmtpAssertions, unittest.TestCase):
+class Aliases(RecipientAssertions, ServerTest):
     ALIASES = {
         "postmaster@example.test": [DEMO],
         "team@example.test": ["alice@example.test", "bob@example.test"],
@@ -213,12 +174,7 @@ class Aliases(SmtpAssertions, unittest.TestCase):
         "broken@example.test": ["ghost@example.test"],
         "@other.test": ["bob@example.test"],
     }
-
-    def setUp(self):
-        self.server = Server(aliases=self.ALIASES).start()
-
-    def tearDown(self):
-        self.server.cleanup()
+    server_args = {"aliases": ALIASES}
 
     def test_nested_alias_and_self_reference(self):
         with self.session() as r:
@@ -267,12 +223,8 @@ class Aliases(SmtpAssertions, unittest.TestCase):
         self.assertEqual(self.server.queue_files(), [qid])
 
 
-class MaxRecipients(SmtpAssertions, unittest.TestCase):
-    def setUp(self):
-        self.server = Server(extra_config="max-recipients 3\nsmtp-max-errors 3").start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class MaxRecipients(RecipientAssertions, ServerTest):
+    server_args = {"extra_config": "max-recipients 3\nsmtp-max-errors 3"}
 
     def test_fourth_recipient_gets_452(self):
         with self.session() as r:
@@ -309,14 +261,9 @@ class MaxRecipients(SmtpAssertions, unittest.TestCase):
         self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1})
 
 
-class Utf8Addresses(SmtpAssertions, unittest.TestCase):
+class Utf8Addresses(RecipientAssertions, ServerTest):
     USER = "josé@example.test"
-
-    def setUp(self):
-        self.server = Server(users=DEFAULT_USERS + [self.USER]).start()
-
-    def tearDown(self):
-        self.server.cleanup()
+    server_args = {"users": DEFAULT_USERS + [USER]}
 
     def test_utf8_local_part_with_smtputf8(self):
         content = ("From: <jörg@example.org>\r\nTo: <josé@example.test>\r\n"
@@ -371,7 +318,7 @@ class Utf8Addresses(SmtpAssertions, unittest.TestCase):
             self.reply(r, 555, "5.5.4", "RCPT TO:<demo@example.test> SMTPUTF8\r\n")
 
 
-class Dsn(SmtpAssertions, ServerTest):
+class Dsn(RecipientAssertions, ServerTest):
     def test_dsn_parameters_accepted(self):
         with self.session() as r:
             self.reply(r, 250, "2.1.0",

@@ -6,9 +6,8 @@ import os
 import socket
 import unittest
 
-from harness import DEFAULT_USERS, Server, lf, message
+from harness import DEFAULT_USERS, DEMO, ServerTest, SmtpAssertions, lf, message
 
-DEMO = "demo@example.test"
 RELAY_CLIENT = "127.0.0.1"
 OUTSIDER = "127.0.0.2"
 
@@ -36,27 +35,8 @@ TRICKS = [
 ]
 
 
-class Relay(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(relay_networks=(RELAY_CLIENT + "/32",)).start()
-
-    def tearDown(self):
-        self.server.cleanup()
-
-    def reply(self, r, code, enhanced=None, data=None):
-        if data is not None:
-            r.send(data)
-        got, lines = r.reply()
-        self.assertEqual(got, code, f"sent {data!r:.200}: got {lines}")
-        if enhanced is not None:
-            self.assertTrue(lines[-1].startswith(f"{code} {enhanced} "),
-                            f"sent {data!r:.200}: expected {code} {enhanced}, got {lines}")
-        return lines
-
-    def session(self, source):
-        r = self.server.raw(source=source)
-        self.reply(r, 250, None, "EHLO client.example.org\r\n")
-        return r
+class Relay(SmtpAssertions, ServerTest):
+    server_args = {"relay_networks": (RELAY_CLIENT + "/32",)}
 
     def mail_domains(self):
         root = os.path.join(self.server.dir, "mail")
@@ -225,12 +205,8 @@ def ipv6_loopback():
 
 
 @unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback")
-class RelayIPv6(unittest.TestCase):
-    def setUp(self):
-        self.server = Server(host="::1", relay_networks=("::1/128",)).start()
-
-    def tearDown(self):
-        self.server.cleanup()
+class RelayIPv6(ServerTest):
+    server_args = {"host": "::1", "relay_networks": ("::1/128",)}
 
     def test_ipv6_relay_client(self):
         msg = message(subject="ipv6")
