@@ -38,6 +38,7 @@
 #include "mail/addr.h"
 #include "util/buf.h"
 #include "util/fileio.h"
+#include "util/log.h"
 #include "util/str.h"
 
 #define CONFIG_LINE_MAX 4096          /* bytes, line end excluded */
@@ -762,6 +763,16 @@ static void apply_default(struct config *cfg, const struct key *k)
 }
 
 /* ---- public functions ---------------------------------------------------------------------- */
+
+void config_report_log(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	(void)ctx;
+	if (line)
+		log_err("event=config_error file=%s line=%u error=%s", LOG_ESC(file), line,
+			LOG_ESC(msg));
+	else
+		log_err("event=config_error file=%s error=%s", LOG_ESC(file), LOG_ESC(msg));
+}
 
 void config_report_stdio(void *ctx, const char *file, unsigned line, const char *msg)
 {

@@ -70,6 +70,8 @@ typedef void config_report_fn(void *ctx, const char *file, unsigned line, const 
 
 /* A report function that prints "FILE:LINE: message" to the FILE * in ctx. */
 config_report_fn config_report_stdio;
+/* A report function that logs one config_error line (ctx unused): for reloads. */
+config_report_fn config_report_log;
 
 /* Fill every key with its default (hostname from the system). */
 void config_init(struct config *cfg);

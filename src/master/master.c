@@ -167,12 +167,6 @@ static void drop_privileges(const struct config *cfg, long uid, long gid)
 	log_info("event=privileges user=%s uid=%ld gid=%ld", LOG_ESC(cfg->user), uid, gid);
 }
 
-static void log_report(void *ctx, const char *file, unsigned line, const char *msg)
-{
-	(void)ctx;
-	log_err("event=config_error file=%s line=%u error=%s", LOG_ESC(file), line, LOG_ESC(msg));
-}
-
 static const char *role_name(enum child_role role)
 {
 	return role == CHILD_QMGR ? "qmgr" : "smtpd";
@@ -290,23 +284,6 @@ static void signal_children(struct master *m, int sig)
 			kill(m->children[i].pid, sig);
 }
 
-/* Reload the users and aliases files; keep the previous tables if they are broken. */
-static void master_reload(struct master *m)
-{
-	struct userdb *users;
-	struct aliasdb *aliases;
-
-	if (smtpd_load_maps(m->cfg, log_report, NULL, &users, &aliases) < 0) {
-		log_err("event=reload result=failed keeping=previous");
-		return;
-	}
-	userdb_free(m->users);
-	aliasdb_free(m->aliases);
-	m->users = users;
-	m->aliases = aliases;
-	log_info("event=reload result=ok action=signal_children");
-}
-
 static void supervise(struct master *m)
 {
 	for (;;) {
@@ -340,7 +317,8 @@ static void supervise(struct master *m)
 				reap(m);
 				break;
 			case SIGHUP:
-				master_reload(m);
+				/* First here, so that a worker restarted later gets the new tables. */
+				smtpd_reload_maps(m->cfg, &m->users, &m->aliases);
 				signal_children(m, SIGHUP);
 				break;
 			case SIGTERM:
@@ -437,7 +415,7 @@ int master_main(struct config *cfg)
 		log_info("event=recovery removed_incomplete=%d", r);
 
 	/* The master keeps the last good tables: workers are forked with them. */
-	if (smtpd_load_maps(cfg, log_report, NULL, &m.users, &m.aliases) < 0)
+	if (smtpd_load_maps(cfg, config_report_log, NULL, &m.users, &m.aliases) < 0)
 		return 1;
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

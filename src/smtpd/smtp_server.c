@@ -32,16 +32,6 @@ struct smtpd_listener {
 	struct event *resume;
 };
 
-static void log_report(void *ctx, const char *file, unsigned line, const char *msg)
-{
-	(void)ctx;
-	if (line)
-		log_err("event=config_error file=%s line=%u error=%s", LOG_ESC(file), line,
-			LOG_ESC(msg));
-	else
-		log_err("event=config_error file=%s error=%s", LOG_ESC(file), LOG_ESC(msg));
-}
-
 int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ctx,
 		    struct userdb **users, struct aliasdb **aliases)
 {
@@ -68,6 +58,23 @@ int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ct
 	*users = u;
 	*aliases = a;
 	return 0;
+}
+
+bool smtpd_reload_maps(const struct config *cfg, struct userdb **users, struct aliasdb **aliases)
+{
+	struct userdb *u;
+	struct aliasdb *a;
+
+	if (smtpd_load_maps(cfg, config_report_log, NULL, &u, &a) < 0) {
+		log_err("event=reload result=failed keeping=previous");
+		return false;
+	}
+	userdb_free(*users);
+	aliasdb_free(*aliases);
+	*users = u;
+	*aliases = a;
+	log_info("event=reload result=ok users=%zu aliases=%zu", userdb_count(u), aliasdb_count(a));
+	return true;
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -158,21 +165,10 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct smtpd *d = arg;
-	struct userdb *users;
-	struct aliasdb *aliases;
 	(void)sig;
 	(void)what;
-	if (smtpd_load_maps(d->cfg, log_report, NULL, &users, &aliases) < 0) {
-		log_err("event=reload result=failed keeping=previous");
-		return;
-	}
 	/* Sessions keep no pointers into the tables between commands: swap at once. */
-	userdb_free(d->users);
-	aliasdb_free(d->aliases);
-	d->users = users;
-	d->aliases = aliases;
-	log_info("event=reload result=ok users=%zu aliases=%zu", userdb_count(users),
-		 aliasdb_count(aliases));
+	smtpd_reload_maps(d->cfg, &d->users, &d->aliases);
 }
 
 static int add_listeners(struct smtpd *d, const int *fds)

@@ -65,6 +65,10 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 int smtpd_load_maps(const struct config *cfg, config_report_fn *report, void *ctx,
 		    struct userdb **users, struct aliasdb **aliases);
 
+/* Reload the tables into users and aliases (freeing the old ones), or keep them
+ * when the files are broken; logs the outcome. */
+bool smtpd_reload_maps(const struct config *cfg, struct userdb **users, struct aliasdb **aliases);
+
 /* Called after a session was freed (a stopping worker exits after the last). */
 void smtpd_session_gone(struct smtpd *d);
 
