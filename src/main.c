@@ -141,6 +141,7 @@ static int cmd_serve(int argc, char **argv)
 			config_free(&cfg);
 			return 1;
 		}
+		cfg.demo = true;
 		int r = demo_prepare(&cfg, uid, gid);
 		if (r < 0) {
 			fprintf(stderr, "carteiro: cannot prepare ./run/: %s\n", strerror(-r));

@@ -63,6 +63,9 @@ struct config {
 	char recipient_delimiter[8];   /* "" disables plus-addressing */
 	bool syslog;
 	enum log_level log_level;
+
+	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
+	bool demo;
 };
 
 /* Called once per error with the file, the line (0: no line) and the message. */

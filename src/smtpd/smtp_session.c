@@ -1023,8 +1023,16 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	s->relay_client = config_is_relay_client(d->cfg, peer);
 	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s", s->id, s->peer_ip,
 		 port, listener->text, s->relay_client ? "yes" : "no");
-	evbuffer_add_printf(bufferevent_get_output(s->bev), "220 %s ESMTP carteiro\r\n",
-			    d->cfg->hostname);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	if (d->cfg->demo)
+		/* RFC 5321 4.2: a multi-line greeting; the last line is the usual one. */
+		evbuffer_add_printf(out,
+				    "220-%s ESMTP carteiro demo server\r\n"
+				    "220-Local domain example.test; try: MAIL FROM:<you@example.org>, "
+				    "RCPT TO:<demo@example.test>\r\n"
+				    "220-Delivered mail lands in run/mail/example.test/demo/new/\r\n",
+				    d->cfg->hostname);
+	evbuffer_add_printf(out, "220 %s ESMTP carteiro\r\n", d->cfg->hostname);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 

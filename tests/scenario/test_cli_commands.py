@@ -380,6 +380,13 @@ class Demo(unittest.TestCase):
                 pass
             self.assertLess(time.monotonic(), deadline, self.log())
             time.sleep(0.05)
+        # The demo greets in several lines (RFC 5321 4.2) that tell a new user what to do.
+        with Raw(2525, timeout=5) as r:
+            code, lines = r.reply()
+        self.assertEqual(code, 220)
+        self.assertEqual(lines[0], "220-mx.example.test ESMTP carteiro demo server")
+        self.assertTrue(any("run/mail/example.test/demo/new/" in l for l in lines), lines)
+        self.assertEqual(lines[-1], "220 mx.example.test ESMTP carteiro")
         run_dir = os.path.join(self.dir, "run")
         with open(os.path.join(run_dir, "users")) as f:
             self.assertRegex(f.read(), r"(?m)^demo@example\.test:\$")
