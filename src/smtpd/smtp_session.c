@@ -78,6 +78,7 @@ struct smtp_txn {
 	struct smtp_mail_args mail;
 	struct envelope env;
 	unsigned rcpt_cmds; /* accepted RCPT commands: what max-recipients counts */
+	unsigned rcpt_refused; /* refused RCPT commands */
 	char first_rcpt[ADDR_TEXT_MAX + 1];
 	struct smtp_data reader;
 	struct queue_txn *q; /* from DATA/first BDAT until committed or aborted */
@@ -476,6 +477,7 @@ static bool txn_has_rcpt(const struct envelope *env, const char *address)
 static void rcpt_reject(struct smtp_session *s, const char *to, const char *reason,
 			enum smtp_reply_id id)
 {
+	s->txn->rcpt_refused++;
 	log_info("sid=%s qid=%s event=rcpt to=<%s> result=rejected reason=%s", s->id,
 		 s->txn->env.id, LOG_ESC(to), reason);
 	if (id == R_TOO_MANY_RCPTS)
@@ -493,6 +495,7 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 
 	int r = smtp_parse_rcpt(arg, txn->mail.smtputf8, &ra, &aerr);
 	if (r < 0) {
+		txn->rcpt_refused++;
 		log_info("sid=%s qid=%s event=rcpt result=rejected reason=syntax arg=%s", s->id,
 			 txn->env.id, LOG_ESCN(arg.ptr, arg.len));
 		reply_error(s, cmd_error_reply(r, false),
@@ -593,7 +596,7 @@ static void cmd_bdat(struct smtp_session *s, struct slice arg)
 	else if (!txn)
 		err = R_NEED_MAIL;
 	else if (txn->env.nrcpts == 0)
-		err = R_NEED_RCPT;
+		err = txn->rcpt_refused ? R_NO_VALID_RCPTS : R_NEED_RCPT;
 	else if (txn->bdat_failed)
 		err = txn->bdat_error;
 	else if (size > s->d->cfg->max_message_size - txn->bdat_total)
@@ -735,7 +738,8 @@ static enum smtp_reply_id bad_sequence_reply(const struct smtp_session *s, enum 
 		return R_NESTED_MAIL;
 	if (verb == SMTP_VERB_RCPT || s->state == S_READY)
 		return R_NEED_MAIL;
-	return R_NEED_RCPT;
+	/* RFC 5321 3.3: DATA after every RCPT was refused: "no valid recipients". */
+	return s->txn && s->txn->rcpt_refused ? R_NO_VALID_RCPTS : R_NEED_RCPT;
 }
 
 static void handle_command(struct smtp_session *s, struct slice line, size_t wire_len)

@@ -316,7 +316,7 @@ class Pipelining(SmtpAssertions, ServerTest):
                    "RSET\r\nNOOP\r\n")
             self.reply(r, 250, "2.1.0")
             self.reply(r, 550, "5.1.1")
-            self.reply(r, 503, "5.5.1")
+            self.reply(r, 554, "5.5.1")
             self.reply(r, 250, "2.0.0")
             self.reply(r, 250, "2.0.0")
             self.assert_no_pending_reply(r)

@@ -101,7 +101,7 @@ class Recipients(RecipientAssertions, ServerTest):
             self.rcpt(r, "nobody+tag@example.test", 550, "5.1.1")
             self.rcpt(r, "+demo@example.test", 550, "5.1.1")
             self.rcpt(r, "demo-tag@example.test", 550, "5.1.1")
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
         self.assert_mailboxes({DEMO: 1, "alice@example.test": 2, "bob@example.test": 1})
         got = self.server.mailbox(DEMO)[0]
         self.assertIn(b"\n\tfor <demo+tag@example.test>; ", got)
@@ -113,8 +113,8 @@ class Recipients(RecipientAssertions, ServerTest):
             self.assertIn("user unknown", lines[-1])
             self.rcpt(r, "demo@other.test", 550, "5.1.1")
             self.rcpt(r, "carol@example.test", 550, "5.1.1")
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
-            self.reply(r, 503, "5.5.1", "BDAT 5 LAST\r\nhello")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "BDAT 5 LAST\r\nhello")
             self.assert_no_pending_reply(r)
             self.reply(r, 221, "2.0.0", "QUIT\r\n")
         self.server.wait_log(r"reason=quit messages=0")
@@ -157,7 +157,7 @@ class Recipients(RecipientAssertions, ServerTest):
             self.reply(r, 501, "5.1.3", "RCPT TO:<" + "d" * 65 + "@example.test>\r\n")
             self.reply(r, 501, "5.5.4", "RCPT TO:<demo@example.test>junk\r\n")
             self.reply(r, 501, "5.5.4", "RCPT FROM:<demo@example.test>\r\n")
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
             self.rcpt(r, DEMO)
 
 
@@ -206,7 +206,7 @@ class Aliases(RecipientAssertions, ServerTest):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
             self.rcpt(r, "loop1@example.test", 550, "5.4.6")
             self.rcpt(r, "broken@example.test", 550, "5.1.1")
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
         self.server.wait_log(r"event=rcpt to=<loop1@example\.test> result=rejected "
                              r"reason=alias_loop")
         self.assertEqual(self.server.queue_files(), [])
@@ -299,7 +299,7 @@ class Utf8Addresses(RecipientAssertions, ServerTest):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
             lines = self.reply(r, 553, "5.6.7", "RCPT TO:<josé@example.test>\r\n".encode())
             self.assertIn("SMTPUTF8", lines[-1])
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
             self.rcpt(r, DEMO)
             self.reply(r, 354, None, "DATA\r\n")
             msg = message(subject="ascii only")
@@ -352,7 +352,7 @@ class Dsn(RecipientAssertions, ServerTest):
                 with self.subTest(bad):
                     self.rcpt(r, DEMO, 501, "5.5.4", params=" " + bad)
             # None of them was taken: no recipient yet.
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
 
     def test_unknown_parameter_gets_555(self):
         with self.session() as r:
@@ -363,7 +363,7 @@ class Dsn(RecipientAssertions, ServerTest):
             self.rcpt(r, DEMO, 555, "5.5.4", params=" FOO=bar")
             self.rcpt(r, DEMO, 555, "5.5.4", params=" RET=HDRS")
             self.rcpt(r, DEMO, 555, "5.5.4", params=" SIZE=10")
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
             self.rcpt(r, DEMO)
 
 

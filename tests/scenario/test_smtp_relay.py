@@ -55,7 +55,7 @@ class Relay(SmtpAssertions, ServerTest):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<spammer@example.org>\r\n")
             lines = self.reply(r, 554, "5.7.1", "RCPT TO:<remote@elsewhere.test>\r\n")
             self.assertIn("Relay access denied", lines[-1])
-            self.reply(r, 503, "5.5.1", "DATA\r\n")
+            self.reply(r, 554, "5.5.1", "DATA\r\n")
             # Local recipients are fine from anywhere.
             self.reply(r, 250, "2.1.5", "RCPT TO:<demo@example.test>\r\n")
             self.reply(r, 354, None, "DATA\r\n")
@@ -121,7 +121,7 @@ class Relay(SmtpAssertions, ServerTest):
                 self.reply(r, 250, "2.1.0", "MAIL FROM:<trick@example.org>\r\n")
                 self.reply(r, code, enhanced, f"RCPT TO:<{rcpt}>\r\n")
                 # No recipient was taken.
-                self.reply(r, 503, "5.5.1", "DATA\r\n")
+                self.reply(r, 554, "5.5.1", "DATA\r\n")
                 self.reply(r, 250, "2.0.0", "RSET\r\n")
         self.assert_nothing_relayed()
         self.assertEqual(self.server.queue_files(), [])
