@@ -190,7 +190,7 @@ static void host_part(const char *hostname, char *dst, size_t dstlen)
 }
 
 int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned rcpt_index,
-		    bool check_existing, char *path, size_t pathlen)
+		    bool check_existing)
 {
 	struct mailbox_fds mb;
 	char host[128], base[NAME_MAX_LEN + 1], final[NAME_MAX_LEN + 64];
@@ -199,15 +199,9 @@ int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned r
 	r = mailbox_open(m->root, address, &mb);
 	if (r < 0)
 		return r;
-	const char *at = strrchr(address, '@');
-	int local_len = (int)(at - address);
 	host_part(m->hostname, host, sizeof host);
 	snprintf(base, sizeof base, "%lld.M%06ldQ%sR%u.%s", (long long)m->arrival_sec,
 		 m->arrival_usec, m->queue_id, rcpt_index, host);
-	if (path)
-		snprintf(path, pathlen, "%s/%s/%.*s/new/%s", m->root, at + 1, local_len, address,
-			 base);
-
 	if (check_existing && (dir_has_base(mb.new, base) || dir_has_base(mb.cur, base))) {
 		r = 0;
 		goto out;
@@ -255,9 +249,6 @@ int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned r
 		r = -errno;
 		goto out;
 	}
-	if (path)
-		snprintf(path, pathlen, "%s/%s/%.*s/new/%s", m->root, at + 1, local_len, address,
-			 final);
 	r = 0;
 	goto out;
 fail:

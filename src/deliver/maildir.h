@@ -42,9 +42,8 @@ struct maildir_msg {
  * as recipient number rcpt_index of the message. With check_existing, a
  * message already delivered under the same name (in new/ or cur/) counts as
  * delivered. 0, or -errno (every error is temporary: the caller retries).
- * path (if not NULL) gets the file's final path, for logs.
  */
 int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned rcpt_index,
-		    bool check_existing, char *path, size_t pathlen);
+		    bool check_existing);
 
 #endif

@@ -471,7 +471,7 @@ bool queue_id_valid(const char *name)
 {
 	size_t i;
 	for (i = 0; name[i]; i++)
-		if (i >= QUEUE_ID_LEN || !strchr(id_alphabet, name[i]) || name[i] == '\0')
+		if (i >= QUEUE_ID_LEN || !strchr(id_alphabet, name[i]))
 			return false;
 	return i == QUEUE_ID_LEN;
 }

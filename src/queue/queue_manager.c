@@ -73,6 +73,7 @@ struct qjob {
 	struct qmsg *m;
 	int fd;
 	bool load;       /* reading the envelope, not delivering */
+	bool all_done;   /* write step: no recipient left, the commit step removes the file */
 	bool unlinked;
 	int *results;    /* per recipient: 1 not attempted, 0 delivered, <0 error */
 };
@@ -201,18 +202,18 @@ static int qjob_write(struct iojob *job)
 		const struct envelope_rcpt *r = &m->env.rcpts[i];
 		if (r->status != RCPT_PENDING || r->kind != RCPT_LOCAL)
 			continue;
-		j->results[i] = maildir_deliver(&mm, r->address, (unsigned)i, m->recovered, NULL, 0);
+		j->results[i] = maildir_deliver(&mm, r->address, (unsigned)i, m->recovered);
 		if (j->results[i] == 0)
 			delivered++;
 	}
 	if (delivered == 0)
 		return 0;
 	/* Everything done: the commit step removes the file. Else record progress. */
-	size_t left = 0;
+	j->all_done = true;
 	for (size_t i = 0; i < m->env.nrcpts; i++)
 		if (m->env.rcpts[i].status == RCPT_PENDING && j->results[i] != 0)
-			left++;
-	if (left == 0)
+			j->all_done = false;
+	if (j->all_done)
 		return 0;
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		if (j->results[i] != 0)
@@ -234,11 +235,7 @@ static int qjob_commit(struct iojob *job)
 		return 0;
 	close(j->fd);
 	j->fd = -1;
-	size_t left = 0;
-	for (size_t i = 0; i < m->env.nrcpts; i++)
-		if (m->env.rcpts[i].status == RCPT_PENDING && j->results[i] != 0)
-			left++;
-	if (left > 0)
+	if (!j->all_done)
 		return 0;
 	if (unlinkat(m->q->queue_fd, m->id, 0) < 0)
 		return -errno;
