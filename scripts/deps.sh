@@ -1,9 +1,11 @@
 #!/bin/sh
 # deps.sh: install what carteiro needs from Debian's packages, if missing.
 #
-#   scripts/deps.sh build   compiler, make, libevent, OpenSSL, libcrypt headers
+#   scripts/deps.sh build   compiler, make, libevent, OpenSSL, c-ares, libcrypt headers
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
-#                           the tests talk to the server with (Python, swaks), ss
+#                           the tests talk to the server with (Python, swaks, msmtp,
+#                           openssl), ss, and the test network's DNS and SMTP peers
+#                           (dnsmasq, aiosmtpd)
 #
 # It runs apt-get only when a package is missing (with sudo when not root).
 # When run as root it also creates the system user 'carteiro' that the
@@ -12,8 +14,8 @@ set -eu
 
 what=${1:-build}
 
-build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev"
-test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2"
+build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev"
+test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;
