@@ -4,11 +4,14 @@
  *   carteiro serve [-c FILE | --demo] [--syslog] [--debug]   run the server (foreground)
  *   carteiro check [-c FILE | --demo]                         validate a configuration
  *   carteiro queue list [-c FILE | --demo]                    show the queue
+ *   carteiro queue show|flush|delete|hold|release|bounce ID   control the running queue
  *   carteiro help [config | demo-config]                      usage, keys, demo config
  *   carteiro --version
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,8 @@
 #include "mail/aliases.h"
 #include "mail/users.h"
 #include "master/master.h"
+#include "queue/queue_control.h"
+#include "queue/queue_file.h"
 #include "queue/queue_list.h"
 #include "smtpd/smtp_server.h"
 #include "util/log.h"
@@ -36,6 +41,9 @@ static const char usage_text[] =
 	"                      validate a configuration and its users and aliases files\n"
 	"  queue list [-c FILE | --demo]\n"
 	"                      show the messages in the queue\n"
+	"  queue show|flush|delete|hold|release|bounce ID [-c FILE | --demo]\n"
+	"                      one message: details; retry now; remove; put aside; take back;\n"
+	"                      return to the sender\n"
 	"  help [config | demo-config]\n"
 	"                      this text, the configuration keys, or the demo configuration\n"
 	"  --version           print the version\n"
@@ -198,22 +206,92 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+static const char queue_usage[] =
+	"usage: carteiro queue list [-c FILE | --demo]\n"
+	"       carteiro queue show|flush|delete|hold|release|bounce ID [-c FILE | --demo]\n"
+	"       carteiro queue flush [-c FILE | --demo]\n";
+
+/* Print the header section of a queued (or held) message, escaped. */
+static void print_headers(const char *spool, const char *id)
+{
+	char path[PATH_MAX];
+	struct envelope env;
+	int fd = -1;
+	for (int i = 0; i < 2 && fd < 0; i++) {
+		snprintf(path, sizeof path, "%s/%s/%s", spool, i ? "hold" : "queue", id);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		return;
+	envelope_init(&env);
+	if (queue_file_read_envelope(fd, &env) == 0) {
+		char buf[64 * 1024];
+		size_t want = env.msg_size < sizeof buf ? (size_t)env.msg_size : sizeof buf;
+		ssize_t n = pread(fd, buf, want, env.msg_offset);
+		fputs("headers:\n", stdout);
+		for (ssize_t i = 0, start = 0; n > 0 && i < n; i++) {
+			if (buf[i] != '\n')
+				continue;
+			size_t len = (size_t)(i - start);
+			if (len > 0 && buf[start + (ssize_t)len - 1] == '\r')
+				len--;
+			if (len == 0)
+				break;
+			printf("  %s\n", LOG_ESCN(buf + start, len));
+			start = i + 1;
+		}
+	}
+	envelope_free(&env);
+	close(fd);
+}
+
 static int cmd_queue(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	struct config cfg;
+	static const char *const verbs[] = { "list", "show", "flush", "delete",
+					     "hold", "release", "bounce" };
+	const char *verb = argc >= 2 ? argv[1] : "";
+	const char *id = NULL;
+	bool known = false;
 
-	if (argc < 2 || strcmp(argv[1], "list") != 0) {
-		fputs("usage: carteiro queue list [-c FILE | --demo]\n", stderr);
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		known = known || strcmp(verb, verbs[i]) == 0;
+	/* The queue id is the word after the verb; the options follow. */
+	int skip = 1;
+	if (known && argc >= 3 && argv[2][0] != '-') {
+		id = argv[2];
+		skip = 2;
+	}
+	bool needs_id = strcmp(verb, "list") != 0 && strcmp(verb, "flush") != 0;
+	if (!known || (needs_id && !id) || (id && strcmp(verb, "list") == 0)) {
+		fputs(queue_usage, stderr);
 		return 1;
 	}
-	if (parse_options(argc - 1, argv + 1, &cli, false) < 0 || load_config(&cli, &cfg) < 0)
+	if (id && !queue_id_valid(id)) {
+		fprintf(stderr, "carteiro: '%s' is not a queue id\n", LOG_ESC(id));
 		return 1;
-	int r = queue_list(cfg.spool, stdout);
-	if (r < 0)
-		fprintf(stderr, "carteiro: cannot read the spool %s: %s\n", cfg.spool, strerror(-r));
+	}
+	argv[skip - 1] = argv[0];
+	if (parse_options(argc - skip + 1, argv + skip - 1, &cli, false) < 0 ||
+	    load_config(&cli, &cfg) < 0)
+		return 1;
+	int r = queue_control_request(cfg.spool, verb, id, stdout);
+	if (r < 0 && strcmp(verb, "list") == 0) {
+		/* No server: read the files. */
+		printf("(the server is not running: %s; listing the spool's files)\n", strerror(-r));
+		r = queue_list(cfg.spool, stdout);
+		if (r < 0)
+			fprintf(stderr, "carteiro: cannot read the spool %s: %s\n", cfg.spool,
+				strerror(-r));
+	} else if (r < 0) {
+		fprintf(stderr, "carteiro: cannot reach the server through %s/control.sock: %s\n",
+			cfg.spool, strerror(-r));
+	} else if (r == 0 && strcmp(verb, "show") == 0) {
+		print_headers(cfg.spool, id);
+	}
 	config_free(&cfg);
-	return r < 0 ? 1 : 0;
+	return r == 0 ? 0 : 1;
 }
 
 static int cmd_help(int argc, char **argv)

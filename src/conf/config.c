@@ -43,7 +43,7 @@
 
 #define CONFIG_LINE_MAX 4096          /* bytes, line end excluded */
 #define CONFIG_FILE_MAX (1024 * 1024) /* config_load_file() */
-#define CONFIG_WORDS_MAX 8            /* values kept per directive; more is an error */
+#define CONFIG_WORDS_MAX 16           /* values kept per directive; more is an error */
 #define CONFIG_MSG_MAX 600
 #define QUOTE_IN_MAX 64 /* bytes of a word shown in a message */
 #define QUOTE_MAX 300   /* room for QUOTE_IN_MAX bytes escaped as \xNN, and "..." */
@@ -512,6 +512,122 @@ static int set_log_level(struct config *cfg, struct directive *d)
 		    Q(d->words[0]), d->key->name);
 }
 
+/* A DNS server: an IP address, with a port or not ("192.0.2.53", "127.0.0.1:5353", "[::1]:53"). */
+static int set_dns_server(struct config *cfg, struct directive *d)
+{
+	struct slice w = d->words[0];
+	struct netaddr na;
+	struct cidr c;
+	void *array = cfg->dns_servers;
+	char *copy;
+
+	bool ip_only = cidr_parse(w, &c) == 0 && memchr(w.ptr, '/', w.len) == NULL;
+	if (!ip_only && netaddr_parse_hostport(w, &na) < 0)
+		return fail(d, "bad value '%s' for '%s' (expected an IP address, IP:PORT or "
+			       "[IPV6]:PORT)", Q(w), d->key->name);
+	if (cfg->ndns_servers >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	copy = strndup(w.ptr, w.len);
+	if (!copy || grow(&array, cfg->ndns_servers, sizeof copy, d) < 0) {
+		free(copy);
+		return fail_nomem(d);
+	}
+	cfg->dns_servers = array;
+	cfg->dns_servers[cfg->ndns_servers++] = copy;
+	return 0;
+}
+
+static void clear_dns_servers(struct config *cfg, const struct key *k)
+{
+	(void)k;
+	for (size_t i = 0; i < cfg->ndns_servers; i++)
+		free(cfg->dns_servers[i]);
+	free(cfg->dns_servers);
+	cfg->dns_servers = NULL;
+	cfg->ndns_servers = 0;
+}
+
+/* relayhost HOST[:PORT], HOST a domain name, an IPv4 address or [IPV6]. */
+static int set_relayhost(struct config *cfg, struct directive *d)
+{
+	struct slice w = d->words[0], host = w;
+	uint64_t port = 0;
+	const char *colon = NULL;
+	struct cidr c;
+
+	if (w.len > 0 && w.ptr[0] == '[') {
+		const char *end = memchr(w.ptr, ']', w.len);
+		if (!end)
+			goto bad;
+		host = (struct slice){ w.ptr + 1, (size_t)(end - w.ptr - 1) };
+		if (end + 1 < w.ptr + w.len) {
+			if (end[1] != ':')
+				goto bad;
+			colon = end + 1;
+		}
+		if (cidr_parse(host, &c) < 0 || memchr(host.ptr, '/', host.len))
+			goto bad;
+	} else {
+		colon = memchr(w.ptr, ':', w.len);
+		if (colon)
+			host.len = (size_t)(colon - w.ptr);
+		if (!addr_domain_valid(host, false) &&
+		    (cidr_parse(host, &c) < 0 || memchr(host.ptr, '/', host.len)))
+			goto bad;
+	}
+	if (colon) {
+		struct slice ps = { colon + 1, (size_t)(w.ptr + w.len - colon - 1) };
+		if (parse_u64(ps, 65535, &port) < 0 || port == 0)
+			goto bad;
+	}
+	cfg->relayhost_port = (unsigned)port;
+	return store_string(FIELD(cfg, d->key, char *), host, d);
+bad:
+	return fail(d, "bad value '%s' for '%s' (expected HOST:PORT, such as "
+		       "smtp.example.net:587 or [2001:db8::1]:465)", Q(w), d->key->name);
+}
+
+static int set_relayhost_tls(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum relayhost_tls mode;
+	} modes[] = {
+		{ "starttls", RELAYHOST_STARTTLS },
+		{ "implicit", RELAYHOST_IMPLICIT },
+		{ "none", RELAYHOST_NONE },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			cfg->relayhost_tls = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected starttls, implicit or none)",
+		    Q(d->words[0]), d->key->name);
+}
+
+/* retry-schedule DURATION...: delays between attempts; the last one repeats. */
+static int set_retry_schedule(struct config *cfg, struct directive *d)
+{
+	size_t n = d->nwords;
+
+	if (n > RETRY_SCHEDULE_MAX)
+		return fail(d, "too many values for '%s' (at most %d)", d->key->name,
+			    RETRY_SCHEDULE_MAX);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		if (parse_duration(d->words[i], &v) < 0 || v < 1 || v > 7 * 86400)
+			return fail(d, "bad value '%s' for '%s' (expected durations such as 1m "
+				       "5m 15m, each 1s..7d)", Q(d->words[i]), d->key->name);
+		cfg->retry_schedule[i] = (unsigned)v;
+	}
+	cfg->nretry_schedule = n;
+	return 0;
+}
+
 /* ---- the table ----------------------------------------------------------------------------- */
 
 static const struct key_type type_hostname = { set_hostname, clear_string, 1, 1, UNIT_NONE };
@@ -532,6 +648,12 @@ static const struct key_type type_workers = { set_workers, NULL, 1, 1, UNIT_COUN
 static const struct key_type type_delimiter = { set_delimiter, NULL, 1, 1, UNIT_NONE };
 static const struct key_type type_bool = { set_bool, NULL, 1, 1, UNIT_NONE };
 static const struct key_type type_log_level = { set_log_level, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dns_server = { set_dns_server, clear_dns_servers, 1, 1,
+						 UNIT_NONE };
+static const struct key_type type_relayhost = { set_relayhost, clear_string, 1, 1, UNIT_NONE };
+static const struct key_type type_relayhost_tls = { set_relayhost_tls, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1,
+						     CONFIG_WORDS_MAX, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -580,6 +702,41 @@ static const struct key keys[] = {
 	  "NUMBER", "spool I/O threads per process" },
 	{ "recipient-delimiter", &type_delimiter, OFF(recipient_delimiter), 0, "+", 0, 0, 0,
 	  "CHARS|none", "plus-addressing: user+tag@domain reaches user@domain (chars of +-=_.)" },
+	/* Outbound delivery. */
+	{ "dns-server", &type_dns_server, OFF(dns_servers), 0, NULL, 0, 16, KEY_REPEAT,
+	  "IP[:PORT]", "DNS server for outbound delivery (default: those of /etc/resolv.conf)" },
+	{ "outbound-port", &type_count, OFF(outbound_port), 0, "25", 1, 65535, 0,
+	  "PORT", "port of the MX hosts that mail is delivered to" },
+	{ "destination-concurrency", &type_count, OFF(destination_concurrency), 0, "20", 1, 1000,
+	  0, "NUMBER", "connections at once to one destination (domain or relayhost)" },
+	{ "outbound-max-connections", &type_count, OFF(outbound_max_connections), 0, "200", 1,
+	  100000, 0, "NUMBER", "outbound SMTP connections at once" },
+	{ "outbound-connect-timeout", &type_duration, OFF(outbound_connect_timeout), 0, "30s", 1,
+	  600, 0, "DURATION", "time allowed to connect to a remote server" },
+	{ "outbound-command-timeout", &type_duration, OFF(outbound_command_timeout), 0, "5m", 1,
+	  3600, 0, "DURATION", "time allowed for a remote server's reply (RFC 5321 4.5.3.2)" },
+	{ "outbound-data-timeout", &type_duration, OFF(outbound_data_timeout), 0, "10m", 1, 3600,
+	  0, "DURATION", "time allowed for the reply after the message data" },
+	{ "relayhost", &type_relayhost, OFF(relayhost), 0, NULL, 0, 0, 0,
+	  "HOST[:PORT]", "send all outbound mail through this smarthost (port: 587, or 465 with "
+	  "relayhost-tls implicit)" },
+	{ "relayhost-tls", &type_relayhost_tls, OFF(relayhost_tls), 0, "starttls", 0, 0, 0,
+	  "starttls|implicit|none", "TLS toward the relayhost: STARTTLS required, implicit TLS "
+	  "(port 465), or none" },
+	{ "relayhost-tls-verify", &type_bool, OFF(relayhost_tls_verify), 0, "yes", 0, 0, 0,
+	  "yes|no", "require the relayhost's certificate to verify for its name" },
+	{ "relayhost-auth", &type_file, OFF(relayhost_auth_file), OFF(relayhost_auth_line), NULL, 0,
+	  0, 0, "PATH", "file with 'USER PASSWORD' for AUTH at the relayhost (readable by the "
+	  "server only)" },
+	{ "outbound-ca-file", &type_path, OFF(outbound_ca_file), 0, NULL, 0, 0, 0,
+	  "PATH", "CA certificates that verify remote servers (default: the system's)" },
+	{ "retry-schedule", &type_retry_schedule, OFF(retry_schedule), 0,
+	  "1m 5m 15m 30m 1h 2h 4h", 0, 0, 0, "DURATION...",
+	  "delays between delivery attempts after a temporary failure; the last one repeats" },
+	{ "queue-lifetime", &type_duration, OFF(queue_lifetime), 0, "5d", 1, 30 * 86400, 0,
+	  "DURATION", "how long a message is retried before it bounces" },
+	{ "delay-warning", &type_duration, OFF(delay_warning), 0, "4h", 0, 30 * 86400, 0,
+	  "DURATION", "tell the sender a message is delayed after this long (0: never)" },
 	{ "syslog", &type_bool, OFF(syslog), 0, "no", 0, 0, 0,
 	  "yes|no", "also log to syslog (facility mail)" },
 	{ "log-level", &type_log_level, OFF(log_level), 0, "info", 0, 0, 0,

@@ -31,6 +31,14 @@ struct listen_cfg {
 	unsigned flags;              /* reserved for listener options */
 };
 
+enum relayhost_tls {
+	RELAYHOST_STARTTLS, /* STARTTLS required (port 587, 2525, 25) */
+	RELAYHOST_IMPLICIT, /* TLS from the first byte (port 465) */
+	RELAYHOST_NONE,     /* plaintext: no AUTH possible */
+};
+
+#define RETRY_SCHEDULE_MAX 16
+
 struct config {
 	char *source; /* file name, or "<demo>" for the embedded configuration */
 
@@ -63,6 +71,25 @@ struct config {
 	char recipient_delimiter[8];   /* "" disables plus-addressing */
 	bool syslog;
 	enum log_level log_level;
+
+	/* Outbound delivery. */
+	char **dns_servers; /* "IP" or "IP:PORT"; none: /etc/resolv.conf */
+	size_t ndns_servers;
+	unsigned outbound_port;            /* port of MX hosts */
+	unsigned destination_concurrency;  /* connections per destination */
+	unsigned outbound_max_connections; /* outbound connections at once */
+	unsigned outbound_connect_timeout, outbound_command_timeout, outbound_data_timeout;
+	char *relayhost;                   /* host name or IP; NULL: deliver by MX */
+	unsigned relayhost_port;           /* 0: 465 for implicit TLS, else 587 */
+	enum relayhost_tls relayhost_tls;
+	bool relayhost_tls_verify;
+	char *relayhost_auth_file;         /* "user password" file, NULL: no AUTH */
+	unsigned relayhost_auth_line;
+	char *outbound_ca_file;            /* NULL: the system's CAs */
+	unsigned retry_schedule[RETRY_SCHEDULE_MAX]; /* seconds; the last one repeats */
+	size_t nretry_schedule;
+	unsigned queue_lifetime; /* seconds before a message bounces */
+	unsigned delay_warning;  /* seconds before a delay notice; 0: never */
 
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;

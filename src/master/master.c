@@ -196,9 +196,7 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 	m->users = NULL;
 	m->aliases = NULL;
 	if (c->role == CHILD_QMGR) {
-		userdb_free(users);
-		aliasdb_free(aliases);
-		status = qmgr_main(m->cfg);
+		status = qmgr_main(m->cfg, users, aliases);
 	} else {
 		status = smtpd_worker_main(m->cfg, c->index, m->fds, m->limits, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */

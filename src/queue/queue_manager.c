@@ -1,21 +1,29 @@
 /*
- * queue_manager: schedules and runs local deliveries. See queue_manager.h.
+ * queue_manager: schedules deliveries, records their outcome, bounces and
+ * retries. See queue_manager.h.
  *
- * A message goes through these states in memory:
+ * A message in memory is
  *   LOADING   its envelope is being read (an I/O job)
- *   READY     waiting for a delivery slot (FIFO)
- *   ACTIVE    a delivery job runs
- *   DEFERRED  a local delivery failed temporarily; a timer brings it back
- *   WAITING   only remote recipients are left (outbound delivery's job)
+ *   ACTIVE    an attempt runs: "parts" are in flight (one local delivery job
+ *             for all its local recipients, one outbound delivery per remote
+ *             destination), and/or a record job writes outcomes
+ *   WAITING   between attempts: a timer brings it back (retry-schedule)
+ *   HELD      moved to hold/ by `queue hold`; forgotten until released
  *
- * Crash states of a delivery (per message, all recipients in one job):
- *   1. Maildir file in tmp/                -> tmp/ leftover, delivered again
- *   2. renamed into new/, new/ fsync'd     -> queue still says pending;
- *                                            recovery finds the file by its
- *                                            deterministic name: no duplicate
- *   3. status bytes 'D' written and synced -> done
- *   4. all done: queue file unlinked, queue/ fsync'd
- * Messages found at start-up are "recovered" and checked as in state 2.
+ * Every outcome goes to disk through one record job at a time per message:
+ *   1. bounces (and delay notices) for recipients that failed for good are
+ *      written as new queue files, durably (queue_inject);
+ *   2. the recipients' status bytes ('D' delivered, 'F' failed) are written
+ *      in place and the file is fdatasync'd;
+ *   3. when no recipient is left, the file is unlinked and queue/ fsync'd.
+ * A part's outcome is recorded as soon as that part is over, not at the end
+ * of the attempt, so a remote 250 is on disk within one fsync.
+ *
+ * Crash states: killed before 1: the recipient is delivered or bounced
+ * again (at most once more: a Maildir copy is found again by its
+ * deterministic name, a remote server may get a duplicate, RFC 5321 6.1).
+ * Killed between 1 and 2: the bounce exists and may be sent twice. Between 2
+ * and 3: the file is loaded again, has nothing pending, and is removed.
  */
 #include "queue/queue_manager.h"
 
@@ -29,29 +37,50 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "deliver/maildir.h"
+#include "deliver/outbound.h"
+#include "mail/addr.h"
+#include "mail/aliases.h"
+#include "mail/resolve.h"
+#include "mail/users.h"
+#include "queue/bounce.h"
+#include "queue/queue_control.h"
 #include "queue/queue_file.h"
+#include "smtpd/smtp_command.h"
+#include "smtpd/smtp_server.h"
+#include "util/buf.h"
+#include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/strmap.h"
 
 /* A full rescan of queue/ catches anything a lost notification missed. */
 #define RESCAN_INTERVAL_S 300
-/* Delays between attempts after a temporary local failure. */
-static const unsigned retry_delays[] = { 60, 300, 900, 1800, 3600, 7200, 14400 };
-/* Deliveries in flight per I/O thread. */
+/* Local delivery jobs in flight per I/O thread. */
 #define ACTIVE_PER_THREAD 4
+/* RET=FULL returns the whole message up to this size, else its headers. */
+#define BOUNCE_RETURN_MAX (10u * 1024 * 1024)
+#define BOUNCE_BUF_MAX (BOUNCE_RETURN_MAX + 1024 * 1024)
 
 enum qmsg_state {
 	QM_LOADING,
-	QM_READY,
 	QM_ACTIVE,
-	QM_DEFERRED,
 	QM_WAITING,
+};
+
+/* What we know about one recipient beyond its on-disk status. */
+struct rcpt_note {
+	char status[16];               /* enhanced status of the last outcome */
+	char remote_mta[DNS_NAME_MAX + 1];
+	char text[SMTPC_TEXT_MAX];     /* the remote reply, or our reason */
+	bool remote;                   /* text is a remote server's reply */
+	int64_t when;
 };
 
 struct qmgr;
@@ -60,10 +89,20 @@ struct qmsg {
 	char id[QUEUE_ID_LEN + 1];
 	enum qmsg_state state;
 	struct envelope env;
-	bool recovered;   /* found at start-up: deliveries may already be on disk */
-	bool gone;        /* the file disappeared (removed by hand, or corrupt) */
+	bool recovered;      /* found at start-up: Maildir copies may already exist */
 	unsigned attempts;
+	int64_t next_attempt;
 	struct event *timer;
+	unsigned inflight;   /* parts of the attempt still running */
+	bool recording;      /* a record job runs */
+	bool warned;         /* the delay notice went out (memory only) */
+	bool want_warning;   /* the next record job sends the delay notice */
+	bool delete_req, hold_req, bounce_req; /* administrator's requests, done when idle */
+	char *want;          /* per recipient: status to record (0: none) */
+	bool *busy;          /* per recipient: in a part now */
+	bool *bounce;        /* per recipient: a failure to report to the sender */
+	struct rcpt_note **notes;
+	char last_error[SMTPC_TEXT_MAX];
 	struct qmsg *next_ready;
 	struct qmgr *q;
 };
@@ -72,16 +111,37 @@ struct qjob {
 	struct iojob job; /* first */
 	struct qmsg *m;
 	int fd;
-	bool load;       /* reading the envelope, not delivering */
-	bool all_done;   /* write step: no recipient left, the commit step removes the file */
+	enum { JOB_LOAD, JOB_LOCAL, JOB_RECORD } kind;
+	int *results;    /* JOB_LOCAL, per recipient: 1 not attempted, 0 delivered, <0 error */
+	/* JOB_RECORD */
+	char *statuses;  /* per recipient: the status to write, 0: none */
+	bool all_done;
 	bool unlinked;
-	int *results;    /* per recipient: 1 not attempted, 0 delivered, <0 error */
+	struct envelope notice_env[2]; /* [0] bounce, [1] delay notice */
+	struct bounce_rcpt *notice_rcpts[2];
+	size_t notice_n[2];
+	bool notice[2];
+	int64_t now;
+};
+
+struct outbound_part {
+	struct outbound_delivery d; /* first */
+	struct qmsg *m;
+	struct outbound_part *prev, *next; /* the manager's parts in flight */
+	size_t *index;  /* envelope index of each msg.rcpts[i] */
+	struct smtpc_rcpt *rcpts;
 };
 
 struct qmgr {
 	struct event_base *base;
 	const struct config *cfg;
 	struct iopool *pool;
+	struct outbound *out;
+	struct userdb *users;
+	struct aliasdb *aliases;
+	struct queue_id_gen ids;
+	struct queue_control *ctl;
+	int spool_fd;
 	int queue_fd;
 	int inotify_fd;
 	struct event *ev_inotify;
@@ -89,19 +149,44 @@ struct qmgr {
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct strmap *msgs;
 	struct qmsg *ready_head, *ready_tail;
+	struct outbound_part *parts;
 	unsigned active;
 	unsigned max_active;
 	bool stopping;
-	bool scanning_startup;
 };
 
 static void qmgr_pump(struct qmgr *q);
+static void start_attempt(struct qmgr *q, struct qmsg *m);
+static void after_part(struct qmgr *q, struct qmsg *m);
+static void record_kick(struct qmgr *q, struct qmsg *m);
+
+static int64_t now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static double delay_since_arrival(const struct qmsg *m)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (double)(now.tv_sec - m->env.arrival_sec) +
+	       (double)(now.tv_nsec / 1000 - m->env.arrival_usec) / 1e6;
+}
 
 static void qmsg_free(void *p)
 {
 	struct qmsg *m = p;
 	if (m->timer)
 		event_free(m->timer);
+	if (m->notes)
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			free(m->notes[i]);
+	free(m->notes);
+	free(m->want);
+	free(m->busy);
+	free(m->bounce);
 	envelope_free(&m->env);
 	free(m);
 }
@@ -112,55 +197,184 @@ static void qmsg_forget(struct qmgr *q, struct qmsg *m)
 	qmsg_free(m);
 }
 
-static void make_ready(struct qmgr *q, struct qmsg *m)
+static bool rcpt_pending(const struct qmsg *m, size_t i)
 {
-	m->state = QM_READY;
-	m->next_ready = NULL;
-	if (q->ready_tail)
-		q->ready_tail->next_ready = m;
-	else
-		q->ready_head = m;
-	q->ready_tail = m;
+	return m->env.rcpts[i].status == RCPT_PENDING && !m->want[i];
 }
 
-static void on_retry(evutil_socket_t fd, short what, void *arg)
+static size_t pending_count(const struct qmsg *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		n += rcpt_pending(m, i);
+	return n;
+}
+
+static struct rcpt_note *note_for(struct qmsg *m, size_t i)
+{
+	if (!m->notes[i])
+		m->notes[i] = calloc(1, sizeof *m->notes[i]);
+	return m->notes[i];
+}
+
+/* Remember an outcome; text is sanitized by whoever produced it. */
+static void note_set(struct qmsg *m, size_t i, const char *status, const char *remote_mta,
+		     const char *text, bool remote)
+{
+	struct rcpt_note *n = note_for(m, i);
+	str_copy(m->last_error, sizeof m->last_error, text);
+	if (!n)
+		return;
+	str_copy(n->status, sizeof n->status, status && status[0] ? status : "4.0.0");
+	str_copy(n->remote_mta, sizeof n->remote_mta, remote_mta ? remote_mta : "");
+	str_copy(n->text, sizeof n->text, text);
+	n->remote = remote;
+	n->when = now_sec();
+}
+
+/* Does the sender want to hear about this recipient (RFC 3461 NOTIFY)? */
+static bool notify_wants(const struct envelope_rcpt *r, unsigned what)
+{
+	if (r->notify == 0)
+		return true; /* not given: failures and delays are reported */
+	if (r->notify & SMTP_NOTIFY_NEVER)
+		return false;
+	return (r->notify & what) != 0;
+}
+
+/* Recipient i failed for good: record 'F' and maybe a bounce. */
+static void fail_rcpt(struct qmsg *m, size_t i)
+{
+	m->want[i] = RCPT_FAILED;
+	m->bounce[i] = notify_wants(&m->env.rcpts[i], SMTP_NOTIFY_FAILURE);
+}
+
+/* --- scheduling ---------------------------------------------------------------------------- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct qmsg *m = arg;
 	(void)fd;
 	(void)what;
-	if (m->state != QM_DEFERRED)
-		return;
-	make_ready(m->q, m);
-	qmgr_pump(m->q);
+	if (m->state == QM_WAITING && !m->q->stopping)
+		start_attempt(m->q, m);
 }
 
-static void defer(struct qmgr *q, struct qmsg *m)
+static void wait_for(struct qmgr *q, struct qmsg *m, unsigned delay)
 {
-	size_t n = sizeof retry_delays / sizeof retry_delays[0];
-	unsigned delay = retry_delays[m->attempts - 1 < n ? m->attempts - 1 : n - 1];
 	if (!m->timer)
-		m->timer = evtimer_new(q->base, on_retry, m);
-	m->state = QM_DEFERRED;
+		m->timer = evtimer_new(q->base, on_timer, m);
+	m->state = QM_WAITING;
+	m->next_attempt = now_sec() + delay;
 	if (m->timer) {
 		struct timeval tv = { (time_t)delay, 0 };
 		evtimer_add(m->timer, &tv);
 	}
-	log_info("qid=%s event=deferred attempts=%u retry_in=%us", m->id, m->attempts, delay);
 }
 
-/* Decide what a loaded (or just delivered) message needs next. */
-static void schedule(struct qmgr *q, struct qmsg *m)
+/* The delay before attempt number attempts+1: the schedule, with +-10% jitter. */
+static unsigned retry_delay(const struct config *cfg, unsigned attempts)
 {
-	if (envelope_pending(&m->env, RCPT_LOCAL) > 0) {
-		make_ready(q, m);
-	} else {
-		m->state = QM_WAITING;
-		log_debug("qid=%s event=waiting remote=%zu", m->id,
-			  envelope_pending(&m->env, RCPT_REMOTE));
-	}
+	size_t n = cfg->nretry_schedule;
+	unsigned base = n ? cfg->retry_schedule[attempts - 1 < n ? attempts - 1 : n - 1] : 300;
+	unsigned jitter = base / 10;
+	uint32_t r = 0;
+	if (jitter > 0 && getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+		return base - jitter + r % (2 * jitter + 1);
+	return base;
 }
 
-/* --- I/O thread side ------------------------------------------------------ */
+/* Nothing in flight: decide what the message needs next. */
+static void after_attempt(struct qmgr *q, struct qmsg *m)
+{
+	const struct config *cfg = q->cfg;
+	int64_t now = now_sec();
+
+	if (m->inflight > 0 || m->recording || q->stopping)
+		return;
+	if (m->delete_req || m->hold_req) {
+		const char *what = m->delete_req ? "deleted" : "held";
+		int r = 0;
+		if (m->delete_req) {
+			if (unlinkat(q->queue_fd, m->id, 0) < 0)
+				r = -errno;
+		} else {
+			char dst[64];
+			snprintf(dst, sizeof dst, "../hold/%s", m->id);
+			if (renameat(q->queue_fd, m->id, q->queue_fd, dst) < 0)
+				r = -errno;
+		}
+		if (r == 0) {
+			fsync(q->queue_fd);
+			log_info("qid=%s event=%s by=administrator", m->id, what);
+			qmsg_forget(q, m);
+			return;
+		}
+		log_err("qid=%s event=%s_failed error=\"%s\"", m->id, what, strerror(-r));
+		m->delete_req = m->hold_req = false;
+	}
+	if (m->bounce_req) {
+		m->bounce_req = false;
+		for (size_t i = 0; i < m->env.nrcpts; i++) {
+			if (!rcpt_pending(m, i))
+				continue;
+			note_set(m, i, "5.0.0", NULL, "message returned by the postmaster", false);
+			fail_rcpt(m, i);
+		}
+		record_kick(q, m);
+		return;
+	}
+	size_t pending = pending_count(m);
+	bool dirty = false;
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		dirty = dirty || m->want[i];
+	if (pending == 0 || dirty) {
+		/* Outcomes not on disk yet (a record job failed), or the file just needs removing. */
+		if (dirty && m->attempts > 0) {
+			wait_for(q, m, retry_delay(cfg, m->attempts));
+			return;
+		}
+		record_kick(q, m);
+		return;
+	}
+	if (now - m->env.arrival_sec >= (int64_t)cfg->queue_lifetime) {
+		for (size_t i = 0; i < m->env.nrcpts; i++) {
+			if (!rcpt_pending(m, i))
+				continue;
+			struct rcpt_note *n = note_for(m, i);
+			char text[SMTPC_TEXT_MAX];
+			str_format(text, sizeof text, "delivery time expired (queue-lifetime %us)%s%s",
+				 cfg->queue_lifetime, n && n->text[0] ? "; last error: " : "",
+				 n && n->text[0] ? n->text : "");
+			if (n && n->remote) {
+				/* Keep the remote reply as the diagnostic, with the expiry status. */
+				str_copy(n->status, sizeof n->status, "4.4.7");
+			} else {
+				note_set(m, i, "4.4.7", NULL, text, false);
+			}
+			fail_rcpt(m, i);
+		}
+		log_info("qid=%s event=expired attempts=%u", m->id, m->attempts);
+		record_kick(q, m);
+		return;
+	}
+	if (cfg->delay_warning && !m->warned && m->env.sender[0] &&
+	    now - m->env.arrival_sec >= (int64_t)cfg->delay_warning) {
+		m->warned = true;
+		m->want_warning = true;
+		record_kick(q, m);
+		return;
+	}
+	unsigned delay = retry_delay(cfg, m->attempts ? m->attempts : 1);
+	int64_t expires = m->env.arrival_sec + cfg->queue_lifetime;
+	if (now + delay > expires)
+		delay = expires > now ? (unsigned)(expires - now) : 1;
+	wait_for(q, m, delay);
+	log_info("qid=%s event=deferred attempts=%u pending=%zu retry_in=%us error=%s", m->id,
+		 m->attempts, pending, delay, LOG_ESC(m->last_error));
+}
+
+/* --- local deliveries (I/O thread side) ----------------------------------------------------- */
 
 static int qjob_load(struct qjob *j, struct qmgr *q)
 {
@@ -173,17 +387,12 @@ static int qjob_load(struct qjob *j, struct qmgr *q)
 	return r;
 }
 
-static int qjob_write(struct iojob *job)
+static int qjob_local(struct qjob *j, struct qmgr *q)
 {
-	struct qjob *j = (struct qjob *)job;
 	struct qmsg *m = j->m;
-	struct qmgr *q = m->q;
 	const struct config *cfg = q->cfg;
 
-	if (j->load)
-		return qjob_load(j, q);
-
-	j->fd = openat(q->queue_fd, m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	j->fd = openat(q->queue_fd, m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (j->fd < 0)
 		return -errno;
 	struct maildir_msg mm = {
@@ -197,33 +406,72 @@ static int qjob_write(struct iojob *job)
 		.offset = m->env.msg_offset,
 		.size = m->env.msg_size,
 	};
-	size_t delivered = 0;
-	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		const struct envelope_rcpt *r = &m->env.rcpts[i];
-		if (r->status != RCPT_PENDING || r->kind != RCPT_LOCAL)
-			continue;
-		j->results[i] = maildir_deliver(&mm, r->address, (unsigned)i, m->recovered);
-		if (j->results[i] == 0)
-			delivered++;
-	}
-	if (delivered == 0)
-		return 0;
-	/* Everything done: the commit step removes the file. Else record progress. */
-	j->all_done = true;
-	for (size_t i = 0; i < m->env.nrcpts; i++)
-		if (m->env.rcpts[i].status == RCPT_PENDING && j->results[i] != 0)
-			j->all_done = false;
-	if (j->all_done)
-		return 0;
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		if (j->results[i] != 0)
-			continue;
-		int r = queue_file_set_status(j->fd, &m->env.rcpts[i], RCPT_DELIVERED);
-		if (r < 0)
-			return r; /* the Maildir copies stay; recovery will not duplicate them */
+			continue; /* 0 marks the recipients of this job before it runs */
+		j->results[i] = maildir_deliver(&mm, m->env.rcpts[i].address, (unsigned)i,
+						m->recovered);
 	}
-	job->sync_fd = j->fd;
 	return 0;
+}
+
+/* Write the notices, then the statuses; the commit step removes a finished file. */
+static int qjob_record(struct qjob *j, struct qmgr *q)
+{
+	struct qmsg *m = j->m;
+	struct buf b;
+
+	j->fd = openat(q->queue_fd, m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (j->fd < 0)
+		return -errno;
+	for (int k = 0; k < 2; k++) {
+		if (!j->notice[k])
+			continue;
+		struct bounce_params bp = {
+			.hostname = q->cfg->hostname,
+			.bounce_id = j->notice_env[k].id,
+			.now = j->now,
+			.retry_until = m->env.arrival_sec + q->cfg->queue_lifetime,
+			.max_returned = BOUNCE_RETURN_MAX,
+		};
+		buf_init(&b, BOUNCE_BUF_MAX);
+		int r = bounce_build(&bp, &m->env, j->notice_rcpts[k], j->notice_n[k], j->fd, &b);
+		if (r == 0)
+			r = queue_inject(q->spool_fd, &j->notice_env[k], b.data, b.len);
+		buf_free(&b);
+		if (r < 0)
+			return r;
+	}
+	if (j->all_done)
+		return 0; /* the unlink makes every status moot */
+	bool wrote = false;
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		if (!j->statuses[i])
+			continue;
+		int r = queue_file_set_status(j->fd, &m->env.rcpts[i], j->statuses[i]);
+		if (r < 0)
+			return r;
+		wrote = true;
+	}
+	if (wrote)
+		j->job.sync_fd = j->fd;
+	return 0;
+}
+
+static int qjob_write(struct iojob *job)
+{
+	struct qjob *j = (struct qjob *)job;
+	struct qmgr *q = j->m->q;
+
+	switch (j->kind) {
+	case JOB_LOAD:
+		return qjob_load(j, q);
+	case JOB_LOCAL:
+		return qjob_local(j, q);
+	case JOB_RECORD:
+		return qjob_record(j, q);
+	}
+	return -EINVAL;
 }
 
 static int qjob_commit(struct iojob *job)
@@ -231,11 +479,11 @@ static int qjob_commit(struct iojob *job)
 	struct qjob *j = (struct qjob *)job;
 	struct qmsg *m = j->m;
 
-	if (j->load)
-		return 0;
-	close(j->fd);
-	j->fd = -1;
-	if (!j->all_done)
+	if (j->fd >= 0) {
+		close(j->fd);
+		j->fd = -1;
+	}
+	if (j->kind != JOB_RECORD || !j->all_done)
 		return 0;
 	if (unlinkat(m->q->queue_fd, m->id, 0) < 0)
 		return -errno;
@@ -254,14 +502,13 @@ static void move_to_corrupt(struct qmgr *q, const char *id)
 		log_err("qid=%s event=corrupt_move_failed error=\"%s\"", id, strerror(errno));
 }
 
-static void load_done(struct qjob *j)
+static void load_done(struct qmgr *q, struct qjob *j)
 {
 	struct qmsg *m = j->m;
-	struct qmgr *q = m->q;
 	int r = j->job.result;
 
 	if (r == -ENOENT) {
-		/* Delivered and removed by another path, or deleted by hand. */
+		/* Delivered and removed by another path, held, or deleted by hand. */
 		qmsg_forget(q, m);
 		return;
 	}
@@ -274,60 +521,108 @@ static void load_done(struct qjob *j)
 			qmsg_forget(q, m);
 		} else {
 			m->attempts++;
-			defer(q, m);
+			wait_for(q, m, retry_delay(q->cfg, m->attempts));
 		}
+		return;
+	}
+	size_t n = m->env.nrcpts ? m->env.nrcpts : 1;
+	m->want = calloc(n, 1);
+	m->busy = calloc(n, sizeof *m->busy);
+	m->bounce = calloc(n, sizeof *m->bounce);
+	m->notes = calloc(n, sizeof *m->notes);
+	if (!m->want || !m->busy || !m->bounce || !m->notes) {
+		log_err("qid=%s event=out_of_memory", m->id);
+		qmsg_forget(q, m);
 		return;
 	}
 	log_debug("qid=%s event=loaded nrcpt=%zu recovered=%s", m->id, m->env.nrcpts,
 		  m->recovered ? "yes" : "no");
-	schedule(q, m);
+	start_attempt(q, m);
 }
 
-static void deliver_done(struct qjob *j)
+static void local_done(struct qmgr *q, struct qjob *j)
 {
 	struct qmsg *m = j->m;
-	struct qmgr *q = m->q;
-	struct timespec now;
 	int jr = j->job.result;
-	bool failed = false;
+	double delay = delay_since_arrival(m);
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	double delay = (double)(now.tv_sec - m->env.arrival_sec) +
-		       (double)(now.tv_nsec / 1000 - m->env.arrival_usec) / 1e6;
-	if (jr == -ENOENT && !j->unlinked) {
-		log_warn("qid=%s event=vanished", m->id);
-		qmsg_forget(q, m);
-		return;
-	}
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		struct envelope_rcpt *r = &m->env.rcpts[i];
 		if (j->results[i] == 1)
 			continue;
+		m->busy[i] = false;
+		struct envelope_rcpt *r = &m->env.rcpts[i];
 		if (j->results[i] == 0 && jr == 0) {
-			r->status = RCPT_DELIVERED;
+			m->want[i] = RCPT_DELIVERED;
 			const char *at = strrchr(r->address, '@');
 			log_info("qid=%s event=delivered to=<%s> mailbox=%s/%s/%.*s delay=%.3fs", m->id,
 				 LOG_ESC(r->address), LOG_ESC(q->cfg->maildir_root), LOG_ESC(at + 1),
 				 (int)(at - r->address), r->address, delay);
 		} else {
 			int err = j->results[i] < 0 ? j->results[i] : jr;
-			failed = true;
+			char text[SMTPC_TEXT_MAX];
+			snprintf(text, sizeof text, "local delivery to %s failed: %s", r->address,
+				 strerror(-err));
+			note_set(m, i, "4.3.0", NULL, text, false);
 			log_warn("qid=%s event=delivery_failed to=<%s> error=\"%s\"", m->id,
 				 LOG_ESC(r->address), strerror(-err));
 		}
 	}
-	if (j->unlinked && jr == 0) {
+	/* A failed job may have left Maildir copies: the next one checks for them. */
+	m->recovered = m->recovered || jr < 0;
+	after_part(q, m);
+}
+
+static void notices_free(struct qjob *j)
+{
+	for (int k = 0; k < 2; k++) {
+		if (j->notice[k])
+			envelope_free(&j->notice_env[k]);
+		free(j->notice_rcpts[k]);
+	}
+}
+
+static void record_done(struct qmgr *q, struct qjob *j)
+{
+	struct qmsg *m = j->m;
+	int r = j->job.result;
+
+	m->recording = false;
+	if (r == -ENOENT && !j->unlinked) {
+		log_warn("qid=%s event=vanished", m->id);
+		qmsg_forget(q, m);
+		return;
+	}
+	if (r < 0) {
+		log_err("qid=%s event=record_failed error=\"%s\"", m->id, strerror(-r));
+		if (!m->attempts)
+			m->attempts = 1;
+		if (j->notice[1])
+			m->warned = false;
+		after_attempt(q, m);
+		return;
+	}
+	for (int k = 0; k < 2; k++) {
+		if (j->notice[k])
+			log_info("qid=%s event=%s dsn_id=%s to=<%s> recipients=%zu", m->id,
+				 k == 0 ? "bounced" : "delay_notice", j->notice_env[k].id,
+				 LOG_ESC(j->notice_env[k].rcpts[0].address), j->notice_n[k]);
+	}
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		if (!j->statuses[i])
+			continue;
+		m->env.rcpts[i].status = j->statuses[i];
+		if (m->want[i] == j->statuses[i])
+			m->want[i] = 0;
+		m->bounce[i] = false;
+	}
+	if (j->unlinked) {
 		log_info("qid=%s event=removed reason=done", m->id);
 		qmsg_forget(q, m);
 		return;
 	}
-	m->recovered = m->recovered || jr < 0;
-	if (failed || jr < 0) {
-		m->attempts++;
-		defer(q, m);
-	} else {
-		schedule(q, m);
-	}
+	record_kick(q, m);
+	if (!m->recording && m->inflight == 0)
+		after_attempt(q, m);
 }
 
 static void qjob_done(struct iojob *job)
@@ -335,47 +630,374 @@ static void qjob_done(struct iojob *job)
 	struct qjob *j = (struct qjob *)job;
 	struct qmgr *q = j->m->q;
 
-	q->active--;
 	if (j->fd >= 0)
 		close(j->fd);
-	if (j->load)
-		load_done(j);
-	else
-		deliver_done(j);
+	switch (j->kind) {
+	case JOB_LOAD:
+		load_done(q, j);
+		break;
+	case JOB_LOCAL:
+		q->active--;
+		local_done(q, j);
+		break;
+	case JOB_RECORD:
+		record_done(q, j);
+		notices_free(j);
+		break;
+	}
 	free(j->results);
+	free(j->statuses);
 	free(j);
 	qmgr_pump(q);
 }
 
-static void start_job(struct qmgr *q, struct qmsg *m, bool load)
+static struct qjob *qjob_new(struct qmsg *m, int kind)
 {
 	struct qjob *j = calloc(1, sizeof *j);
-	if (j && !load) {
-		j->results = malloc(m->env.nrcpts * sizeof *j->results);
-		if (!j->results) {
-			free(j);
-			j = NULL;
-		} else {
-			for (size_t i = 0; i < m->env.nrcpts; i++)
-				j->results[i] = 1;
-		}
-	}
-	if (!j) {
-		log_err("qid=%s event=out_of_memory", m->id);
-		m->attempts++;
-		defer(q, m);
-		return;
-	}
+	if (!j)
+		return NULL;
 	j->m = m;
 	j->fd = -1;
-	j->load = load;
-	m->state = load ? QM_LOADING : QM_ACTIVE;
+	j->kind = kind;
 	iojob_init(&j->job, qjob_write, qjob_commit, qjob_done);
+	return j;
+}
+
+/* The mailbox a notice for address goes to: a local user (through aliases) or a remote address. */
+static bool notice_recipient(struct qmgr *q, const char *address, char *kind, char *out,
+			     size_t outlen)
+{
+	struct addr a;
+	if (addr_parse_mailbox(slice_from_cstr(address), ADDR_UTF8, &a) < 0)
+		return false;
+	if (a.literal || !config_is_local_domain(q->cfg, a.domain)) {
+		*kind = RCPT_REMOTE;
+		return str_copy(out, outlen, a.text);
+	}
+	struct resolve_ctx rc = { q->cfg, q->users, q->aliases };
+	struct resolved res[1];
+	size_t n = 0;
+	if (resolve_recipient(&rc, &a, res, 1, &n) != RESOLVE_OK || n == 0)
+		return false;
+	*kind = res[0].kind == RESOLVE_LOCAL ? RCPT_LOCAL : RCPT_REMOTE;
+	return str_copy(out, outlen, res[0].address);
+}
+
+/* Prepare notice k (0 bounce, 1 delay) of j for the recipients flagged in sel. */
+static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *sel)
+{
+	struct qmsg *m = j->m;
+	const struct config *cfg = q->cfg;
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		n += sel[i];
+	if (n == 0)
+		return;
+	char kind = 0, to[ADDR_TEXT_MAX + 1];
+	bool ok;
+	if (m->env.sender[0]) {
+		ok = notice_recipient(q, m->env.sender, &kind, to, sizeof to);
+	} else {
+		/* A failed notice never bounces: the postmaster hears of it, once. */
+		char pm[ADDR_TEXT_MAX + 1];
+		ok = cfg->nlocal_domains > 0 && k == 0;
+		for (size_t i = 0; ok && i < m->env.nrcpts; i++)
+			if (sel[i] && strncasecmp(m->env.rcpts[i].address, "postmaster@", 11) == 0)
+				ok = false;
+		if (ok) {
+			snprintf(pm, sizeof pm, "postmaster@%s", cfg->local_domains[0]);
+			ok = notice_recipient(q, pm, &kind, to, sizeof to);
+		}
+	}
+	if (!ok) {
+		log_warn("qid=%s event=%s_dropped sender=<%s> reason=\"no one to tell\"", m->id,
+			 k == 0 ? "bounce" : "delay_notice", LOG_ESC(m->env.sender));
+		return;
+	}
+	struct envelope *e = &j->notice_env[k];
+	envelope_init(e);
+	struct bounce_rcpt *br = calloc(n, sizeof *br);
+	if (!br || envelope_set(&e->sender, "") < 0 || envelope_set(&e->protocol, "LOCAL") < 0 ||
+	    envelope_set(&e->client_ip, "127.0.0.1") < 0 || envelope_set(&e->helo, cfg->hostname) < 0 ||
+	    envelope_add_rcpt(e, kind, to, NULL, SMTP_NOTIFY_NEVER, NULL) < 0) {
+		free(br);
+		envelope_free(e);
+		log_err("qid=%s event=out_of_memory", m->id);
+		return;
+	}
+	queue_id_next(&q->ids, e->id);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	e->arrival_sec = ts.tv_sec;
+	e->arrival_usec = ts.tv_nsec / 1000;
+	e->body_8bit = m->env.body_8bit;
+	e->smtputf8 = m->env.smtputf8;
+	size_t o = 0;
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		if (!sel[i])
+			continue;
+		const struct rcpt_note *nt = m->notes[i];
+		br[o] = (struct bounce_rcpt){
+			.rcpt = &m->env.rcpts[i],
+			.action = k == 0 ? BOUNCE_FAILED : BOUNCE_DELAYED,
+			.status = nt && nt->status[0] ? nt->status : (k == 0 ? "5.0.0" : "4.0.0"),
+			.remote_mta = nt && nt->remote_mta[0] ? nt->remote_mta : NULL,
+			.diagnostic = nt && nt->remote ? nt->text : NULL,
+			.reason = nt && !nt->remote && nt->text[0] ? nt->text : NULL,
+			.last_attempt = nt ? nt->when : 0,
+		};
+		o++;
+	}
+	j->notice_rcpts[k] = br;
+	j->notice_n[k] = n;
+	j->notice[k] = true;
+}
+
+/* Start a record job for outcomes not yet on disk (one at a time per message). */
+static void record_kick(struct qmgr *q, struct qmsg *m)
+{
+	if (m->recording || q->stopping)
+		return;
+	bool dirty = m->want_warning;
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		dirty = dirty || m->want[i];
+	bool all_done = m->inflight == 0 && pending_count(m) == 0;
+	if (!dirty && !all_done)
+		return;
+	struct qjob *j = qjob_new(m, JOB_RECORD);
+	size_t n = m->env.nrcpts ? m->env.nrcpts : 1;
+	bool *sel = calloc(n, sizeof *sel);
+	if (j)
+		j->statuses = calloc(n, 1);
+	if (!j || !j->statuses || !sel) {
+		if (j)
+			free(j->statuses);
+		free(j);
+		free(sel);
+		log_err("qid=%s event=out_of_memory", m->id);
+		return;
+	}
+	j->now = now_sec();
+	j->all_done = all_done;
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		j->statuses[i] = m->want[i];
+		sel[i] = m->want[i] == RCPT_FAILED && m->bounce[i];
+	}
+	notice_prepare(q, j, 0, sel);
+	if (m->want_warning) {
+		m->want_warning = false;
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			sel[i] = rcpt_pending(m, i) &&
+				 notify_wants(&m->env.rcpts[i], SMTP_NOTIFY_DELAY);
+		notice_prepare(q, j, 1, sel);
+	}
+	free(sel);
+	m->recording = true;
+	m->state = QM_ACTIVE;
+	iopool_submit(q->pool, &j->job);
+}
+
+/* A part of the attempt is over. */
+static void after_part(struct qmgr *q, struct qmsg *m)
+{
+	m->inflight--;
+	record_kick(q, m);
+	if (m->inflight == 0 && !m->recording)
+		after_attempt(q, m);
+}
+
+/* --- remote parts --------------------------------------------------------------------------- */
+
+static void outbound_part_free(struct outbound_part *p)
+{
+	struct qmgr *q = p->m ? p->m->q : NULL;
+	if (q) {
+		if (p->prev)
+			p->prev->next = p->next;
+		else
+			q->parts = p->next;
+		if (p->next)
+			p->next->prev = p->prev;
+	}
+	if (p->d.msg.fd >= 0)
+		close(p->d.msg.fd);
+	free(p->index);
+	free(p->rcpts);
+	free(p);
+}
+
+static void outbound_done(struct outbound_delivery *d)
+{
+	struct outbound_part *p = (struct outbound_part *)d;
+	struct qmsg *m = p->m;
+	struct qmgr *q = m->q;
+	double delay = delay_since_arrival(m);
+
+	for (size_t k = 0; k < d->msg.nrcpts; k++) {
+		size_t i = p->index[k];
+		const struct smtpc_reply *r = &d->msg.rcpts[k].reply;
+		const char *result;
+		m->busy[i] = false;
+		if (r->code >= 200 && r->code < 300) {
+			m->want[i] = RCPT_DELIVERED;
+			result = "sent";
+		} else {
+			bool remote = r->code != 0;
+			const char *status = r->status[0] ? r->status : (r->temporary ? "4.0.0" : "5.0.0");
+			note_set(m, i, status, remote ? d->relay_host : NULL, r->text, remote);
+			if (r->temporary) {
+				result = "deferred";
+			} else {
+				fail_rcpt(m, i);
+				result = "bounced";
+			}
+		}
+		log_info("qid=%s event=attempt to=<%s> relay=%s delay=%.3fs tls=%s status=%s "
+			 "dsn=%s reply=%s",
+			 m->id, LOG_ESC(m->env.rcpts[i].address), d->relay[0] ? LOG_ESC(d->relay) : "none",
+			 delay, d->tls ? (d->tls_verified ? "verified" : "unverified") : "no", result,
+			 r->status[0] ? r->status : "-", LOG_ESC(r->text));
+	}
+	outbound_part_free(p);
+	after_part(q, m);
+}
+
+/* One delivery per destination for the remote recipients that are pending and idle. */
+static void start_remote(struct qmgr *q, struct qmsg *m)
+{
+	size_t n = m->env.nrcpts;
+	bool *taken = calloc(n ? n : 1, sizeof *taken);
+	if (!taken)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct envelope_rcpt *r = &m->env.rcpts[i];
+		if (taken[i] || r->kind != RCPT_REMOTE || !rcpt_pending(m, i) || m->busy[i])
+			continue;
+		char dest[DNS_NAME_MAX + 3], other[DNS_NAME_MAX + 3];
+		if (!outbound_destination(r->address, dest, sizeof dest)) {
+			note_set(m, i, "5.1.3", NULL, "bad destination address", false);
+			fail_rcpt(m, i);
+			continue;
+		}
+		struct outbound_part *p = calloc(1, sizeof *p);
+		size_t cnt = 0;
+		for (size_t k = i; k < n; k++) {
+			const struct envelope_rcpt *rk = &m->env.rcpts[k];
+			if (!taken[k] && rk->kind == RCPT_REMOTE && rcpt_pending(m, k) && !m->busy[k] &&
+			    (q->cfg->relayhost ||
+			     (outbound_destination(rk->address, other, sizeof other) &&
+			      strcmp(other, dest) == 0)))
+				cnt++;
+		}
+		if (p) {
+			p->index = calloc(cnt, sizeof *p->index);
+			p->rcpts = calloc(cnt, sizeof *p->rcpts);
+			p->d.msg.fd = openat(q->queue_fd, m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
+		if (!p || !p->index || !p->rcpts || p->d.msg.fd < 0) {
+			log_err("qid=%s event=outbound_start_failed error=\"%s\"", m->id,
+				p && p->d.msg.fd < 0 ? strerror(errno) : "out of memory");
+			if (p)
+				outbound_part_free(p);
+			break;
+		}
+		size_t o = 0;
+		for (size_t k = i; k < n && o < cnt; k++) {
+			const struct envelope_rcpt *rk = &m->env.rcpts[k];
+			if (taken[k] || rk->kind != RCPT_REMOTE || !rcpt_pending(m, k) || m->busy[k])
+				continue;
+			if (!q->cfg->relayhost &&
+			    !(outbound_destination(rk->address, other, sizeof other) &&
+			      strcmp(other, dest) == 0))
+				continue;
+			taken[k] = true;
+			m->busy[k] = true;
+			p->index[o] = k;
+			p->rcpts[o] = (struct smtpc_rcpt){ .address = rk->address,
+							   .notify = rk->notify,
+							   .orcpt = rk->orcpt };
+			o++;
+		}
+		p->m = m;
+		p->next = q->parts;
+		if (q->parts)
+			q->parts->prev = p;
+		q->parts = p;
+		str_copy(p->d.dest, sizeof p->d.dest, dest);
+		p->d.queue_id = m->id;
+		p->d.msg.sender = m->env.sender;
+		p->d.msg.rcpts = p->rcpts;
+		p->d.msg.nrcpts = o;
+		p->d.msg.envid = m->env.envid;
+		p->d.msg.ret = m->env.ret;
+		p->d.msg.body_8bit = m->env.body_8bit;
+		p->d.msg.smtputf8 = m->env.smtputf8;
+		p->d.msg.offset = m->env.msg_offset;
+		p->d.msg.size = m->env.msg_size;
+		p->d.done = outbound_done;
+		m->inflight++;
+		outbound_submit(q->out, &p->d);
+	}
+	free(taken);
+}
+
+/* --- attempts ------------------------------------------------------------------------------- */
+
+static void make_ready(struct qmgr *q, struct qmsg *m)
+{
+	m->next_ready = NULL;
+	if (q->ready_tail)
+		q->ready_tail->next_ready = m;
+	else
+		q->ready_head = m;
+	q->ready_tail = m;
+}
+
+static void start_attempt(struct qmgr *q, struct qmsg *m)
+{
+	if (m->timer)
+		evtimer_del(m->timer);
+	m->state = QM_ACTIVE;
+	m->attempts++;
+	m->inflight++; /* held while the parts start, so that none finishes the attempt early */
+	bool local = false;
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		local = local || (m->env.rcpts[i].kind == RCPT_LOCAL && rcpt_pending(m, i) &&
+				  !m->busy[i]);
+	if (local) {
+		m->inflight++;
+		make_ready(q, m);
+	}
+	if (q->out)
+		start_remote(q, m);
+	after_part(q, m);
+	qmgr_pump(q);
+}
+
+static void start_local_job(struct qmgr *q, struct qmsg *m)
+{
+	struct qjob *j = qjob_new(m, JOB_LOCAL);
+	if (j)
+		j->results = malloc((m->env.nrcpts ? m->env.nrcpts : 1) * sizeof *j->results);
+	if (!j || !j->results) {
+		if (j)
+			free(j);
+		log_err("qid=%s event=out_of_memory", m->id);
+		after_part(q, m);
+		return;
+	}
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		bool mine = m->env.rcpts[i].kind == RCPT_LOCAL && rcpt_pending(m, i) && !m->busy[i];
+		j->results[i] = mine ? 0 : 1;
+		if (mine)
+			m->busy[i] = true;
+	}
 	q->active++;
 	iopool_submit(q->pool, &j->job);
 }
 
-/* Start deliveries while there are slots. */
+/* Start local deliveries while there are slots. */
 static void qmgr_pump(struct qmgr *q)
 {
 	while (!q->stopping && q->ready_head && q->active < q->max_active) {
@@ -384,7 +1006,7 @@ static void qmgr_pump(struct qmgr *q)
 		if (!q->ready_head)
 			q->ready_tail = NULL;
 		m->next_ready = NULL;
-		start_job(q, m, false);
+		start_local_job(q, m);
 	}
 }
 
@@ -394,17 +1016,20 @@ static void discover(struct qmgr *q, const char *id, bool recovered)
 	if (!queue_id_valid(id) || strmap_has(q->msgs, id))
 		return;
 	struct qmsg *m = calloc(1, sizeof *m);
-	if (!m || strmap_put(q->msgs, id, m) < 0) {
+	struct qjob *j = m ? qjob_new(m, JOB_LOAD) : NULL;
+	if (!m || !j || strmap_put(q->msgs, id, m) < 0) {
 		free(m);
+		free(j);
 		log_err("qid=%s event=out_of_memory", id);
 		return;
 	}
 	memcpy(m->id, id, sizeof m->id);
 	m->q = q;
 	m->recovered = recovered;
+	m->state = QM_LOADING;
 	envelope_init(&m->env);
 	log_debug("qid=%s event=discovered recovered=%s", id, recovered ? "yes" : "no");
-	start_job(q, m, true);
+	iopool_submit(q->pool, &j->job);
 }
 
 static void rescan(struct qmgr *q, bool startup)
@@ -479,28 +1104,212 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	log_info("event=reload queued=%zu", strmap_count(q->msgs));
+	smtpd_reload_maps(q->cfg, &q->users, &q->aliases);
 	rescan(q, false);
 	qmgr_pump(q);
 }
 
-int qmgr_main(const struct config *cfg)
+/* --- queue control ------------------------------------------------------------------------- */
+
+static const char *state_name(const struct qmsg *m)
+{
+	switch (m->state) {
+	case QM_LOADING:
+		return "loading";
+	case QM_ACTIVE:
+		return "active";
+	case QM_WAITING:
+		return "waiting";
+	}
+	return "?";
+}
+
+/* Append the description of m that `queue list` and `queue show` print. */
+static void describe(const struct qmsg *m, struct buf *out, bool detail)
+{
+	char arrival[32];
+	time_t t = (time_t)m->env.arrival_sec;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(arrival, sizeof arrival, "%Y-%m-%d %H:%M:%S", &tm);
+	int64_t wait = m->state == QM_WAITING ? m->next_attempt - now_sec() : 0;
+	buf_appendf(out, "%s %s size=%llu attempts=%u state=%s", m->id, arrival,
+		    (unsigned long long)m->env.msg_size, m->attempts, state_name(m));
+	if (m->state == QM_WAITING)
+		buf_appendf(out, " next_attempt_in=%llds", (long long)(wait > 0 ? wait : 0));
+	buf_appendf(out, " from=<%s>\n", m->env.sender ? m->env.sender : "");
+	for (size_t i = 0; i < m->env.nrcpts; i++) {
+		const struct envelope_rcpt *r = &m->env.rcpts[i];
+		const char *st = r->status == RCPT_DELIVERED ? "delivered"
+				 : r->status == RCPT_FAILED  ? "failed"
+				 : m->busy && m->busy[i]      ? "active"
+							      : "pending";
+		buf_appendf(out, "  to=<%s> %s %s", r->address, r->kind == RCPT_LOCAL ? "local" : "remote",
+			    st);
+		const struct rcpt_note *n = m->notes ? m->notes[i] : NULL;
+		if (n && n->text[0] && r->status == RCPT_PENDING)
+			buf_appendf(out, " last_error=\"%s %s\"", n->status, n->text);
+		buf_append_str(out, "\n");
+	}
+	(void)detail;
+}
+
+static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *out)
+{
+	struct qmgr *q = arg;
+	struct qmsg *m = NULL;
+
+	if (id && id[0]) {
+		m = strmap_get(q->msgs, id);
+		if (!m && strcmp(verb, "release") != 0) {
+			buf_appendf(out, "no message %s in the queue\n", id);
+			return -ENOENT;
+		}
+	}
+	if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0) {
+		struct strmap_iter it;
+		const char *key;
+		void *val;
+		if (m) {
+			describe(m, out, true);
+			return 0;
+		}
+		strmap_iter_init(&it, q->msgs);
+		while (strmap_iter_next(&it, &key, &val))
+			if (((struct qmsg *)val)->state != QM_LOADING)
+				describe(val, out, false);
+		return 0;
+	}
+	if (strcmp(verb, "flush") == 0) {
+		struct strmap_iter it;
+		const char *key;
+		void *val;
+		size_t n = 0;
+		struct qmsg *batch[1024];
+		strmap_iter_init(&it, q->msgs);
+		while (strmap_iter_next(&it, &key, &val)) {
+			struct qmsg *x = val;
+			if ((!m || x == m) && x->state == QM_WAITING && n < 1024)
+				batch[n++] = x;
+		}
+		for (size_t i = 0; i < n; i++)
+			start_attempt(q, batch[i]);
+		buf_appendf(out, "flushed %zu message%s\n", n, n == 1 ? "" : "s");
+		log_info("event=flush messages=%zu by=administrator", n);
+		return 0;
+	}
+	if (strcmp(verb, "release") == 0) {
+		char src[64];
+		snprintf(src, sizeof src, "../hold/%s", id);
+		if (!queue_id_valid(id) || renameat(q->queue_fd, src, q->queue_fd, id) < 0) {
+			buf_appendf(out, "no held message %s\n", id);
+			return -ENOENT;
+		}
+		fsync(q->queue_fd);
+		log_info("qid=%s event=released by=administrator", id);
+		buf_appendf(out, "released %s\n", id);
+		return 0;
+	}
+	if (!m) {
+		buf_appendf(out, "a queue id is needed\n");
+		return -EINVAL;
+	}
+	if (strcmp(verb, "delete") == 0)
+		m->delete_req = true;
+	else if (strcmp(verb, "hold") == 0)
+		m->hold_req = true;
+	else if (strcmp(verb, "bounce") == 0)
+		m->bounce_req = true;
+	else {
+		buf_appendf(out, "unknown command\n");
+		return -EINVAL;
+	}
+	buf_appendf(out, "%s %s%s\n", verb, id,
+		    m->state == QM_ACTIVE ? " (when the delivery in progress ends)" : "");
+	if (m->state == QM_WAITING)
+		after_attempt(q, m);
+	return 0;
+}
+
+/* --- start-up ------------------------------------------------------------------------------ */
+
+/* The relayhost's credentials: the first "USER PASSWORD" line of the file. */
+static int read_relay_auth(const char *path, char **user, char **pass)
+{
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	int r = file_read_all(path, 64 * 1024, &b);
+	if (r < 0) {
+		buf_free(&b);
+		return r;
+	}
+	r = -EINVAL;
+	char *save = NULL, *text = (char *)buf_cstr(&b);
+	for (char *line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (*line == '#' || *line == '\0')
+			continue;
+		char *sp = strpbrk(line, " \t");
+		if (!sp)
+			break;
+		*sp++ = '\0';
+		while (*sp == ' ' || *sp == '\t')
+			sp++;
+		size_t len = strlen(sp);
+		while (len > 0 && (sp[len - 1] == ' ' || sp[len - 1] == '\t'))
+			sp[--len] = '\0';
+		if (len == 0)
+			break;
+		*user = strdup(line);
+		*pass = strdup(sp);
+		r = *user && *pass ? 0 : -ENOMEM;
+		break;
+	}
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	return r;
+}
+
+int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases)
 {
 	struct qmgr q;
-	char path[PATH_MAX];
+	char path[PATH_MAX], err[256];
 
 	memset(&q, 0, sizeof q);
 	q.cfg = cfg;
+	q.users = users;
+	q.aliases = aliases;
 	log_set_role("qmgr");
+	queue_id_init(&q.ids, 0);
 	q.base = event_base_new();
 	q.msgs = strmap_new();
 	q.pool = iopool_new(q.base, cfg->io_threads);
 	if (!q.base || !q.msgs || !q.pool)
 		fatal("event=startup_failed error=\"out of memory\"");
 	q.max_active = cfg->io_threads * ACTIVE_PER_THREAD;
+	q.spool_fd = open(cfg->spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(path, sizeof path, "%s/queue", cfg->spool);
 	q.queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (q.queue_fd < 0)
+	if (q.queue_fd < 0 || q.spool_fd < 0)
 		fatal("event=startup_failed dir=%s error=\"%s\"", LOG_ESC(path), strerror(errno));
+
+	char *auth_user = NULL, *auth_pass = NULL;
+	if (cfg->relayhost && cfg->relayhost_auth_file) {
+		int r = read_relay_auth(cfg->relayhost_auth_file, &auth_user, &auth_pass);
+		if (r < 0)
+			log_err("event=relayhost_auth_unusable file=%s error=\"%s\"",
+				LOG_ESC(cfg->relayhost_auth_file),
+				r == -EINVAL ? "expected a line 'USER PASSWORD'" : strerror(-r));
+	}
+	q.out = outbound_new(q.base, cfg, auth_user, auth_pass, err, sizeof err);
+	if (auth_pass)
+		explicit_bzero(auth_pass, strlen(auth_pass));
+	free(auth_user);
+	free(auth_pass);
+	if (!q.out)
+		log_err("event=outbound_unavailable error=%s", LOG_ESC(err));
+
 	/* Watch before scanning, so a file renamed in between is seen by one or the other. */
 	q.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (q.inotify_fd < 0 || inotify_add_watch(q.inotify_fd, path, IN_MOVED_TO) < 0)
@@ -518,6 +1327,9 @@ int qmgr_main(const struct config *cfg)
 	evsignal_add(q.ev_term, NULL);
 	evsignal_add(q.ev_int, NULL);
 	evsignal_add(q.ev_hup, NULL);
+	q.ctl = queue_control_new(q.base, cfg->spool, ctl_handle, &q);
+	if (!q.ctl)
+		log_err("event=control_socket_failed error=\"%s\"", strerror(errno));
 
 	log_info("event=started");
 	rescan(&q, true);
@@ -525,6 +1337,11 @@ int qmgr_main(const struct config *cfg)
 	event_base_dispatch(q.base);
 
 	/* Deliveries in flight complete (their done callbacks see stopping). */
+	queue_control_free(q.ctl);
+	outbound_free(q.out);
+	q.out = NULL;
+	while (q.parts)
+		outbound_part_free(q.parts);
 	iopool_free(q.pool);
 	event_free(q.ev_inotify);
 	event_free(q.ev_rescan);
@@ -533,7 +1350,10 @@ int qmgr_main(const struct config *cfg)
 	event_free(q.ev_hup);
 	close(q.inotify_fd);
 	close(q.queue_fd);
+	close(q.spool_fd);
 	strmap_free(q.msgs, qmsg_free);
+	userdb_free(q.users);
+	aliasdb_free(q.aliases);
 	event_base_free(q.base);
 	log_info("event=stopped");
 	return 0;

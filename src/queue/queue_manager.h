@@ -7,16 +7,22 @@
  * each message's envelope in memory. Messages with local recipients go to
  * delivery jobs on its I/O pool (Maildir writes block, so they never run on
  * the loop); a message leaves the queue only when every local recipient has
- * it on disk. Temporary failures are retried with a growing delay.
- * Messages for remote domains wait in the queue for the outbound delivery
- * agent.
+ * it on disk. Remote recipients go to the outbound agent (deliver/outbound.c),
+ * grouped by destination. Temporary failures are retried on retry-schedule
+ * until queue-lifetime; permanent ones (and expired messages) bounce to the
+ * sender (queue/bounce.c). The control socket (queue/queue_control.c) lets
+ * `carteiro queue` list, flush, hold, release, delete and bounce messages.
  */
 #ifndef CARTEIRO_QUEUE_QUEUE_MANAGER_H
 #define CARTEIRO_QUEUE_QUEUE_MANAGER_H
 
 #include "conf/config.h"
 
-/* Run the queue manager until SIGTERM; returns the exit status. */
-int qmgr_main(const struct config *cfg);
+struct userdb;
+struct aliasdb;
+
+/* Run the queue manager until SIGTERM; returns the exit status. It owns users and
+ * aliases (to address notices to local senders) and reloads them on SIGHUP. */
+int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases);
 
 #endif

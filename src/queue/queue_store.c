@@ -120,7 +120,7 @@ static int mkdir_owned(const char *path, long uid, long gid)
 
 int queue_spool_prepare(const char *path, long uid, long gid)
 {
-	static const char *const subdirs[] = { "incoming", "queue", "corrupt" };
+	static const char *const subdirs[] = { "incoming", "queue", "corrupt", "hold" };
 	char sub[4096];
 	int r = mkdir_owned(path, uid, gid);
 

@@ -3,6 +3,9 @@
  */
 #include "util/str.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <errno.h>
 #include <string.h>
 
@@ -86,6 +89,15 @@ int parse_duration(struct slice s, uint64_t *out)
 {
 	static const uint64_t mult[] = { 1, 60, 3600, 86400, 7 * 86400 };
 	return parse_scaled(s, "smhdw", mult, out);
+}
+
+bool str_format(char *dst, size_t dstlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(dst, dstlen, fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < dstlen;
 }
 
 bool utf8_valid(const char *p, size_t n)

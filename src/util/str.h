@@ -48,6 +48,9 @@ static inline int ascii_xdigit_value(int c)
 void str_lower(char *s);
 /* Copy with truncation and NUL; returns false when truncated. */
 bool str_copy(char *dst, size_t dstlen, const char *src);
+/* snprintf that may cut on purpose (texts for logs and replies): false when it did. */
+bool str_format(char *dst, size_t dstlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Case-insensitive ASCII comparison of C strings (like strcasecmp, no locale). */
 int str_casecmp(const char *a, const char *b);
 

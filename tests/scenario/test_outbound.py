@@ -1,0 +1,424 @@
+"""Outbound delivery: MX lookup and fallback, retries, bounces (RFC 3464), relayhost, hostile
+servers, crash safety and queue control, against a real DNS server (dnsmasq) and real
+receiving servers (aiosmtpd)."""
+import os
+import re
+import socket
+import time
+import unittest
+
+from harness import message, wait_for, slow
+from outbound_fixture import OutboundWorld, make_certs, parse, dsn_fields
+
+SENDER = "alice@example.test"  # a local user: bounces land in her Maildir
+
+BASE_RECORDS = {
+    "mx": [("example.net", "mx1.example.net", 10), ("example.net", "mx2.example.net", 20),
+           ("down.example", "mx1.down.example", 10), ("down.example", "mx2.down.example", 20)],
+    "a": [("mx1.example.net", "127.0.0.2"), ("mx2.example.net", "127.0.0.3"),
+          ("mx1.down.example", "127.0.0.4"), ("mx2.down.example", "127.0.0.5"),
+          ("nomx.example", "127.0.0.6"), ("relay.example.net", "127.0.0.2")],
+    "nullmx": ["nomail.example"],
+}
+
+
+def send(srv, rcpts, sender=SENDER, subject="outbound", body="Hello there.\r\n", **kw):
+    with srv.smtp() as s:
+        s.sendmail(sender, rcpts, message(subject=subject, sender=sender, to=rcpts[0], body=body),
+                   **kw)
+
+
+class OutboundTest(unittest.TestCase):
+    extra = ""
+
+    def world(self, extra="", records=BASE_RECORDS, **kw):
+        return OutboundWorld(self, records, extra_config=self.extra + extra, **kw)
+
+    def wait_bounce(self, srv, address=SENDER, count=1, timeout=30):
+        msgs = srv.wait_mail(address, count=count, timeout=timeout)
+        return parse(msgs[-1].replace(b"\n", b"\r\n"))
+
+    def check_report(self, report, recipients, action="failed", status_prefix="5."):
+        self.assertEqual(report.get_content_type(), "multipart/report")
+        self.assertEqual(report.get_param("report-type"), "delivery-status")
+        self.assertEqual(report["Auto-Submitted"], "auto-replied")
+        self.assertTrue(report["From"].addresses[0].username.upper() == "MAILER-DAEMON")
+        parts = list(report.iter_parts())
+        self.assertEqual(parts[0].get_content_type(), "text/plain")
+        self.assertEqual(parts[1].get_content_type(), "message/delivery-status")
+        per_msg, per_rcpt = dsn_fields(report)
+        self.assertIn("Reporting-MTA", per_msg)
+        finals = [b["Final-Recipient"].split(";")[1].strip().lower() for b in per_rcpt]
+        self.assertEqual(sorted(finals), sorted(r.lower() for r in recipients))
+        for b in per_rcpt:
+            self.assertEqual(b["Action"], action)
+            self.assertTrue(b["Status"].startswith(status_prefix), b["Status"])
+        return per_msg, per_rcpt
+
+
+class TestMx(OutboundTest):
+    def test_preferred_mx_gets_the_message(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        mx2 = w.peer("127.0.0.3", "mx2.example.net")
+        w.start()
+        send(w.server, ["bob@example.net"], subject="to mx1")
+        msgs = mx1.wait_messages(1)
+        env, data = msgs[0]
+        self.assertEqual(env["rcpt_tos"], ["bob@example.net"])
+        self.assertEqual(env["mail_from"], SENDER)
+        self.assertIn(b"Subject: to mx1", data)
+        self.assertIn(b"Received: from", data)
+        w.server.wait_queue_empty()
+        self.assertEqual(mx2.messages(), [])
+        log = w.server.log()
+        self.assertRegex(log, r"event=attempt to=<bob@example.net> relay=mx1.example.net\[127.0.0.2\]:\d+ .*status=sent")
+
+    def test_backup_mx_when_primary_is_down(self):
+        w = self.world()
+        mx2 = w.peer("127.0.0.5", "mx2.down.example")  # nothing listens on mx1 (127.0.0.4)
+        w.start()
+        send(w.server, ["carol@down.example"])
+        env, _ = mx2.wait_messages(1)[0]
+        self.assertEqual(env["rcpt_tos"], ["carol@down.example"])
+        w.server.wait_queue_empty()
+        self.assertIn("event=connect_failed dest=down.example relay=mx1.down.example[127.0.0.4]",
+                      w.server.log())
+
+    def test_no_mx_uses_the_a_record(self):
+        w = self.world()
+        peer = w.peer("127.0.0.6", "nomx.example")
+        w.start()
+        send(w.server, ["dave@nomx.example"])
+        env, _ = peer.wait_messages(1)[0]
+        self.assertEqual(env["rcpt_tos"], ["dave@nomx.example"])
+        w.server.wait_queue_empty()
+
+    def test_null_mx_bounces_at_once(self):
+        w = self.world().start()
+        send(w.server, ["erin@nomail.example"], subject="null mx")
+        report = self.wait_bounce(w.server)
+        _, rcpts = self.check_report(report, ["erin@nomail.example"])
+        self.assertEqual(rcpts[0]["Status"], "5.1.10")
+        w.server.wait_queue_empty()
+        parts = list(report.iter_parts())
+        self.assertIn("null MX", parts[0].get_content())
+        self.assertIn(b"Subject: null mx", parts[2].as_bytes())
+
+    def test_unknown_domain_bounces(self):
+        w = self.world().start()
+        send(w.server, ["frank@nxdomain.example"])
+        report = self.wait_bounce(w.server)
+        _, rcpts = self.check_report(report, ["frank@nxdomain.example"])
+        self.assertEqual(rcpts[0]["Status"], "5.1.2")
+
+    def test_many_recipients_one_transaction(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        rcpts = [f"user{i}@example.net" for i in range(30)]
+        send(w.server, rcpts)
+        msgs = mx1.wait_messages(1)
+        w.server.wait_queue_empty()
+        self.assertEqual(len(mx1.messages()), 1)
+        self.assertEqual(sorted(msgs[0][0]["rcpt_tos"]), sorted(rcpts))
+
+    def test_connection_reused_for_several_messages(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        with w.server.smtp() as s:
+            for i in range(5):
+                s.sendmail(SENDER, [f"r{i}@example.net"], message(subject=f"m{i}", sender=SENDER))
+        mx1.wait_messages(5)
+        w.server.wait_queue_empty()
+        self.assertLess(w.server.log().count("event=connected dest=example.net"), 5)
+
+    def test_mixed_local_and_remote_recipients(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        send(w.server, ["bob@example.net", "bob@example.test"], subject="mixed")
+        mx1.wait_messages(1)
+        w.server.wait_mail("bob@example.test")
+        w.server.wait_queue_empty()
+
+    def test_dot_stuffing_and_bytes_preserved(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        body = "line one\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n"
+        send(w.server, ["bob@example.net"], body=body)
+        _, data = mx1.wait_messages(1)[0]
+        self.assertIn(body.encode(), data)
+
+
+class TestRetries(OutboundTest):
+    def test_4xx_then_success_on_retry(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net", mail_fail=2)
+        w.start()
+        send(w.server, ["bob@example.net"])
+        mx1.wait_messages(1, timeout=30)
+        w.server.wait_queue_empty()
+        log = w.server.log()
+        self.assertGreaterEqual(len(re.findall(r"event=attempt to=<bob@example.net> .*status=deferred", log)), 2)
+        self.assertIn("451", log)
+
+    def test_5xx_recipient_bounces_with_report(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net", rcpt=["nobody@example.net=550"])
+        w.start()
+        send(w.server, ["nobody@example.net", "bob@example.net"], subject="partly refused",
+             rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;nobody@example.net"]
+             if False else [])
+        env, _ = mx1.wait_messages(1)[0]
+        self.assertEqual(env["rcpt_tos"], ["bob@example.net"])
+        report = self.wait_bounce(w.server)
+        per_msg, rcpts = self.check_report(report, ["nobody@example.net"])
+        self.assertEqual(rcpts[0]["Status"], "5.1.1")
+        self.assertIn("mx1.example.net", rcpts[0]["Remote-MTA"])
+        self.assertIn("550", rcpts[0]["Diagnostic-Code"])
+        self.assertEqual(report["To"].addresses[0].addr_spec, SENDER)
+        w.server.wait_queue_empty()
+        # The bounce came from the null sender.
+        self.assertIn(b"Return-Path: <>", w.server.mailbox(SENDER)[0])
+
+    def test_message_expires_after_queue_lifetime(self):
+        w = self.world(extra="queue-lifetime 4s\n")
+        w.peer("127.0.0.2", "mx1.example.net", mail_fail=1000)
+        w.peer("127.0.0.3", "mx2.example.net", mail_fail=1000)
+        w.start()
+        send(w.server, ["bob@example.net"], subject="will expire")
+        report = self.wait_bounce(w.server, timeout=40)
+        _, rcpts = self.check_report(report, ["bob@example.net"], status_prefix="4.4.7")
+        self.assertIn("451", rcpts[0].get("Diagnostic-Code", "") + list(report.iter_parts())[0].get_content())
+        w.server.wait_queue_empty()
+
+    def test_bounce_of_a_bounce_goes_to_postmaster(self):
+        w = self.world().start()
+        # A message from <> that cannot be delivered: nobody to tell but the postmaster.
+        with w.server.smtp() as s:
+            s.sendmail("", ["ghost@nomail.example"], message(subject="from null", sender="x@y"))
+        msgs = w.server.wait_mail("demo@example.test", timeout=30)  # postmaster -> demo
+        report = parse(msgs[-1].replace(b"\n", b"\r\n"))
+        self.check_report(report, ["ghost@nomail.example"])
+        w.server.wait_queue_empty()
+
+    def test_notify_never_suppresses_the_bounce(self):
+        w = self.world().start()
+        with w.server.smtp() as s:
+            s.ehlo()
+            s.sendmail(SENDER, ["ghost@nomail.example"], message(subject="quiet", sender=SENDER),
+                       rcpt_options=["NOTIFY=NEVER"])
+        w.server.wait_queue_empty(timeout=20)
+        self.assertEqual(w.server.mailbox(SENDER), [])
+        self.assertIn("event=attempt to=<ghost@nomail.example>", w.server.log())
+
+
+class TestRelayhost(OutboundTest):
+    def relay_world(self, tls, port_opts, implicit=False):
+        certs = make_certs(self.enterContext_dir())
+        auth = os.path.join(self.tmp, "relay-auth")
+        with open(auth, "w") as f:
+            f.write("# user and password\nsmtpuser s3cret pass\n")
+        os.chmod(auth, 0o644)
+        w = self.world(extra=f"relayhost relay.example.net:{{port}}\nrelayhost-tls {tls}\n"
+                             f"relayhost-auth {auth}\noutbound-ca-file {certs['ca']}\n")
+        return w, certs
+
+    def enterContext_dir(self):
+        import tempfile, shutil
+        self.tmp = tempfile.mkdtemp(prefix="carteiro-certs-")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        return self.tmp
+
+    def run_relay(self, tls, implicit):
+        d = self.enterContext_dir()
+        certs = make_certs(d)
+        auth = os.path.join(d, "relay-auth")
+        with open(auth, "w") as f:
+            f.write("# user and password\nsmtpuser s3cret pass\n")
+        os.chmod(auth, 0o644)
+        w = self.world()
+        relay_port = w.port
+        w.server.extra_config += (f"relayhost relay.example.net:{relay_port}\nrelayhost-tls {tls}\n"
+                                  f"relayhost-auth {auth}\noutbound-ca-file {certs['ca']}\n")
+        opts = dict(tls_cert=certs["cert"], tls_key=certs["key"], auth="smtpuser:s3cret pass")
+        if implicit:
+            opts["implicit_tls"] = True
+        else:
+            opts["require_tls"] = True
+        relay = w.peer("127.0.0.2", "relay.example.net", **opts)
+        w.start()
+        send(w.server, ["someone@far.example", "other@example.net"], subject="via relay")
+        env, data = relay.wait_messages(1)[0]
+        self.assertTrue(env["tls"])
+        self.assertTrue(env["auth"])
+        self.assertEqual(sorted(env["rcpt_tos"]), ["other@example.net", "someone@far.example"])
+        w.server.wait_queue_empty()
+        log = w.server.log()
+        self.assertIn("verified=yes", log)
+        self.assertNotIn("s3cret", log)
+        return w
+
+    def test_relayhost_starttls_auth(self):
+        self.run_relay("starttls", implicit=False)
+
+    def test_relayhost_implicit_tls_auth(self):
+        self.run_relay("implicit", implicit=True)
+
+    def test_relayhost_wrong_password_defers(self):
+        d = self.enterContext_dir()
+        certs = make_certs(d)
+        auth = os.path.join(d, "relay-auth")
+        with open(auth, "w") as f:
+            f.write("smtpuser wrong\n")
+        w = self.world()
+        w.server.extra_config += (f"relayhost relay.example.net:{w.port}\n"
+                                  f"relayhost-auth {auth}\noutbound-ca-file {certs['ca']}\n")
+        relay = w.peer("127.0.0.2", "relay.example.net", tls_cert=certs["cert"],
+                       tls_key=certs["key"], auth="smtpuser:right", require_tls=True)
+        w.start()
+        send(w.server, ["someone@far.example"])
+        w.server.wait_log(r"status=deferred", timeout=20)
+        self.assertEqual(relay.messages(), [])
+        self.assertEqual(len(w.server.queue_files()), 1)
+
+
+class TestHostile(OutboundTest):
+    def hostile(self, script, extra=""):
+        w = self.world(extra=extra)
+        w.scripted_peer("127.0.0.2", script)
+        w.scripted_peer("127.0.0.3", script)
+        w.start()
+        send(w.server, ["bob@example.net"])
+        w.server.wait_log(r"event=attempt to=<bob@example.net> .*status=deferred", timeout=40)
+        # The server still works for others.
+        send(w.server, ["bob@example.test"])
+        w.server.wait_mail("bob@example.test")
+        self.assertEqual(len(w.server.queue_files()), 1)
+        return w
+
+    def test_garbage_greeting(self):
+        def script(c):
+            c.sendall(b"\x00\xff garbage that is not SMTP\r\n")
+            time.sleep(2)
+        self.hostile(script)
+
+    def test_overlong_reply_line(self):
+        def script(c):
+            c.sendall(b"220 " + b"x" * 100000 + b"\r\n")
+            time.sleep(2)
+        self.hostile(script)
+
+    def test_endless_multiline_reply(self):
+        def script(c):
+            c.sendall(b"220 hi\r\n")
+            c.recv(1000)
+            try:
+                for _ in range(200000):
+                    c.sendall(b"250-more\r\n")
+            except OSError:
+                pass
+        self.hostile(script)
+
+    def test_reply_without_crlf(self):
+        def script(c):
+            c.sendall(b"220 hello there with no line end")
+            time.sleep(8)
+        self.hostile(script)
+
+    def test_stall_after_354(self):
+        def script(c):
+            f = c.makefile("rb")
+            c.sendall(b"220 stall.test ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line[:4].upper()
+                if cmd in (b"EHLO", b"HELO"):
+                    c.sendall(b"250 stall.test\r\n")
+                elif cmd == b"DATA":
+                    c.sendall(b"354 go on\r\n")
+                    time.sleep(10)  # never answers the final dot
+                    return
+                else:
+                    c.sendall(b"250 ok\r\n")
+        self.hostile(script)
+
+
+class TestCrash(OutboundTest):
+    @slow
+    def test_kill9_during_delivery_loses_nothing(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        n = 40
+        with w.server.smtp() as s:
+            for i in range(n):
+                s.sendmail(SENDER, [f"k{i}@example.net"], message(subject=f"kill {i}", sender=SENDER))
+        wait_for(lambda: len(mx1.messages()) >= 3, timeout=20)
+        w.server.kill9()
+        w.server.start()
+        wait_for(lambda: not w.server.queue_files(), timeout=40)
+        w.server.wait_queue_empty(timeout=5)
+        got = set()
+        for env, _ in mx1.messages():
+            got.update(env["rcpt_tos"])
+        self.assertEqual(got, {f"k{i}@example.net" for i in range(n)})
+
+
+class TestQueueControl(OutboundTest):
+    def control(self, w, *args):
+        p = w.server.carteiro("queue", *args, "-c", w.server.config_path)
+        return p
+
+    def test_list_show_hold_release_flush_delete_bounce(self):
+        w = self.world(extra="retry-schedule 1h\n")
+        w.start()  # no peer: example.net is down, messages wait an hour
+        for i in range(3):
+            send(w.server, [f"q{i}@example.net"], subject=f"queued {i}")
+        w.server.wait_log(r"event=deferred .*retry_in", timeout=20)
+        wait_for(lambda: self.control(w, "list").stdout.count("waiting") == 3, timeout=20)
+        out = self.control(w, "list").stdout
+        ids = re.findall(r"^([0-9A-Z]{12}) ", out, re.M)
+        self.assertEqual(len(ids), 3, out)
+        self.assertIn("last_error=", out)
+        self.assertIn("next_attempt_in=", out)
+
+        show = self.control(w, "show", ids[0])
+        self.assertEqual(show.returncode, 0, show.stderr)
+        self.assertIn("headers:", show.stdout)
+        self.assertIn("Subject: queued", show.stdout)
+
+        # hold: out of the queue; release: back in.
+        self.assertEqual(self.control(w, "hold", ids[0]).returncode, 0)
+        wait_for(lambda: ids[0] not in w.server.queue_files(), timeout=10)
+        self.assertTrue(os.path.exists(os.path.join(w.server.dir, "spool", "hold", ids[0])))
+        self.assertEqual(self.control(w, "release", ids[0]).returncode, 0)
+        wait_for(lambda: ids[0] in self.control(w, "list").stdout, timeout=10)
+
+        # delete
+        self.assertEqual(self.control(w, "delete", ids[1]).returncode, 0)
+        wait_for(lambda: ids[1] not in w.server.queue_files(), timeout=10)
+
+        # bounce: returned to the sender now
+        self.assertEqual(self.control(w, "bounce", ids[2]).returncode, 0)
+        report = self.wait_bounce(w.server)
+        self.check_report(report, ["q2@example.net"])
+
+        # flush: a peer is up now, the held-and-released message goes out at once
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        self.assertEqual(self.control(w, "flush").returncode, 0)
+        mx1.wait_messages(1, timeout=20)
+        w.server.wait_queue_empty()
+
+        bad = self.control(w, "show", "ZZZZZZZZZZZZ")
+        self.assertNotEqual(bad.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
