@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queue/bounce.h"
 #include "util/iopool.h"
 #include "util/log.h"
 
@@ -177,6 +178,21 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* A new file incoming/<id>: never an existing one, never through a link. fd or -errno. */
+static int spool_create(int incoming_fd, const char *id)
+{
+	int fd = openat(incoming_fd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Move a complete, synced file into queue/; a file already there is never replaced. */
+static int spool_publish(int incoming_fd, int queue_fd, const char *id)
+{
+	if (renameat2(incoming_fd, id, queue_fd, id, RENAME_NOREPLACE) < 0)
+		return -errno;
+	return 0;
+}
+
 static int txn_step_write(struct iojob *job)
 {
 	struct queue_txn *txn = (struct queue_txn *)job;
@@ -197,10 +213,9 @@ static int txn_step_write(struct iojob *job)
 		return 0;
 	}
 	if (txn->fd < 0) {
-		txn->fd = openat(qs->incoming_fd, txn->id,
-				 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		txn->fd = spool_create(qs->incoming_fd, txn->id);
 		if (txn->fd < 0)
-			return -errno;
+			return txn->fd;
 	}
 	r = write_all(txn->fd, txn->inflight.data, txn->inflight.len);
 	if (r < 0)
@@ -225,8 +240,9 @@ static int txn_step_commit(struct iojob *job)
 		return -errno;
 	}
 	txn->fd = -1;
-	if (renameat2(qs->incoming_fd, txn->id, qs->queue_fd, txn->id, RENAME_NOREPLACE) < 0)
-		return -errno;
+	int r = spool_publish(qs->incoming_fd, qs->queue_fd, txn->id);
+	if (r < 0)
+		return r;
 	txn->renamed = true;
 	job->sync_dir = qs->queue_fd;
 	return 0;
@@ -428,4 +444,73 @@ void queue_txn_detach(struct queue_txn *txn)
 {
 	txn->done = NULL;
 	txn->resume = NULL;
+}
+
+/* --- synchronous injection (queue_inject, declared in bounce.h) ------------ */
+
+/*
+ * The same crash states as a transaction (see the top of this file), taken in
+ * one go on the calling thread: the whole file is written, fdatasync'd,
+ * renamed and queue/ fsync'd before 0 is returned.
+ */
+int queue_inject(int spool_fd, struct envelope *env, const void *msg, size_t len)
+{
+	struct buf head;
+	size_t len_offset;
+	char digits[20];
+	int incoming_fd = -1, queue_fd = -1, fd = -1, r;
+	bool created = false, renamed = false;
+
+	if (!queue_id_valid(env->id))
+		return -EINVAL;
+	buf_init(&head, QUEUE_HEADER_MAX);
+	r = queue_file_write_header(env, &head, &len_offset);
+	if (r < 0)
+		goto out;
+	queue_file_format_length(len, digits);
+	memcpy(head.data + len_offset, digits, sizeof digits);
+
+	incoming_fd = r = open_dir(spool_fd, "incoming");
+	if (r >= 0)
+		queue_fd = r = open_dir(spool_fd, "queue");
+	if (r >= 0)
+		fd = r = spool_create(incoming_fd, env->id);
+	if (r < 0)
+		goto out;
+	created = true;
+	r = write_all(fd, head.data, head.len);
+	if (r == 0)
+		r = write_all(fd, msg, len);
+	if (r == 0)
+		r = write_all(fd, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN);
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	fd = -1;
+	if (r == 0)
+		r = spool_publish(incoming_fd, queue_fd, env->id);
+	if (r == 0) {
+		renamed = true;
+		if (fsync(queue_fd) < 0)
+			r = -errno;
+	}
+out:
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		/* Not durable, so not queued: the caller will be told it failed. */
+		if (renamed && unlinkat(queue_fd, env->id, 0) < 0 && errno != ENOENT)
+			log_warn("qid=%s event=cleanup_failed dir=queue error=\"%s\"", env->id,
+				 strerror(errno));
+		if (created && !renamed && unlinkat(incoming_fd, env->id, 0) < 0 && errno != ENOENT)
+			log_warn("qid=%s event=cleanup_failed dir=incoming error=\"%s\"", env->id,
+				 strerror(errno));
+	}
+	if (queue_fd >= 0)
+		close(queue_fd);
+	if (incoming_fd >= 0)
+		close(incoming_fd);
+	buf_free(&head);
+	return r < 0 ? r : 0;
 }
