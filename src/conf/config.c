@@ -522,7 +522,8 @@ static int set_dns_server(struct config *cfg, struct directive *d)
 	char *copy;
 
 	bool ip_only = cidr_parse(w, &c) == 0 && memchr(w.ptr, '/', w.len) == NULL;
-	if (!ip_only && netaddr_parse_hostport(w, &na) < 0)
+	if (!ip_only && (netaddr_parse_hostport(w, &na) < 0 ||
+			 netaddr_port((const struct sockaddr *)&na.ss) == 0))
 		return fail(d, "bad value '%s' for '%s' (expected an IP address, IP:PORT or "
 			       "[IPV6]:PORT)", Q(w), d->key->name);
 	if (cfg->ndns_servers >= d->key->max)

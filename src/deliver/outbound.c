@@ -76,6 +76,7 @@ struct dest {
 	size_t queued;
 	unsigned nconns;   /* every connection of this destination */
 	unsigned walking;  /* connections not yet connected */
+	unsigned dispatching; /* dest_dispatch() runs: the destination must stay */
 	struct oconn *conns;
 };
 
@@ -139,7 +140,7 @@ static struct dest *dest_get(struct outbound *o, const char *name)
 
 static void dest_maybe_free(struct dest *dst)
 {
-	if (dst->queued > 0 || dst->nconns > 0 || dst->o->freeing)
+	if (dst->queued > 0 || dst->nconns > 0 || dst->dispatching || dst->o->freeing)
 		return;
 	strmap_del(dst->o->dests, dst->name, NULL);
 	free(dst);
@@ -218,20 +219,24 @@ static void outbound_slot_freed(struct outbound *o)
 	struct strmap_iter it;
 	const char *key;
 	void *val;
-	struct dest *wanting[64];
+	enum { WANTING_MAX = 32 };
+	char wanting[WANTING_MAX][DNS_NAME_MAX + 3];
 	size_t n = 0;
 
 	if (o->freeing)
 		return;
-	/* Collect first: dispatching may create or free destinations. */
+	/* Collect names first: dispatching one destination may create or free others. */
 	strmap_iter_init(&it, o->dests);
-	while (n < sizeof wanting / sizeof wanting[0] && strmap_iter_next(&it, &key, &val)) {
+	while (n < WANTING_MAX && strmap_iter_next(&it, &key, &val)) {
 		struct dest *dst = val;
 		if (dst->queued > dst->walking)
-			wanting[n++] = dst;
+			str_copy(wanting[n++], sizeof wanting[0], dst->name);
 	}
-	for (size_t i = 0; i < n; i++)
-		dest_dispatch(wanting[i]);
+	for (size_t i = 0; i < n; i++) {
+		struct dest *dst = strmap_get(o->dests, wanting[i]);
+		if (dst)
+			dest_dispatch(dst);
+	}
 }
 
 /* Every address of the walk failed (or DNS said no): the deliveries nobody else can take fail. */
@@ -291,8 +296,7 @@ static void on_sent(void *arg, const struct smtpc_reply *txn)
 	struct dest *dst = oc->dst;
 	struct outbound *o = dst->o;
 	oconn_free(oc, false);
-	dest_dispatch(dst);
-	dest_maybe_free(dst);
+	dest_dispatch(dst); /* may free dst */
 	outbound_slot_freed(o);
 }
 
@@ -603,12 +607,14 @@ static void dest_open(struct dest *dst)
 	}
 }
 
-/* Give queued deliveries to idle connections, and open connections for the rest. */
+/* Give queued deliveries to idle connections, and open connections for the rest.
+ * Frees dst when it is left with nothing to do: callers must not use it afterwards. */
 static void dest_dispatch(struct dest *dst)
 {
 	struct outbound *o = dst->o;
 	const struct config *cfg = o->cfg;
 
+	dst->dispatching++;
 	for (struct oconn *oc = dst->conns; oc && dst->queued > 0;) {
 		struct oconn *next = oc->next;
 		if (oc->state == OC_IDLE && !oc->cur && smtpc_usable(oc->c))
@@ -622,6 +628,8 @@ static void dest_dispatch(struct dest *dst)
 		if (dst->nconns <= before)
 			break; /* out of memory, or the walk ended at once */
 	}
+	dst->dispatching--;
+	dest_maybe_free(dst);
 }
 
 void outbound_submit(struct outbound *o, struct outbound_delivery *d)

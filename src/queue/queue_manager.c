@@ -434,8 +434,12 @@ static int qjob_record(struct qjob *j, struct qmgr *q)
 			.retry_until = m->env.arrival_sec + q->cfg->queue_lifetime,
 			.max_returned = BOUNCE_RETURN_MAX,
 		};
+		/* A notice about a message from <> goes to the postmaster, who is its To:. */
+		struct envelope about = m->env;
+		if (!about.sender[0])
+			about.sender = j->notice_env[k].rcpts[0].address;
 		buf_init(&b, BOUNCE_BUF_MAX);
-		int r = bounce_build(&bp, &m->env, j->notice_rcpts[k], j->notice_n[k], j->fd, &b);
+		int r = bounce_build(&bp, &about, j->notice_rcpts[k], j->notice_n[k], j->fd, &b);
 		if (r == 0)
 			r = queue_inject(q->spool_fd, &j->notice_env[k], b.data, b.len);
 		buf_free(&b);

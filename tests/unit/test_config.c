@@ -137,6 +137,25 @@ static void render(const struct config *c, const char *key, char *out, size_t ou
 			o += (size_t)snprintf(out + o, outlen - o, "%s%s/%u", i ? "," : "", tmp,
 					      n->prefix);
 		}
+	else if (strcmp(key, "dns-server") == 0)
+		for (size_t i = 0; i < c->ndns_servers; i++)
+			o += (size_t)snprintf(out + o, outlen - o, "%s%s", i ? "," : "",
+					      c->dns_servers[i]);
+	else if (strcmp(key, "relayhost") == 0)
+		snprintf(out, outlen, "%s port=%u", c->relayhost ? c->relayhost : "(null)",
+			 c->relayhost_port);
+	else if (strcmp(key, "relayhost-tls") == 0)
+		snprintf(out, outlen, "%d", (int)c->relayhost_tls);
+	else if (strcmp(key, "retry-schedule") == 0)
+		for (size_t i = 0; i < c->nretry_schedule; i++)
+			o += (size_t)snprintf(out + o, outlen - o, "%s%u", i ? "," : "",
+					      c->retry_schedule[i]);
+	else if (strcmp(key, "queue-lifetime") == 0)
+		snprintf(out, outlen, "%u", c->queue_lifetime);
+	else if (strcmp(key, "delay-warning") == 0)
+		snprintf(out, outlen, "%u", c->delay_warning);
+	else if (strcmp(key, "outbound-port") == 0)
+		snprintf(out, outlen, "%u", c->outbound_port);
 	else if (strcmp(key, "max-message-size") == 0)
 		snprintf(out, outlen, "%llu", (unsigned long long)c->max_message_size);
 	else if (strcmp(key, "max-recipients") == 0)
@@ -197,6 +216,13 @@ TEST(defaults)
 		{ "io-threads", "4" },
 		{ "recipient-delimiter", "[+]" },
 		{ "syslog", "no" },
+		{ "dns-server", "" },
+		{ "relayhost", "(null) port=0" },
+		{ "relayhost-tls", "0" },
+		{ "retry-schedule", "60,300,900,1800,3600,7200,14400" },
+		{ "queue-lifetime", "432000" },
+		{ "delay-warning", "14400" },
+		{ "outbound-port", "25" },
 		{ "log-level", "2" },
 	};
 	struct config cfg;
@@ -258,6 +284,20 @@ TEST(valid_values)
 		{ "relay-network 192.0.2.7", "relay-network", "192.0.2.7/32" },
 		{ "relay-network 2001:db8::/32\nrelay-network ::1", "relay-network",
 		  "2001:db8::/32,::1/128" },
+		{ "dns-server 127.0.0.1", "dns-server", "127.0.0.1" },
+		{ "dns-server 127.0.0.1:5353\ndns-server [::1]:53", "dns-server",
+		  "127.0.0.1:5353,[::1]:53" },
+		{ "relayhost smtp.example.net:587", "relayhost", "smtp.example.net port=587" },
+		{ "relayhost smtp.example.net", "relayhost", "smtp.example.net port=0" },
+		{ "relayhost 192.0.2.1:2525", "relayhost", "192.0.2.1 port=2525" },
+		{ "relayhost [2001:db8::1]:465", "relayhost", "2001:db8::1 port=465" },
+		{ "relayhost-tls implicit", "relayhost-tls", "1" },
+		{ "relayhost-tls NONE", "relayhost-tls", "2" },
+		{ "retry-schedule 1s", "retry-schedule", "1" },
+		{ "retry-schedule 1m 5m 1h", "retry-schedule", "60,300,3600" },
+		{ "queue-lifetime 2d", "queue-lifetime", "172800" },
+		{ "delay-warning 0", "delay-warning", "0" },
+		{ "outbound-port 2525", "outbound-port", "2525" },
 		{ "max-message-size 4096", "max-message-size", "4096" },
 		{ "max-message-size 1K", "max-message-size", "1024" },
 		{ "max-message-size 1024", "max-message-size", "1024" },
@@ -390,6 +430,23 @@ TEST(bad_values)
 		{ "relay-network example.org",
 		  { "1: bad value 'example.org' for 'relay-network'" } },
 		{ "relay-network 10.0.0.0/", { "1: bad value '10.0.0.0/' for 'relay-network'" } },
+		{ "dns-server ns.example.org", { "1: bad value 'ns.example.org' for 'dns-server'" } },
+		{ "dns-server 10.0.0.0/8", { "1: bad value '10.0.0.0/8' for 'dns-server'" } },
+		{ "dns-server 127.0.0.1:0", { "1: bad value '127.0.0.1:0' for 'dns-server'" } },
+		{ "relayhost smtp.example.net:0", { "1: bad value 'smtp.example.net:0' for 'relayhost'" } },
+		{ "relayhost smtp.example.net:99999", { "1: bad value" } },
+		{ "relayhost [smtp.example.net]:25", { "1: bad value" } },
+		{ "relayhost bad_host:25", { "1: bad value 'bad_host:25' for 'relayhost'" } },
+		{ "relayhost [::1", { "1: bad value '[::1' for 'relayhost'" } },
+		{ "relayhost-tls maybe",
+		  { "1: bad value 'maybe' for 'relayhost-tls' (expected starttls, implicit or none)" } },
+		{ "retry-schedule 1m 0s", { "1: bad value '0s' for 'retry-schedule'" } },
+		{ "retry-schedule 1m 8d", { "1: bad value '8d' for 'retry-schedule'" } },
+		{ "retry-schedule 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s",
+		  { "1: 'retry-schedule'" } },
+		{ "queue-lifetime 0", { "1: bad value '0' for 'queue-lifetime'" } },
+		{ "queue-lifetime 31d", { "1: bad value '31d' for 'queue-lifetime'" } },
+		{ "outbound-port 65536", { "1: bad value '65536' for 'outbound-port'" } },
 		{ "max-message-size 1023",
 		  { "1: bad value '1023' for 'max-message-size' (expected a size such as 4096, "
 		    "512K, 35M or 1G, from 1K to 2G)$" } },
@@ -472,7 +529,7 @@ TEST(listen_errors)
 		{ "listen smtp mail.example.org:25",
 		  { "1: bad listen address 'mail.example.org:25'" } },
 		{ "listen smtp 127.0.0.1:25 tls", { "1: unknown listen option 'tls'$" } },
-		{ "listen smtp 127.0.0.1:25 a b c d e f g",
+		{ "listen smtp 127.0.0.1:25 a b c d e f g h i j k l m n o",
 		  { "1: too many values for 'listen' (expected smtp ADDR:PORT)$" } },
 		/* Longer than listen_cfg.text although netaddr accepts it. */
 		{ "listen smtp [0000:0000:0000:0000:0000:0000:0000:0001]:00000000000000000000025",
