@@ -374,7 +374,8 @@ static enum dns_status map_status(int status, const char *what, char *err, size_
 		snprintf(err, errlen, "DNS timeout");
 		return DNS_TEMPFAIL;
 	case ARES_ECONNREFUSED:
-		snprintf(err, errlen, "DNS server unreachable (connection refused)");
+		/* Also c-ares 1.18's verdict after SERVFAIL/REFUSED from every server. */
+		snprintf(err, errlen, "No usable DNS server (unreachable, SERVFAIL or REFUSED)");
 		return DNS_TEMPFAIL;
 	case ARES_EBADRESP:
 		snprintf(err, errlen, "Malformed DNS response");
