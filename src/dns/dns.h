@@ -94,6 +94,10 @@ void dns_cancel(struct dns_req *req);
  * preferences shuffled, null MX recognised, names checked. Sets out->status
  * (DNS_OK, DNS_NODATA or DNS_BADNAME) and returns 0, or -EINVAL for a message
  * that does not parse (out->status DNS_BADNAME).
+ * Also -ENOMEM (out->status DNS_TEMPFAIL). DNS_BADNAME with 0: MX records
+ * exist but none names a usable host. A root exchange (".") anywhere makes the
+ * domain a null MX. dns_lookup_mx() reports an answer that does not parse as
+ * DNS_TEMPFAIL (a server bug, usually transient), not DNS_BADNAME.
  */
 int dns_parse_mx(const unsigned char *abuf, size_t alen, struct dns_mx_result *out);
 
