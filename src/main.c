@@ -258,7 +258,7 @@ static int cmd_queue(int argc, char **argv)
 	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
 		known = known || strcmp(verb, verbs[i]) == 0;
 	/* The queue id is the word after the verb; the options follow. */
-	int skip = 1;
+	int skip = 1; /* argv[skip] stands for the program name of the options */
 	if (known && argc >= 3 && argv[2][0] != '-') {
 		id = argv[2];
 		skip = 2;
@@ -272,8 +272,7 @@ static int cmd_queue(int argc, char **argv)
 		fprintf(stderr, "carteiro: '%s' is not a queue id\n", LOG_ESC(id));
 		return 1;
 	}
-	argv[skip - 1] = argv[0];
-	if (parse_options(argc - skip + 1, argv + skip - 1, &cli, false) < 0 ||
+	if (parse_options(argc - skip, argv + skip, &cli, false) < 0 ||
 	    load_config(&cli, &cfg) < 0)
 		return 1;
 	int r = queue_control_request(cfg.spool, verb, id, stdout);

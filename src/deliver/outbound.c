@@ -341,8 +341,9 @@ static void on_ready(void *arg, const struct smtpc_reply *failure)
 			str_copy(oc->last_relay, sizeof oc->last_relay, oc->relay);
 			str_copy(oc->last_host, sizeof oc->last_host, oc->hosts.mx[oc->host_i].host);
 		} else {
-			str_format(oc->last.text, sizeof oc->last.text, "%s: %s", oc->relay,
-				   failure->text);
+			if (!strstr(failure->text, oc->hosts.mx[oc->host_i].host))
+				str_format(oc->last.text, sizeof oc->last.text, "%s: %s", oc->relay,
+					   failure->text);
 			oc->last_relay[0] = oc->last_host[0] = '\0';
 		}
 		log_info("event=connect_failed dest=%s relay=%s error=%s", LOG_ESC(dst->name),

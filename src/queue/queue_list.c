@@ -82,6 +82,50 @@ static const char *rcpt_status_name(char st)
 	return st == RCPT_DELIVERED ? "delivered" : st == RCPT_FAILED ? "failed" : "pending";
 }
 
+void queue_list_format_header(struct buf *out)
+{
+	buf_appendf(out, "%-12s  %-7s  %10s  %-9s  %s\n", "QUEUE ID", "AGE", "SIZE", "STATE",
+		    "SENDER / RECIPIENTS");
+}
+
+void queue_list_format_message(struct buf *out, const struct envelope *env, time_t now,
+			       const struct queue_list_extra *x)
+{
+	char age[32];
+	format_age(now - (time_t)env->arrival_sec, age, sizeof age);
+	const char *state = envelope_pending(env, RCPT_LOCAL)    ? "local"
+			    : envelope_pending(env, RCPT_REMOTE) ? "remote"
+								 : "done";
+	buf_appendf(out, "%-12s  %-7s  %10llu  %-9s  <%s>\n", env->id, age,
+		    (unsigned long long)env->msg_size, state, env->sender[0] ? LOG_ESC(env->sender) : "");
+	for (size_t k = 0; k < env->nrcpts; k++) {
+		const struct envelope_rcpt *rc = &env->rcpts[k];
+		bool active = x && x->active && x->active[k] && rc->status == RCPT_PENDING;
+		buf_appendf(out, "%46s-> %s (%s, %s)\n", "", LOG_ESC(rc->address),
+			    rc->kind == RCPT_LOCAL ? "local" : "remote",
+			    active ? "being delivered" : rcpt_status_name(rc->status));
+		const char *err = x && x->errors ? x->errors[k] : NULL;
+		if (err && err[0] && rc->status == RCPT_PENDING)
+			buf_appendf(out, "%46s   last error: %s\n", "", LOG_ESC(err));
+	}
+	if (x && x->next_attempt > 0) {
+		format_age(x->next_attempt - now, age, sizeof age);
+		buf_appendf(out, "%46s   next attempt in %s (%u so far)\n", "", age, x->attempts);
+	}
+}
+
+void queue_list_format_footer(struct buf *out, size_t n, uint64_t total)
+{
+	buf_appendf(out, "-- %zu message%s, %llu bytes\n", n, n == 1 ? "" : "s",
+		    (unsigned long long)total);
+}
+
+static void flush_buf(struct buf *b, FILE *out)
+{
+	fwrite(b->data, 1, b->len, out);
+	buf_reset(b);
+}
+
 int queue_list(const char *spool, FILE *out)
 {
 	struct entry *v = NULL;
@@ -105,8 +149,10 @@ int queue_list(const char *spool, FILE *out)
 
 	time_t now = time(NULL);
 	size_t shown = 0;
-	fprintf(out, "%-12s  %-7s  %10s  %-9s  %s\n", "QUEUE ID", "AGE", "SIZE", "STATE",
-		"SENDER / RECIPIENTS");
+	struct buf b;
+	buf_init(&b, 1024 * 1024);
+	queue_list_format_header(&b);
+	flush_buf(&b, out);
 	for (size_t i = 0; i < n; i++) {
 		char path[64], age[32];
 		snprintf(path, sizeof path, "%s/%s", v[i].incoming ? "incoming" : "queue", v[i].id);
@@ -134,25 +180,15 @@ int queue_list(const char *spool, FILE *out)
 			shown++;
 			continue;
 		}
-		format_age(now - (time_t)env.arrival_sec, age, sizeof age);
-		const char *state = envelope_pending(&env, RCPT_LOCAL)    ? "local"
-				    : envelope_pending(&env, RCPT_REMOTE) ? "remote"
-									  : "done";
-		fprintf(out, "%-12s  %-7s  %10llu  %-9s  <%s>\n", env.id, age,
-			(unsigned long long)env.msg_size, state,
-			env.sender[0] ? LOG_ESC(env.sender) : "");
-		for (size_t k = 0; k < env.nrcpts; k++) {
-			const struct envelope_rcpt *rc = &env.rcpts[k];
-			fprintf(out, "%46s-> %s (%s, %s)\n", "", LOG_ESC(rc->address),
-				rc->kind == RCPT_LOCAL ? "local" : "remote",
-				rcpt_status_name(rc->status));
-		}
+		queue_list_format_message(&b, &env, now, NULL);
+		flush_buf(&b, out);
 		total += env.msg_size;
 		shown++;
 		envelope_free(&env);
 	}
-	fprintf(out, "-- %zu message%s, %llu bytes\n", shown, shown == 1 ? "" : "s",
-		(unsigned long long)total);
+	queue_list_format_footer(&b, shown, total);
+	flush_buf(&b, out);
+	buf_free(&b);
 	close(spool_fd);
 	free(v);
 	return 0;

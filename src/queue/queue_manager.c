@@ -51,6 +51,7 @@
 #include "queue/bounce.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
+#include "queue/queue_list.h"
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_server.h"
 #include "util/buf.h"
@@ -831,6 +832,17 @@ static void outbound_part_free(struct outbound_part *p)
 	free(p);
 }
 
+/* A reply for logs and notices: "451 4.3.0 text" as the server said it, or our own text. */
+static const char *reply_text(const struct smtpc_reply *r, char *out, size_t outlen)
+{
+	if (r->code)
+		str_format(out, outlen, "%d %s%s%s", r->code, r->status, r->status[0] ? " " : "",
+			   r->text);
+	else
+		str_copy(out, outlen, r->text);
+	return out;
+}
+
 static void outbound_done(struct outbound_delivery *d)
 {
 	struct outbound_part *p = (struct outbound_part *)d;
@@ -842,6 +854,7 @@ static void outbound_done(struct outbound_delivery *d)
 		size_t i = p->index[k];
 		const struct smtpc_reply *r = &d->msg.rcpts[k].reply;
 		const char *result;
+		char reply[SMTPC_TEXT_MAX];
 		m->busy[i] = false;
 		if (r->code >= 200 && r->code < 300) {
 			m->want[i] = RCPT_DELIVERED;
@@ -849,7 +862,9 @@ static void outbound_done(struct outbound_delivery *d)
 		} else {
 			bool remote = r->code != 0;
 			const char *status = r->status[0] ? r->status : (r->temporary ? "4.0.0" : "5.0.0");
-			note_set(m, i, status, remote ? d->relay_host : NULL, r->text, remote);
+			/* The remote reply as the server wrote it, code first (the DSN's Diagnostic-Code). */
+			note_set(m, i, status, remote ? d->relay_host : NULL,
+				 reply_text(r, reply, sizeof reply), remote);
 			if (r->temporary) {
 				result = "deferred";
 			} else {
@@ -861,7 +876,7 @@ static void outbound_done(struct outbound_delivery *d)
 			 "dsn=%s reply=%s",
 			 m->id, LOG_ESC(m->env.rcpts[i].address), d->relay[0] ? LOG_ESC(d->relay) : "none",
 			 delay, d->tls ? (d->tls_verified ? "verified" : "unverified") : "no", result,
-			 r->status[0] ? r->status : "-", LOG_ESC(r->text));
+			 r->status[0] ? r->status : "-", LOG_ESC(reply_text(r, reply, sizeof reply)));
 	}
 	outbound_part_free(p);
 	after_part(q, m);
@@ -1115,47 +1130,27 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 /* --- queue control ------------------------------------------------------------------------- */
 
-static const char *state_name(const struct qmsg *m)
+static int cmp_qmsg_id(const void *a, const void *b)
 {
-	switch (m->state) {
-	case QM_LOADING:
-		return "loading";
-	case QM_ACTIVE:
-		return "active";
-	case QM_WAITING:
-		return "waiting";
-	}
-	return "?";
+	return strcmp((*(struct qmsg *const *)a)->id, (*(struct qmsg *const *)b)->id);
 }
 
-/* Append the description of m that `queue list` and `queue show` print. */
-static void describe(const struct qmsg *m, struct buf *out, bool detail)
+/* Append m as `queue list` shows it. */
+static void describe(const struct qmsg *m, struct buf *out)
 {
-	char arrival[32];
-	time_t t = (time_t)m->env.arrival_sec;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(arrival, sizeof arrival, "%Y-%m-%d %H:%M:%S", &tm);
-	int64_t wait = m->state == QM_WAITING ? m->next_attempt - now_sec() : 0;
-	buf_appendf(out, "%s %s size=%llu attempts=%u state=%s", m->id, arrival,
-		    (unsigned long long)m->env.msg_size, m->attempts, state_name(m));
-	if (m->state == QM_WAITING)
-		buf_appendf(out, " next_attempt_in=%llds", (long long)(wait > 0 ? wait : 0));
-	buf_appendf(out, " from=<%s>\n", m->env.sender ? m->env.sender : "");
-	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		const struct envelope_rcpt *r = &m->env.rcpts[i];
-		const char *st = r->status == RCPT_DELIVERED ? "delivered"
-				 : r->status == RCPT_FAILED  ? "failed"
-				 : m->busy && m->busy[i]      ? "active"
-							      : "pending";
-		buf_appendf(out, "  to=<%s> %s %s", r->address, r->kind == RCPT_LOCAL ? "local" : "remote",
-			    st);
-		const struct rcpt_note *n = m->notes ? m->notes[i] : NULL;
-		if (n && n->text[0] && r->status == RCPT_PENDING)
-			buf_appendf(out, " last_error=\"%s %s\"", n->status, n->text);
-		buf_append_str(out, "\n");
-	}
-	(void)detail;
+	size_t n = m->env.nrcpts;
+	const char **errors = calloc(n ? n : 1, sizeof *errors);
+	if (errors && m->notes)
+		for (size_t i = 0; i < n; i++)
+			errors[i] = m->notes[i] ? m->notes[i]->text : NULL;
+	struct queue_list_extra x = {
+		.errors = errors,
+		.active = m->busy,
+		.next_attempt = m->state == QM_WAITING ? m->next_attempt : 0,
+		.attempts = m->attempts,
+	};
+	queue_list_format_message(out, &m->env, time(NULL), &x);
+	free(errors);
 }
 
 static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *out)
@@ -1174,14 +1169,26 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 		struct strmap_iter it;
 		const char *key;
 		void *val;
-		if (m) {
-			describe(m, out, true);
-			return 0;
-		}
+		size_t count = 0;
+		uint64_t total = 0;
+		struct qmsg **v = calloc(strmap_count(q->msgs) + 1, sizeof *v);
+		if (!v)
+			return -ENOMEM;
 		strmap_iter_init(&it, q->msgs);
-		while (strmap_iter_next(&it, &key, &val))
-			if (((struct qmsg *)val)->state != QM_LOADING)
-				describe(val, out, false);
+		while (strmap_iter_next(&it, &key, &val)) {
+			struct qmsg *x = val;
+			if (x->state != QM_LOADING && (!m || x == m))
+				v[count++] = x;
+		}
+		/* Ids begin with their time: id order is arrival order. */
+		qsort(v, count, sizeof *v, cmp_qmsg_id);
+		queue_list_format_header(out);
+		for (size_t i = 0; i < count; i++) {
+			describe(v[i], out);
+			total += v[i]->env.msg_size;
+		}
+		queue_list_format_footer(out, count, total);
+		free(v);
 		return 0;
 	}
 	if (strcmp(verb, "flush") == 0) {

@@ -208,6 +208,9 @@ class Server:
             f"aliases {d}/aliases",
             f"workers {self.workers}",
         ]
+        if not re.search(r"^dns-server ", self.extra_config, re.M):
+            # No test reaches the Internet: a DNS server that refuses keeps remote mail queued.
+            lines.append("dns-server 127.0.0.1:9")
         lines += [f"local-domain {dom}" for dom in self.local_domains]
         lines += [f"relay-network {net}" for net in self.relay_networks]
         with open(self.config_path, "w") as f:
@@ -360,6 +363,14 @@ class Server:
         if p.returncode != 0:
             raise AssertionError(f"queue list failed: {p.stderr}")
         return p.stdout
+
+    def wait_queue_list(self, pattern, timeout=10):
+        """queue list until it matches pattern (the live queue shows messages once loaded)."""
+        out = wait_for(lambda: (lambda t: t if re.search(pattern, t) else None)(self.queue_list()),
+                       timeout=timeout)
+        if not out:
+            raise AssertionError(f"queue list never matched {pattern!r}:\n{self.queue_list()}")
+        return out
 
     # --- what the server did ----------------------------------------------------------
     def log(self):

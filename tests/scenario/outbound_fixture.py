@@ -8,6 +8,7 @@ port (carteiro's outbound-port).
 import email
 import email.policy
 import json
+import re
 import os
 import shutil
 import signal
@@ -194,9 +195,13 @@ class OutboundWorld:
         self.dns.start()
         self.peers = []
         self.scripted = []
-        cfg = (f"dns-server {self.dns.server}\noutbound-port {self.port}\n"
-               "retry-schedule 1s\noutbound-connect-timeout 3s\noutbound-command-timeout 5s\n"
-               "outbound-data-timeout 5s\n" + extra_config)
+        defaults = {"retry-schedule": "1s", "outbound-connect-timeout": "3s",
+                    "outbound-command-timeout": "5s", "outbound-data-timeout": "5s"}
+        cfg = f"dns-server {self.dns.server}\noutbound-port {self.port}\n"
+        for k, v in defaults.items():
+            if not re.search(rf"^{k} ", extra_config, re.M):
+                cfg += f"{k} {v}\n"
+        cfg += extra_config
         args = dict(relay_networks=("127.0.0.0/8",), extra_config=cfg)
         args.update(server_args or {})
         self.server = Server(**args)

@@ -130,9 +130,9 @@ class TestMx(OutboundTest):
         with w.server.smtp() as s:
             for i in range(5):
                 s.sendmail(SENDER, [f"r{i}@example.net"], message(subject=f"m{i}", sender=SENDER))
-        mx1.wait_messages(5)
+                mx1.wait_messages(i + 1)  # the connection is idle now, and kept a moment
         w.server.wait_queue_empty()
-        self.assertLess(w.server.log().count("event=connected dest=example.net"), 5)
+        self.assertEqual(w.server.log().count("event=connected dest=example.net"), 1)
 
     def test_mixed_local_and_remote_recipients(self):
         w = self.world()
@@ -254,12 +254,13 @@ class TestRelayhost(OutboundTest):
         w.start()
         send(w.server, ["someone@far.example", "other@example.net"], subject="via relay")
         env, data = relay.wait_messages(1)[0]
-        self.assertTrue(env["tls"])
+        if not implicit:  # aiosmtpd only marks STARTTLS sessions; our log shows both
+            self.assertTrue(env["tls"])
         self.assertTrue(env["auth"])
         self.assertEqual(sorted(env["rcpt_tos"]), ["other@example.net", "someone@far.example"])
         w.server.wait_queue_empty()
         log = w.server.log()
-        self.assertIn("verified=yes", log)
+        self.assertRegex(log, r"event=connected dest=\[relayhost\] .*tls=TLSv1\.[23] .*verified=yes")
         self.assertNotIn("s3cret", log)
         return w
 
@@ -382,12 +383,12 @@ class TestQueueControl(OutboundTest):
         for i in range(3):
             send(w.server, [f"q{i}@example.net"], subject=f"queued {i}")
         w.server.wait_log(r"event=deferred .*retry_in", timeout=20)
-        wait_for(lambda: self.control(w, "list").stdout.count("waiting") == 3, timeout=20)
+        wait_for(lambda: self.control(w, "list").stdout.count("next attempt in") == 3, timeout=20)
         out = self.control(w, "list").stdout
         ids = re.findall(r"^([0-9A-Z]{12}) ", out, re.M)
         self.assertEqual(len(ids), 3, out)
-        self.assertIn("last_error=", out)
-        self.assertIn("next_attempt_in=", out)
+        self.assertRegex(out, r"last error: .*Connection refused")
+        self.assertRegex(out, r"next attempt in (\d+m\d\ds|1h0\dm) \(1 so far\)")
 
         show = self.control(w, "show", ids[0])
         self.assertEqual(show.returncode, 0, show.stderr)

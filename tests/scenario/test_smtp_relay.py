@@ -109,8 +109,7 @@ class Relay(SmtpAssertions, ServerTest):
                                         ["remote@elsewhere.test", DEMO], msg), {})
         got = self.server.wait_mail(DEMO)
         self.assertTrue(got[0].endswith(lf(msg)))
-        listing = self.server.queue_list()
-        self.assertRegex(listing, r"-> remote@elsewhere\.test \(remote, pending\)")
+        listing = self.server.wait_queue_list(r"-> remote@elsewhere\.test \(remote, pending\)")
         self.assertRegex(listing, r"-> demo@example\.test \(local, delivered\)")
         self.assertEqual(self.mail_domains(), ["example.test"])
         self.assertFalse(os.path.exists(self.server.mailbox_dir("remote@elsewhere.test")))
@@ -216,7 +215,7 @@ class RelayIPv6(ServerTest):
         self.assertIn(b"\nReceived: from client.example.org ([IPv6:::1])\n", got[0])
         self.assertTrue(got[0].endswith(lf(msg)))
         self.server.wait_log(r"event=connect client=::1 port=\d+ \S+ relay=yes")
-        self.assertRegex(self.server.queue_list(), r"-> far@elsewhere\.test \(remote, pending\)")
+        self.server.wait_queue_list(r"-> far@elsewhere\.test \(remote, pending\)")
 
 
 if __name__ == "__main__":
