@@ -759,14 +759,22 @@ static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *se
 	j->notice[k] = true;
 }
 
+/* Is recipient i's outcome ready to go to disk? */
+static bool recordable(const struct qmsg *m, size_t i)
+{
+	return m->want[i] == RCPT_DELIVERED || (m->want[i] == RCPT_FAILED && m->inflight == 0);
+}
+
 /* Start a record job for outcomes not yet on disk (one at a time per message). */
 static void record_kick(struct qmgr *q, struct qmsg *m)
 {
 	if (m->recording || q->stopping)
 		return;
+	/* Failures wait for the end of the attempt, so that one bounce lists them all (and a
+	 * recipient is marked failed only together with its bounce). */
 	bool dirty = m->want_warning;
 	for (size_t i = 0; i < m->env.nrcpts; i++)
-		dirty = dirty || m->want[i];
+		dirty = dirty || recordable(m, i);
 	bool all_done = m->inflight == 0 && pending_count(m) == 0;
 	if (!dirty && !all_done)
 		return;
@@ -786,8 +794,8 @@ static void record_kick(struct qmgr *q, struct qmsg *m)
 	j->now = now_sec();
 	j->all_done = all_done;
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
-		j->statuses[i] = m->want[i];
-		sel[i] = m->want[i] == RCPT_FAILED && m->bounce[i];
+		j->statuses[i] = recordable(m, i) ? m->want[i] : 0;
+		sel[i] = j->statuses[i] == RCPT_FAILED && m->bounce[i];
 	}
 	notice_prepare(q, j, 0, sel);
 	if (m->want_warning) {
@@ -1248,6 +1256,11 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 static int read_relay_auth(const char *path, char **user, char **pass)
 {
 	struct buf b;
+	struct stat st;
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		log_warn("event=relayhost_auth_exposed file=%s mode=%04o advice=\"chmod 600: only the "
+			 "server should read the password\"",
+			 LOG_ESC(path), (unsigned)(st.st_mode & 07777));
 	buf_init(&b, 64 * 1024);
 	int r = file_read_all(path, 64 * 1024, &b);
 	if (r < 0) {

@@ -205,6 +205,37 @@ class TestRetries(OutboundTest):
         self.check_report(report, ["ghost@nomail.example"])
         w.server.wait_queue_empty()
 
+    def test_smtputf8_message_to_a_server_without_it_bounces(self):
+        def script(c):
+            f = c.makefile("rb")
+            c.sendall(b"220 ascii.test ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line[:4].upper()
+                if cmd == b"EHLO":
+                    c.sendall(b"250-ascii.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 ok\r\n")
+        w = self.world()
+        w.scripted_peer("127.0.0.2", script)
+        w.start()
+        with w.server.smtp() as s:
+            s.ehlo()
+            s.sendmail(SENDER, ["jos\u00e9@example.net"],
+                       message(subject="utf8", sender=SENDER).encode(),
+                       mail_options=["SMTPUTF8"])
+        report = self.wait_bounce(w.server)
+        parts = list(report.iter_parts())
+        self.assertEqual(parts[1].get_content_type(), "message/global-delivery-status")
+        self.assertIn("5.6.7", parts[1].as_string())
+        self.assertIn("SMTPUTF8", parts[0].get_content())
+        w.server.wait_queue_empty()
+
     def test_notify_never_suppresses_the_bounce(self):
         w = self.world().start()
         with w.server.smtp() as s:
