@@ -3,6 +3,8 @@ servers, crash safety and queue control, against a real DNS server (dnsmasq) and
 receiving servers (aiosmtpd)."""
 import os
 import re
+import shutil
+import tempfile
 import socket
 import time
 import unittest
@@ -169,9 +171,7 @@ class TestRetries(OutboundTest):
         w = self.world()
         mx1 = w.peer("127.0.0.2", "mx1.example.net", rcpt=["nobody@example.net=550"])
         w.start()
-        send(w.server, ["nobody@example.net", "bob@example.net"], subject="partly refused",
-             rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;nobody@example.net"]
-             if False else [])
+        send(w.server, ["nobody@example.net", "bob@example.net"], subject="partly refused")
         env, _ = mx1.wait_messages(1)[0]
         self.assertEqual(env["rcpt_tos"], ["bob@example.net"])
         report = self.wait_bounce(w.server)
@@ -184,6 +184,22 @@ class TestRetries(OutboundTest):
         # The bounce came from the null sender.
         self.assertIn(b"Return-Path: <>", w.server.mailbox(SENDER)[0])
 
+    def test_bounce_carries_dsn_parameters_and_full_message(self):
+        w = self.world().start()
+        with w.server.smtp() as s:
+            s.ehlo()
+            s.sendmail(SENDER, ["ghost@nomail.example"],
+                       message(subject="full return", sender=SENDER, body="the body\r\n"),
+                       mail_options=["RET=FULL", "ENVID=env+2Bid42"],
+                       rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;Ghost@nomail.example"])
+        report = self.wait_bounce(w.server)
+        per_msg, rcpts = self.check_report(report, ["ghost@nomail.example"])
+        self.assertEqual(per_msg["Original-Envelope-Id"], "env+2Bid42")
+        self.assertIn("Ghost@nomail.example", rcpts[0]["Original-Recipient"])
+        returned = list(report.iter_parts())[2]
+        self.assertEqual(returned.get_content_type(), "message/rfc822")
+        self.assertIn(b"the body", returned.as_bytes())
+
     def test_message_expires_after_queue_lifetime(self):
         w = self.world(extra="queue-lifetime 4s\n")
         w.peer("127.0.0.2", "mx1.example.net", mail_fail=1000)
@@ -194,6 +210,21 @@ class TestRetries(OutboundTest):
         _, rcpts = self.check_report(report, ["bob@example.net"], status_prefix="4.4.7")
         self.assertIn("451", rcpts[0].get("Diagnostic-Code", "") + list(report.iter_parts())[0].get_content())
         w.server.wait_queue_empty()
+
+    def test_delay_warning_then_still_retried(self):
+        w = self.world(extra="delay-warning 2s\n")
+        mx1 = w.peer("127.0.0.2", "mx1.example.net", mail_fail=6)
+        w.peer("127.0.0.3", "mx2.example.net", mail_fail=1000)
+        w.start()
+        send(w.server, ["slow@example.net"], subject="delayed")
+        report = self.wait_bounce(w.server, timeout=30)
+        self.assertIn("Delayed", report["Subject"])
+        _, rcpts = self.check_report(report, ["slow@example.net"], action="delayed",
+                                     status_prefix="4.")
+        self.assertIn("Will-Retry-Until", rcpts[0])
+        mx1.wait_messages(1, timeout=40)  # delivered in the end
+        w.server.wait_queue_empty()
+        self.assertEqual(len(w.server.mailbox(SENDER)), 1)  # one notice only
 
     def test_bounce_of_a_bounce_goes_to_postmaster(self):
         w = self.world().start()
@@ -248,25 +279,14 @@ class TestRetries(OutboundTest):
 
 
 class TestRelayhost(OutboundTest):
-    def relay_world(self, tls, port_opts, implicit=False):
-        certs = make_certs(self.enterContext_dir())
-        auth = os.path.join(self.tmp, "relay-auth")
-        with open(auth, "w") as f:
-            f.write("# user and password\nsmtpuser s3cret pass\n")
-        os.chmod(auth, 0o644)
-        w = self.world(extra=f"relayhost relay.example.net:{{port}}\nrelayhost-tls {tls}\n"
-                             f"relayhost-auth {auth}\noutbound-ca-file {certs['ca']}\n")
-        return w, certs
-
-    def enterContext_dir(self):
-        import tempfile, shutil
+    def cert_dir(self):
         self.tmp = tempfile.mkdtemp(prefix="carteiro-certs-")
         os.chmod(self.tmp, 0o755)
         self.addCleanup(shutil.rmtree, self.tmp, True)
         return self.tmp
 
     def run_relay(self, tls, implicit):
-        d = self.enterContext_dir()
+        d = self.cert_dir()
         certs = make_certs(d)
         auth = os.path.join(d, "relay-auth")
         with open(auth, "w") as f:
@@ -302,7 +322,7 @@ class TestRelayhost(OutboundTest):
         self.run_relay("implicit", implicit=True)
 
     def test_relayhost_wrong_password_defers(self):
-        d = self.enterContext_dir()
+        d = self.cert_dir()
         certs = make_certs(d)
         auth = os.path.join(d, "relay-auth")
         with open(auth, "w") as f:
