@@ -73,6 +73,8 @@ struct server {
 	size_t gotlen;
 	char data[65536]; /* the last message data, with its final ".\r\n" */
 	size_t datalen;
+	size_t datatotal; /* all of it, also beyond sizeof(data) */
+	unsigned datadots; /* lines of it that start with ".." */
 	char error[512];
 	bool done;
 };
@@ -175,12 +177,16 @@ static void *srv_main(void *arg)
 				srv_fail(s, "unexpected line: %s", line);
 			break;
 		case OP_DATA:
-			s->datalen = 0;
+			s->datalen = s->datatotal = 0;
+			s->datadots = 0;
 			for (;;) {
 				if (!srv_line(s, line, sizeof(line), &len)) {
 					srv_fail(s, "%s", "EOF in data");
 					break;
 				}
+				s->datatotal += len;
+				if (len >= 2 && line[0] == '.' && line[1] == '.')
+					s->datadots++;
 				if (s->datalen + len < sizeof(s->data)) {
 					memcpy(s->data + s->datalen, line, len);
 					s->datalen += len;
@@ -770,6 +776,45 @@ TEST(reuse_three_transactions)
 	CHECK_STR(m[2].rcpts[0].reply.text, "three");
 	for (int i = 0; i < 3; i++)
 		tmsg_free(&m[i]);
+}
+
+TEST(large_message_streamed)
+{
+	/* 2 MiB of lines that all start with '.', across many 64 KiB chunks and
+	 * output refills: every line stuffed, nothing lost, one end of data. */
+	static const struct step script[] = {
+		GREET, EHLO_PIPE,
+		EXPECT("MAIL"), EXPECT("RCPT"), EXPECT("DATA"),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"), DATA(), SEND("250 ok\r\n"),
+		QUIT_OK,
+		END(),
+	};
+	static const char *const one[] = { "a@example.net", NULL };
+	enum { LINE = 77, LINES = 2 * 1024 * 1024 / LINE };
+	struct server s;
+	struct run r;
+	struct tmsg m;
+	char *body = malloc((size_t)LINE * LINES + 1);
+
+	for (size_t i = 0; i < LINES; i++) {
+		memset(body + i * LINE, 'a' + (int)(i % 26), LINE);
+		body[i * LINE] = '.';
+		body[i * LINE + LINE - 2] = '\r';
+		body[i * LINE + LINE - 1] = '\n';
+	}
+	body[(size_t)LINE * LINES] = '\0';
+	srv_start(&s, script, NULL);
+	run_init(&r, &s);
+	tmsg_init(&m, body, one);
+	r.msgs[0] = &m.m;
+	r.nmsgs = 1;
+	run_go(&r);
+	srv_join(&s);
+	CHECK_INT(m.rcpts[0].reply.code, 250);
+	CHECK_INT(s.datadots, LINES);
+	CHECK_INT(s.datatotal, (size_t)LINE * LINES + LINES + 3);
+	tmsg_free(&m);
+	free(body);
 }
 
 /* One transaction against a misbehaving server: the outcome must be a temporary
