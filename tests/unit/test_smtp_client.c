@@ -73,6 +73,8 @@ struct server {
 	size_t gotlen;
 	char data[65536]; /* the last message data, with its final ".\r\n" */
 	size_t datalen;
+	size_t datatotal; /* all of it, also beyond sizeof(data) */
+	unsigned datadots; /* lines of it that start with ".." */
 	char error[512];
 	bool done;
 };
@@ -175,12 +177,16 @@ static void *srv_main(void *arg)
 				srv_fail(s, "unexpected line: %s", line);
 			break;
 		case OP_DATA:
-			s->datalen = 0;
+			s->datalen = s->datatotal = 0;
+			s->datadots = 0;
 			for (;;) {
 				if (!srv_line(s, line, sizeof(line), &len)) {
 					srv_fail(s, "%s", "EOF in data");
 					break;
 				}
+				s->datatotal += len;
+				if (len >= 2 && line[0] == '.' && line[1] == '.')
+					s->datadots++;
 				if (s->datalen + len < sizeof(s->data)) {
 					memcpy(s->data + s->datalen, line, len);
 					s->datalen += len;
@@ -772,6 +778,45 @@ TEST(reuse_three_transactions)
 		tmsg_free(&m[i]);
 }
 
+TEST(large_message_streamed)
+{
+	/* 2 MiB of lines that all start with '.', across many 64 KiB chunks and
+	 * output refills: every line stuffed, nothing lost, one end of data. */
+	static const struct step script[] = {
+		GREET, EHLO_PIPE,
+		EXPECT("MAIL"), EXPECT("RCPT"), EXPECT("DATA"),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"), DATA(), SEND("250 ok\r\n"),
+		QUIT_OK,
+		END(),
+	};
+	static const char *const one[] = { "a@example.net", NULL };
+	enum { LINE = 77, LINES = 2 * 1024 * 1024 / LINE };
+	struct server s;
+	struct run r;
+	struct tmsg m;
+	char *body = malloc((size_t)LINE * LINES + 1);
+
+	for (size_t i = 0; i < LINES; i++) {
+		memset(body + i * LINE, 'a' + (int)(i % 26), LINE);
+		body[i * LINE] = '.';
+		body[i * LINE + LINE - 2] = '\r';
+		body[i * LINE + LINE - 1] = '\n';
+	}
+	body[(size_t)LINE * LINES] = '\0';
+	srv_start(&s, script, NULL);
+	run_init(&r, &s);
+	tmsg_init(&m, body, one);
+	r.msgs[0] = &m.m;
+	r.nmsgs = 1;
+	run_go(&r);
+	srv_join(&s);
+	CHECK_INT(m.rcpts[0].reply.code, 250);
+	CHECK_INT(s.datadots, LINES);
+	CHECK_INT(s.datatotal, (size_t)LINE * LINES + LINES + 3);
+	tmsg_free(&m);
+	free(body);
+}
+
 /* One transaction against a misbehaving server: the outcome must be a temporary
  * failure without a reply code, and the client must not be reusable. */
 static void expect_txn_failure(const struct step *script, const char *text_part)
@@ -1207,6 +1252,90 @@ TEST(unsolicited_421_while_idle_and_free_in_callback)
 	CHECK_INT(m1.rcpts[0].reply.code, 250);
 	tmsg_free(&m1);
 	tmsg_free(&m2);
+}
+
+
+/* --- a real, independent server: Python's aiosmtpd ------------------------------ */
+
+static const char aiosmtpd_script[] =
+	"import sys\n"
+	"from aiosmtpd.controller import Controller\n"
+	"class H:\n"
+	"    async def handle_DATA(self, server, session, envelope):\n"
+	"        with open(sys.argv[2], 'ab') as f:\n"
+	"            f.write(b'FROM ' + envelope.mail_from.encode() + b'\\n')\n"
+	"            for r in envelope.rcpt_tos:\n"
+	"                f.write(b'TO ' + r.encode() + b'\\n')\n"
+	"            f.write(envelope.original_content)\n"
+	"        return '250 2.0.0 stored'\n"
+	"c = Controller(H(), hostname='127.0.0.1', port=int(sys.argv[1]))\n"
+	"c.start()\n"
+	"sys.stdin.read()\n"
+	"c.stop()\n";
+
+TEST(real_server_aiosmtpd)
+{
+	char dir[] = "/tmp/test_smtp_client_aio.XXXXXX";
+	char script[128], out[128], cmd[512], got[4096];
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	struct server fake; /* only for the port */
+	struct run r;
+	struct tmsg m;
+
+	if (access("/usr/bin/python3", X_OK) != 0 || !mkdtemp(dir))
+		return;
+	snprintf(script, sizeof(script), "%s/server.py", dir);
+	snprintf(out, sizeof(out), "%s/out", dir);
+	FILE *f = fopen(script, "w");
+	fputs(aiosmtpd_script, f);
+	fclose(f);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bind(lfd, (struct sockaddr *)&sin, sizeof(sin));
+	getsockname(lfd, (struct sockaddr *)&sin, &sl);
+	close(lfd);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %u %s", script, ntohs(sin.sin_port), out);
+	FILE *py = popen(cmd, "w");
+	CHECK(py != NULL);
+	if (!py)
+		return;
+	bool up = false;
+	for (int i = 0; i < 100 && !up; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		up = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(fd);
+		if (!up)
+			usleep(100000);
+	}
+	CHECK(up);
+	memset(&fake, 0, sizeof(fake));
+	fake.port = ntohs(sin.sin_port);
+	run_init(&r, &fake);
+	r.p.command_timeout = 5;
+	r.p.data_timeout = 5;
+	tmsg_init(&m, body_dots, two_rcpts);
+	r.msgs[0] = &m.m;
+	r.nmsgs = 1;
+	if (up)
+		run_go(&r);
+	pclose(py);
+	CHECK(r.ready_ok);
+	CHECK_INT(m.rcpts[0].reply.code, 250);
+	CHECK_INT(m.rcpts[1].reply.code, 250);
+	CHECK_STR(m.rcpts[0].reply.text, "stored");
+	f = fopen(out, "rb");
+	size_t n = f ? fread(got, 1, sizeof(got) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	got[n] = '\0';
+	/* aiosmtpd undoes the dot-stuffing: the message arrives as it was. */
+	CHECK_STR(got, "FROM sender@example.org\nTO a@example.net\nTO b@example.net\n"
+		       "Subject: x\r\n\r\n.hidden\r\nline\r\n..two\r\n");
+	unlink(out);
+	unlink(script);
+	rmdir(dir);
+	tmsg_free(&m);
 }
 
 static void ignore_sigpipe(void) __attribute__((constructor));
