@@ -1295,6 +1295,13 @@ static int read_relay_auth(const char *path, char **user, char **pass)
 	return r;
 }
 
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
 int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases)
 {
 	struct qmgr q;
@@ -1378,6 +1385,16 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 	strmap_free(q.msgs, qmsg_free);
 	userdb_free(q.users);
 	aliasdb_free(q.aliases);
+	/* Connections still saying QUIT finish (their own timeouts bound it; so does ours),
+	 * so that nothing is left allocated. Our deadline timer is the one event that stays. */
+	bool expired = false;
+	struct event *deadline = evtimer_new(q.base, on_drain_deadline, &expired);
+	struct timeval drain = { 6, 0 };
+	if (deadline && evtimer_add(deadline, &drain) == 0)
+		while (!expired && event_base_get_num_events(q.base, EVENT_BASE_COUNT_ADDED) > 1)
+			event_base_loop(q.base, EVLOOP_ONCE);
+	if (deadline)
+		event_free(deadline);
 	event_base_free(q.base);
 	log_info("event=stopped");
 	return 0;
