@@ -20,6 +20,7 @@
 #include "conf/config.h"
 #include "conf/demo.h"
 #include "conf/version.h"
+#include "deliver/relay_auth.h"
 #include "mail/aliases.h"
 #include "mail/users.h"
 #include "master/master.h"
@@ -185,6 +186,18 @@ static int cmd_check(int argc, char **argv)
 		}
 	}
 	int maps = smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases);
+	if (cfg.relayhost_auth_file) {
+		struct relay_auth ra = { 0 };
+		char err[128];
+		if (relay_auth_load(cfg.relayhost_auth_file, &ra, err, sizeof err) < 0) {
+			fprintf(stderr, "%s: %s\n", cfg.relayhost_auth_file, err);
+			errors++;
+		} else if (ra.exposed) {
+			fprintf(stderr, "%s: warning: readable by others; chmod 600\n",
+				cfg.relayhost_auth_file);
+		}
+		relay_auth_free(&ra);
+	}
 	if (errors || maps < 0) {
 		if (errors)
 			report_count(errors, "configuration");

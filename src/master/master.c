@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "conf/version.h"
+#include "deliver/relay_auth.h"
 #include "mail/aliases.h"
 #include "mail/users.h"
 #include "queue/queue_manager.h"
@@ -60,6 +61,7 @@ struct master {
 	struct conn_limit *limits;
 	struct userdb *users;     /* last good tables, handed to every new worker */
 	struct aliasdb *aliases;
+	struct relay_auth relay_auth; /* read as root; the queue manager inherits it */
 	struct child *children; /* [0] qmgr, [1..] workers */
 	size_t nchildren;
 	pid_t pid;
@@ -196,7 +198,8 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 	m->users = NULL;
 	m->aliases = NULL;
 	if (c->role == CHILD_QMGR) {
-		status = qmgr_main(m->cfg, users, aliases);
+		status = qmgr_main(m->cfg, users, aliases,
+				   m->relay_auth.user ? &m->relay_auth : NULL);
 	} else {
 		status = smtpd_worker_main(m->cfg, c->index, m->fds, m->limits, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */
@@ -350,6 +353,7 @@ static void master_free(struct master *m)
 		userdb_free(m->users);
 	if (m->aliases)
 		aliasdb_free(m->aliases);
+	relay_auth_free(&m->relay_auth);
 }
 
 /* Bind every listener; false (after a message) when one cannot be. */
@@ -415,6 +419,17 @@ int master_main(struct config *cfg)
 	/* The master keeps the last good tables: workers are forked with them. */
 	if (smtpd_load_maps(cfg, config_report_log, NULL, &m.users, &m.aliases) < 0)
 		return 1;
+	if (cfg->relayhost_auth_file) {
+		char err[128];
+		if (relay_auth_load(cfg->relayhost_auth_file, &m.relay_auth, err, sizeof err) < 0) {
+			log_err("event=startup_failed file=%s error=\"relayhost-auth: %s\"",
+				LOG_ESC(cfg->relayhost_auth_file), err);
+			goto out;
+		}
+		if (m.relay_auth.exposed)
+			log_warn("event=relayhost_auth_exposed file=%s advice=\"chmod 600: only root "
+				 "should read the password\"", LOG_ESC(cfg->relayhost_auth_file));
+	}
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	m.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 2 ? ncpu : 2);

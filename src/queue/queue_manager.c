@@ -44,6 +44,7 @@
 
 #include "deliver/maildir.h"
 #include "deliver/outbound.h"
+#include "deliver/relay_auth.h"
 #include "mail/addr.h"
 #include "mail/aliases.h"
 #include "mail/resolve.h"
@@ -55,7 +56,6 @@
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_server.h"
 #include "util/buf.h"
-#include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -1252,49 +1252,6 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 
 /* --- start-up ------------------------------------------------------------------------------ */
 
-/* The relayhost's credentials: the first "USER PASSWORD" line of the file. */
-static int read_relay_auth(const char *path, char **user, char **pass)
-{
-	struct buf b;
-	struct stat st;
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		log_warn("event=relayhost_auth_exposed file=%s mode=%04o advice=\"chmod 600: only the "
-			 "server should read the password\"",
-			 LOG_ESC(path), (unsigned)(st.st_mode & 07777));
-	buf_init(&b, 64 * 1024);
-	int r = file_read_all(path, 64 * 1024, &b);
-	if (r < 0) {
-		buf_free(&b);
-		return r;
-	}
-	r = -EINVAL;
-	char *save = NULL, *text = (char *)buf_cstr(&b);
-	for (char *line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		while (*line == ' ' || *line == '\t')
-			line++;
-		if (*line == '#' || *line == '\0')
-			continue;
-		char *sp = strpbrk(line, " \t");
-		if (!sp)
-			break;
-		*sp++ = '\0';
-		while (*sp == ' ' || *sp == '\t')
-			sp++;
-		size_t len = strlen(sp);
-		while (len > 0 && (sp[len - 1] == ' ' || sp[len - 1] == '\t'))
-			sp[--len] = '\0';
-		if (len == 0)
-			break;
-		*user = strdup(line);
-		*pass = strdup(sp);
-		r = *user && *pass ? 0 : -ENOMEM;
-		break;
-	}
-	explicit_bzero(b.data, b.len);
-	buf_free(&b);
-	return r;
-}
-
 static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -1302,7 +1259,8 @@ static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
 	*(bool *)arg = true;
 }
 
-int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases)
+int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases,
+	      const struct relay_auth *auth)
 {
 	struct qmgr q;
 	char path[PATH_MAX], err[256];
@@ -1325,19 +1283,8 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 	if (q.queue_fd < 0 || q.spool_fd < 0)
 		fatal("event=startup_failed dir=%s error=\"%s\"", LOG_ESC(path), strerror(errno));
 
-	char *auth_user = NULL, *auth_pass = NULL;
-	if (cfg->relayhost && cfg->relayhost_auth_file) {
-		int r = read_relay_auth(cfg->relayhost_auth_file, &auth_user, &auth_pass);
-		if (r < 0)
-			log_err("event=relayhost_auth_unusable file=%s error=\"%s\"",
-				LOG_ESC(cfg->relayhost_auth_file),
-				r == -EINVAL ? "expected a line 'USER PASSWORD'" : strerror(-r));
-	}
-	q.out = outbound_new(q.base, cfg, auth_user, auth_pass, err, sizeof err);
-	if (auth_pass)
-		explicit_bzero(auth_pass, strlen(auth_pass));
-	free(auth_user);
-	free(auth_pass);
+	q.out = outbound_new(q.base, cfg, auth ? auth->user : NULL, auth ? auth->pass : NULL, err,
+			     sizeof err);
 	if (!q.out)
 		log_err("event=outbound_unavailable error=%s", LOG_ESC(err));
 

@@ -20,9 +20,12 @@
 
 struct userdb;
 struct aliasdb;
+struct relay_auth;
 
 /* Run the queue manager until SIGTERM; returns the exit status. It owns users and
- * aliases (to address notices to local senders) and reloads them on SIGHUP. */
-int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases);
+ * aliases (to address notices to local senders) and reloads them on SIGHUP; auth
+ * (NULL: none) holds the relayhost's credentials, read by the master as root. */
+int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *aliases,
+	      const struct relay_auth *auth);
 
 #endif

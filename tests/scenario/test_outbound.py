@@ -291,7 +291,7 @@ class TestRelayhost(OutboundTest):
         auth = os.path.join(d, "relay-auth")
         with open(auth, "w") as f:
             f.write("# user and password\nsmtpuser s3cret pass\n")
-        os.chmod(auth, 0o644)
+        os.chmod(auth, 0o600)  # root's: the master reads it before it drops privileges
         w = self.world()
         relay_port = w.port
         w.server.extra_config += (f"relayhost relay.example.net:{relay_port}\nrelayhost-tls {tls}\n"
