@@ -29,6 +29,7 @@
 #include "queue/queue_list.h"
 #include "smtpd/smtp_server.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define DEFAULT_CONFIG "/etc/carteiro/carteiro.conf"
 
@@ -250,7 +251,8 @@ static void print_headers(const char *spool, const char *id)
 				len--;
 			if (len == 0)
 				break;
-			printf("  %s\n", LOG_ESCN(buf + start, len));
+			char line[1024];
+			printf("  %s\n", str_display(line, sizeof line, buf + start, len));
 			start = i + 1;
 		}
 	}

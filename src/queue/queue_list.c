@@ -18,6 +18,7 @@
 
 #include "queue/queue_file.h"
 #include "util/log.h"
+#include "util/str.h"
 
 struct entry {
 	char id[QUEUE_ID_LEN + 1];
@@ -106,7 +107,8 @@ void queue_list_format_message(struct buf *out, const struct envelope *env, time
 			    active ? "being delivered" : rcpt_status_name(rc->status));
 		const char *err = x && x->errors ? x->errors[k] : NULL;
 		if (err && err[0] && rc->status == RCPT_PENDING)
-			buf_appendf(out, "%46s   last error: %s\n", "", LOG_ESC(err));
+			buf_appendf(out, "%46s   last error: %s\n", "",
+				    str_display((char[600]){ 0 }, 600, err, strlen(err)));
 	}
 	if (x && x->next_attempt > 0) {
 		format_age(x->next_attempt - now, age, sizeof age);

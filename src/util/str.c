@@ -100,6 +100,39 @@ bool str_format(char *dst, size_t dstlen, const char *fmt, ...)
 	return n >= 0 && (size_t)n < dstlen;
 }
 
+const char *str_display(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool utf8 = utf8_valid(src, len);
+	size_t o = 0;
+
+	if (dstlen < 5) {
+		if (dstlen)
+			dst[0] = '\0';
+		return dst;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		bool plain = c == '\t' || (c >= 0x20 && c != 0x7f && (c < 0x80 || utf8));
+		size_t need = plain ? 1 : 4;
+		if (o + need + 4 > dstlen) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (plain) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 bool utf8_valid(const char *p, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)p;

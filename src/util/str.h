@@ -65,6 +65,12 @@ int parse_size(struct slice s, uint64_t *out);
 int parse_duration(struct slice s, uint64_t *out);
 
 /* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
+/*
+ * Text for a terminal (`carteiro queue`): src as is, except control bytes (but
+ * tab) and, unless src is valid UTF-8, bytes above 0x7e, which become \xNN.
+ * Cut (with "...") to fit dst. Returns dst.
+ */
+const char *str_display(char *dst, size_t dstlen, const char *src, size_t len);
 bool utf8_valid(const char *p, size_t n);
 
 #endif
