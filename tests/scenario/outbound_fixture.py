@@ -28,7 +28,7 @@ PY = "/usr/bin/python3"
 
 def port_free_everywhere(port, hosts):
     for h in hosts:
-        s = socket.socket()
+        s = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((h, port))
@@ -39,7 +39,7 @@ def port_free_everywhere(port, hosts):
     return True
 
 
-def common_port(hosts=("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6")):
+def common_port(hosts=("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "::1")):
     for _ in range(50):
         p = free_port()
         if port_free_everywhere(p, hosts):

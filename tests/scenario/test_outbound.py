@@ -20,8 +20,11 @@ BASE_RECORDS = {
     "a": [("mx1.example.net", "127.0.0.2"), ("mx2.example.net", "127.0.0.3"),
           ("mx1.down.example", "127.0.0.4"), ("mx2.down.example", "127.0.0.5"),
           ("nomx.example", "127.0.0.6"), ("relay.example.net", "127.0.0.2")],
+    "aaaa": [("mx.v6.example", "::1")],
     "nullmx": ["nomail.example"],
 }
+BASE_RECORDS["mx"].append(("v6.example", "mx.v6.example", 10))
+BASE_RECORDS["a"].append(("mx.v6.example", "127.0.0.9"))  # nothing listens there
 
 
 def send(srv, rcpts, sender=SENDER, subject="outbound", body="Hello there.\r\n", **kw):
@@ -87,6 +90,16 @@ class TestMx(OutboundTest):
         self.assertIn("event=connect_failed dest=down.example relay=mx1.down.example[127.0.0.4]",
                       w.server.log())
 
+    def test_ipv6_and_ipv4_addresses_both_tried(self):
+        w = self.world()
+        peer = w.peer("::1", "mx.v6.example")
+        w.start()
+        send(w.server, ["ivy@v6.example"])
+        env, _ = peer.wait_messages(1)[0]
+        self.assertEqual(env["rcpt_tos"], ["ivy@v6.example"])
+        w.server.wait_queue_empty()
+        self.assertRegex(w.server.log(), r"relay=mx\.v6\.example\[::1\]:\d+ .*status=sent")
+
     def test_no_mx_uses_the_a_record(self):
         w = self.world()
         peer = w.peer("127.0.0.6", "nomx.example")
@@ -144,6 +157,21 @@ class TestMx(OutboundTest):
         mx1.wait_messages(1)
         w.server.wait_mail("bob@example.test")
         w.server.wait_queue_empty()
+
+    def test_opportunistic_starttls_to_mx(self):
+        d = tempfile.mkdtemp(prefix="carteiro-certs-")
+        self.addCleanup(shutil.rmtree, d, True)
+        certs = make_certs(d)  # signed by a CA carteiro does not know: not verified, still used
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net", tls_cert=certs["cert"], tls_key=certs["key"])
+        w.start()
+        send(w.server, ["bob@example.net"])
+        env, _ = mx1.wait_messages(1)[0]
+        self.assertTrue(env["tls"])
+        w.server.wait_queue_empty()
+        log = w.server.log()
+        self.assertRegex(log, r"event=connected dest=example.net .*tls=TLSv1\.3 cipher=\S+ verified=no")
+        self.assertRegex(log, r"event=attempt to=<bob@example.net> .*tls=unverified status=sent")
 
     def test_dot_stuffing_and_bytes_preserved(self):
         w = self.world()
