@@ -239,6 +239,17 @@ class TestRetries(OutboundTest):
         self.assertIn("451", rcpts[0].get("Diagnostic-Code", "") + list(report.iter_parts())[0].get_content())
         w.server.wait_queue_empty()
 
+    def test_bounce_to_a_remote_sender_goes_out_from_null(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        send(w.server, ["ghost@nomail.example"], sender="writer@example.net", subject="far sender")
+        env, data = mx1.wait_messages(1)[0]
+        self.assertIn(env["mail_from"], ("", "<>"))  # aiosmtpd keeps the brackets of <>
+        self.assertEqual(env["rcpt_tos"], ["writer@example.net"])
+        self.check_report(parse(data), ["ghost@nomail.example"])
+        w.server.wait_queue_empty()
+
     def test_delay_warning_then_still_retried(self):
         w = self.world(extra="delay-warning 2s\n")
         mx1 = w.peer("127.0.0.2", "mx1.example.net", mail_fail=6)
