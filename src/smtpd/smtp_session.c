@@ -959,6 +959,8 @@ static void tls_failed(struct smtp_session *s, const char *what)
 
 	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && o < sizeof why) {
 		char one[200];
+		if (ERR_GET_LIB(e) == 0)
+			continue; /* libevent's own record of errno, not an OpenSSL reason */
 		ERR_error_string_n(e, one, sizeof one);
 		o += (size_t)snprintf(why + o, sizeof why - o, "%s%s", o ? "; " : "", one);
 	}
@@ -1475,6 +1477,12 @@ static void session_free(struct smtp_session *s, const char *reason)
 		free(s->sasl);
 	}
 	free(s->auth_user);
+	if (s->tls && s->state == S_CLOSING) {
+		/* An orderly close: close_notify, so the client sees the end was ours. */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		if (ssl && SSL_shutdown(ssl) < 0)
+			ERR_clear_error();
+	}
 	bufferevent_free(s->bev);
 	free(s->helo);
 	if (s->prev)

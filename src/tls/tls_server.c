@@ -116,7 +116,8 @@ static SSL_CTX *ctx_new(const char *cert, const char *key, char *err, size_t err
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		goto fail;
 	file = key;
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
 		goto fail;
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen, "tls-key %s does not match tls-cert %s (%s)", key, cert,

@@ -308,15 +308,21 @@ class Server:
     def log_path(self):
         return os.path.join(self.dir, "server.log")
 
+    def prepare(self):
+        """Make the directory, pick the ports and write the files (start() does it if
+        needed); a test may change them before start()."""
+        self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
+        os.chmod(self.dir, 0o755)  # the server runs as 'carteiro' when we are root
+        self.port = free_port(self.host)
+        if self.tls:
+            self.submission_port = free_port(self.host)
+            self.submissions_port = free_port(self.host)
+        self.write_config()
+        return self
+
     def start(self, timeout=20):
         if self.dir is None:
-            self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
-            os.chmod(self.dir, 0o755)  # the server runs as 'carteiro' when we are root
-            self.port = free_port(self.host)
-            if self.tls:
-                self.submission_port = free_port(self.host)
-                self.submissions_port = free_port(self.host)
-            self.write_config()
+            self.prepare()
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
