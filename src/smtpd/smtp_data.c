@@ -289,7 +289,7 @@ static size_t scan_text(struct smtp_data *d, struct run *r, const char *p, size_
 		return n;
 	}
 	if (k[1] == '\n') {
-		if (d->in_header && d->line_len == 1) {
+		if (d->in_header && d->line_len == 1 && d->header_end) {
 			/* The empty line: what is inserted goes before it. */
 			flush(d, r, k);
 			header_section_end(d);
@@ -326,6 +326,7 @@ void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode, uint64_t max_
 	d->max_size = max_size;
 	d->output = output;
 	d->output_ctx = output_ctx;
+	d->header_end = NULL;
 	smtp_data_reset(d);
 }
 

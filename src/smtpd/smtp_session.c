@@ -1575,9 +1575,9 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	}
 	s->counted = true;
 	s->relay_client = config_is_relay_client(d->cfg, peer);
-	log_info("sid=%s event=connect client=%s port=%s listener=%s kind=%s relay=%s", s->id,
-		 s->peer_ip, port, listener->text, listen_kind_name(listener->kind),
-		 s->relay_client ? "yes" : "no");
+	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s kind=%s", s->id,
+		 s->peer_ip, port, listener->text, s->relay_client ? "yes" : "no",
+		 listen_kind_name(listener->kind));
 	if (implicit)
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
