@@ -274,6 +274,20 @@ static int grow(void **array, size_t n, size_t size, struct directive *d)
 	return 0;
 }
 
+/* Append copy (which the list takes over, or frees on failure) to a string list. */
+static int append_string(char ***items, size_t *n, char *copy, struct directive *d)
+{
+	void *array = *items;
+
+	if (grow(&array, *n, sizeof copy, d) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	*items = array;
+	(*items)[(*n)++] = copy;
+	return 0;
+}
+
 static bool same_address(const struct netaddr *a, const struct netaddr *b)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
@@ -358,7 +372,6 @@ static int set_listen(struct config *cfg, struct directive *d)
 static int set_path_list(struct config *cfg, struct directive *d)
 {
 	struct str_list *list = FIELD(cfg, d->key, struct str_list);
-	void *array = list->items;
 	char *copy;
 
 	if (list->n >= d->key->max)
@@ -367,13 +380,7 @@ static int set_path_list(struct config *cfg, struct directive *d)
 	copy = strndup(d->words[0].ptr, d->words[0].len);
 	if (!copy)
 		return fail_nomem(d);
-	if (grow(&array, list->n, sizeof copy, d) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	list->items = array;
-	list->items[list->n++] = copy;
-	return 0;
+	return append_string(&list->items, &list->n, copy, d);
 }
 
 static void clear_path_list(struct config *cfg, const struct key *k)
@@ -397,7 +404,6 @@ static void clear_listens(struct config *cfg, const struct key *k)
 static int set_local_domain(struct config *cfg, struct directive *d)
 {
 	struct slice w = d->words[0];
-	void *array = cfg->local_domains;
 	char *copy;
 
 	if (!addr_domain_valid(w, false))
@@ -416,13 +422,7 @@ static int set_local_domain(struct config *cfg, struct directive *d)
 			return fail(d, "duplicate local-domain '%s'", Q(w));
 		}
 	}
-	if (grow(&array, cfg->nlocal_domains, sizeof copy, d) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	cfg->local_domains = array;
-	cfg->local_domains[cfg->nlocal_domains++] = copy;
-	return 0;
+	return append_string(&cfg->local_domains, &cfg->nlocal_domains, copy, d);
 }
 
 static void clear_local_domains(struct config *cfg, const struct key *k)

@@ -7,7 +7,8 @@ import re
 import subprocess
 import unittest
 
-from harness import (DEMO, PASSWORD, Server, ServerTest, SmtpAssertions, lf, message, test_pki)
+from harness import (DEMO, PASSWORD, ServerTest, SmtpAssertions, message, test_pki,
+                     tls_client_context)
 
 ALICE = "alice@example.test"
 ALIASES = {
@@ -16,6 +17,15 @@ ALIASES = {
     "a.liddell@example.test": ["alice@example.test"],
     "wonder@example.test": ["a.liddell@example.test"],
 }
+
+
+def submit_one(server, client):
+    """Log in as alice with client (an smtplib connection), send one message to demo; the
+    message as delivered."""
+    with client as s:
+        s.login(ALICE, PASSWORD)
+        s.sendmail(ALICE, [DEMO], message(sender=ALICE))
+    return server.wait_mail(DEMO)[0].decode()
 
 
 class Submission(SmtpAssertions, ServerTest):
@@ -76,7 +86,7 @@ class Submission(SmtpAssertions, ServerTest):
                          r"-> friend@far-away\.example \(remote, [a-z]+\)")
         # Without AUTH, the same client on port 25 may not relay.
         with self.server.smtp() as s:
-            s.starttls(context=__import__("harness").tls_client_context())
+            s.starttls(context=tls_client_context())
             s.ehlo()
             code, _ = s.mail(f"<{ALICE}>")
             self.assertEqual(code, 250)
@@ -116,10 +126,7 @@ class Submission(SmtpAssertions, ServerTest):
         self.assertNotIn("\nDate:", mx)
 
     def test_received_names_tls_not_the_user_by_default(self):
-        with self.server.submission() as s:
-            s.login(ALICE, PASSWORD)
-            s.sendmail(ALICE, [DEMO], message(sender=ALICE))
-        got = self.server.wait_mail(DEMO)[0].decode()
+        got = submit_one(self.server, self.server.submission())
         self.assertRegex(got, r"Received: from client\.example\.org \(\[127\.0\.0\.1\]\)\n"
                               r"\t\(using TLSv1\.3 with cipher \S+ \(\d+ bits\)\)\n"
                               r"\tby mx\.example\.test \(carteiro\) with ESMTPSA id \w+\n")
@@ -131,10 +138,7 @@ class ShowAuth(SmtpAssertions, ServerTest):
     server_args = {"tls": True, "extra_config": "received-show-auth yes\nauth-failure-delay 0"}
 
     def test_received_names_the_user(self):
-        with self.server.smtps() as s:
-            s.login(ALICE, PASSWORD)
-            s.sendmail(ALICE, [DEMO], message(sender=ALICE))
-        got = self.server.wait_mail(DEMO)[0].decode()
+        got = submit_one(self.server, self.server.smtps())
         self.assertRegex(got, r"\t\(authenticated as alice@example\.test\)\n"
                               r"\tby mx\.example\.test \(carteiro\) with ESMTPSA id ")
 
