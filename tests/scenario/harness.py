@@ -69,14 +69,15 @@ def openssl(*args, cwd=None):
     return p.stdout
 
 
-def make_server_cert(directory, name, serial, cn="localhost"):
-    """A key and a certificate (serial given, SAN localhost, 127.0.0.1, mx.example.test) signed
-    by the test CA, as directory/name.key and directory/name.pem; their paths."""
+def make_server_cert(directory, name, serial, cn="localhost",
+                     san="DNS:localhost,IP:127.0.0.1,DNS:mx.example.test"):
+    """A key and a certificate (serial given, SAN localhost, 127.0.0.1, mx.example.test unless
+    told) signed by the test CA, as directory/name.key and directory/name.pem; their paths."""
     pki = _pki if "ca" in _pki else test_pki()
     key, csr, pem = (os.path.join(directory, f"{name}.{ext}") for ext in ("key", "csr", "pem"))
     ext = os.path.join(directory, f"{name}.ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:mx.example.test\n"
+        f.write(f"subjectAltName={san}\n"
                 "extendedKeyUsage=serverAuth\n")
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", key, "-out", csr, "-subj", f"/CN={cn}")

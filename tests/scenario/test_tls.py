@@ -145,6 +145,38 @@ class ImplicitTls(SmtpAssertions, ServerTest):
         self.assertEqual(got.count("with ESMTPSA id"), 2)
 
 
+class Sni(unittest.TestCase):
+    def test_second_certificate_chosen_by_server_name(self):
+        srv = Server(tls=True).prepare()
+        try:
+            cert, key = make_server_cert(srv.dir, "other", 4004, cn="mail.other.test",
+                                         san="DNS:mail.other.test,DNS:*.other.test")
+            srv.extra_config += f"\ntls-cert {cert}\ntls-key {key}\n"
+            srv.write_config()
+            srv.start()
+            for name, serial in (("mail.other.test", "0FA4"), ("imap.other.test", "0FA4"),
+                                 ("localhost", "03E9"), ("unknown.example", "03E9")):
+                with self.subTest(name=name):
+                    p = s_client("-connect", f"127.0.0.1:{srv.submissions_port}",
+                                 "-servername", name, "-showcerts")
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    x = subprocess.run(["openssl", "x509", "-noout", "-serial"],
+                                       input=p.stdout, capture_output=True, text=True)
+                    self.assertEqual(x.stdout.strip(), f"serial={serial}")
+            srv.wait_log(r"event=tls .*sni=mail\.other\.test")
+        finally:
+            srv.cleanup()
+
+
+class HandshakeTimeout(SmtpAssertions, ServerTest):
+    server_args = {"tls": True, "extra_config": "smtp-command-timeout 1s"}
+
+    def test_silent_client_is_dropped_after_the_command_timeout(self):
+        with self.server.raw(port=self.server.submissions_port, greet=False) as r:
+            self.assertTrue(r.closed(timeout=5))
+        self.server.wait_log(r"event=tls_failed client=127\.0\.0\.1 error=timeout")
+
+
 class Reload(SmtpAssertions, unittest.TestCase):
     def peer_serial(self, srv):
         with srv.smtps() as s:
