@@ -3,8 +3,8 @@
  * bytes, with the real command parser, DATA/BDAT reader, recipient
  * resolution and spool underneath.
  *
- * The first input byte picks the client address (relay client or not) and
- * how the rest is cut into writes; the rest is what the client sends before
+ * The first input byte picks the client address (relay client, loopback with
+ * AUTH offered in plaintext, or neither) and how the rest is cut into writes; the rest is what the client sends before
  * it closes its side. The session runs on a real event loop over a
  * socketpair; the spool is in /dev/shm so that fsync costs nothing.
  * Invariants: the session always ends (EOF closes it), every reply line the
@@ -30,6 +30,7 @@
 #include "mail/resolve.h"
 #include "mail/users.h"
 #include "queue/queue_store.h"
+#include "smtpd/auth_limit.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
@@ -74,7 +75,10 @@ static void setup(void)
 			abort();
 	}
 	atexit(remove_dir);
-	write_file("users", "demo@example.test:x\nalice@example.test:x\n");
+	/* alice's hash is SHA-512-crypt of "secret" (a cheap scheme: AUTH succeeds fast). */
+	write_file("users", "demo@example.test:x\nalice@example.test:"
+			    "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8w"
+			    "iOQSpT0Y77vwPZN.Pq.H91p5hVO1\n");
 	write_file("aliases", "postmaster@example.test: demo@example.test\n"
 			      "team@example.test: demo@example.test, alice@example.test, "
 			      "x@remote.test\n"
@@ -84,7 +88,8 @@ static void setup(void)
 		 "hostname mx.example.test\nspool %s/spool\nmaildir-root %s/mail\n"
 		 "listen smtp 127.0.0.1:2525\nlocal-domain example.test\nusers %s/users\n"
 		 "aliases %s/aliases\nrelay-network 10.0.0.0/8\nmax-message-size 64K\n"
-		 "max-recipients 5\nsmtp-max-errors 50\n",
+		 "max-recipients 5\nsmtp-max-errors 50\nauth-plaintext-loopback yes\n"
+		 "auth-failure-delay 0\nauth-max-failures 1000\n",
 		 dir, dir, dir, dir);
 	config_init(&cfg);
 	if (config_parse(&cfg, "<fuzz>", text, strlen(text), NULL, NULL) != 0)
@@ -97,8 +102,9 @@ static void setup(void)
 	d.base = event_base_new();
 	d.pool = iopool_new(d.base, 1);
 	d.limits = conn_limit_create(100, 100, 1);
+	d.auth_limits = auth_limit_create();
 	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
-	if (!d.base || !d.pool || !d.limits || !d.resolve_scratch ||
+	if (!d.base || !d.pool || !d.limits || !d.auth_limits || !d.resolve_scratch ||
 	    smtpd_load_maps(&cfg, NULL, NULL, &d.users, &d.aliases) != 0 ||
 	    queue_store_open(&d.store, cfg.spool, d.pool, 1) != 0)
 		abort();
@@ -161,11 +167,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sockaddr_in peer;
 	memset(&peer, 0, sizeof peer);
 	peer.sin_family = AF_INET;
-	peer.sin_addr.s_addr = htonl((mode & 1) ? 0x0a010203u : 0xc0000201u); /* relay or not */
+	/* A relay client, or a loopback one (AUTH offered without TLS), or neither. */
+	static const uint32_t peers[4] = { 0xc0000201u, 0x0a010203u, 0x7f000001u, 0x7f000001u };
+	peer.sin_addr.s_addr = htonl(peers[mode & 3]);
 	peer.sin_port = htons(40000);
 	smtp_session_start(&d, sv[0], (struct sockaddr *)&peer, sizeof peer, &cfg.listens[0]);
 
-	size_t chunk = (mode >> 1) ? (mode >> 1) * 7 : size; /* how the client cuts its writes */
+	size_t chunk = (mode >> 2) ? (mode >> 2) * 7 : size; /* how the client cuts its writes */
 	size_t sent = 0, got = 0;
 	bool closed_write = false;
 	for (int iter = 0; iter < 100000; iter++) {

@@ -5,6 +5,7 @@
  *   carteiro check [-c FILE | --demo]                         validate a configuration
  *   carteiro queue list [-c FILE | --demo]                    show the queue
  *   carteiro queue show|flush|delete|hold|release|bounce ID   control the running queue
+ *   carteiro passwd                                           hash a password (yescrypt)
  *   carteiro help [config | demo-config]                      usage, keys, demo config
  *   carteiro --version
  */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "conf/config.h"
@@ -22,12 +24,15 @@
 #include "conf/version.h"
 #include "deliver/relay_auth.h"
 #include "mail/aliases.h"
+#include "mail/password.h"
+#include "mail/sasl.h"
 #include "mail/users.h"
 #include "master/master.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
 #include "queue/queue_list.h"
 #include "smtpd/smtp_server.h"
+#include "tls/tls_server.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -46,12 +51,15 @@ static const char usage_text[] =
 	"  queue show|flush|delete|hold|release|bounce ID [-c FILE | --demo]\n"
 	"                      one message: details; retry now; remove; put aside; take back;\n"
 	"                      return to the sender\n"
+	"  passwd              read a password (terminal: asked twice, no echo; else one\n"
+	"                      line of stdin) and print its yescrypt hash for the users file\n"
 	"  help [config | demo-config]\n"
 	"                      this text, the configuration keys, or the demo configuration\n"
 	"  --version           print the version\n"
 	"\n"
 	"-c FILE defaults to " DEFAULT_CONFIG "; --demo uses the built-in demo\n"
-	"configuration (SMTP on 127.0.0.1:2525, files under ./run/).\n";
+	"configuration (SMTP on 127.0.0.1:2525, submission on 2587 and 2465, files\n"
+	"under ./run/).\n";
 
 struct cli {
 	const char *config_path;
@@ -199,6 +207,15 @@ static int cmd_check(int argc, char **argv)
 		}
 		relay_auth_free(&ra);
 	}
+	/* Certificates and keys as the server will load them: unreadable, broken, mismatched. */
+	struct tls_server *tls = NULL;
+	char tls_err[TLS_ERROR_MAX];
+	bool demo_tls_missing = cli.demo && cfg.tls_certs.n && access(cfg.tls_certs.items[0], F_OK);
+	if (!errors && !demo_tls_missing && tls_server_load(&cfg, &tls, tls_err, sizeof tls_err) < 0) {
+		fprintf(stderr, "%s: %s\n", cli.demo ? "<demo>" : cli.config_path, tls_err);
+		errors++;
+	}
+	tls_server_free(tls);
 	if (errors || maps < 0) {
 		if (errors)
 			report_count(errors, "configuration");
@@ -308,6 +325,87 @@ static int cmd_queue(int argc, char **argv)
 	return r == 0 ? 0 : 1;
 }
 
+/* One line from fd into buf (no line end); false at EOF with nothing read or when too long. */
+static bool read_password_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+	char c;
+	ssize_t r;
+
+	while ((r = read(fd, &c, 1)) == 1 && c != '\n') {
+		if (n + 1 >= len)
+			return false;
+		buf[n++] = c;
+	}
+	if (r < 0 || (r == 0 && n == 0))
+		return false;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return true;
+}
+
+/* Ask on the terminal without echo. */
+static bool ask_password(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, quiet;
+	bool ok;
+
+	fputs(prompt, stderr);
+	fflush(stderr);
+	if (tcgetattr(STDIN_FILENO, &old) < 0)
+		return false;
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	ok = read_password_line(STDIN_FILENO, buf, len);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	return ok;
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+	char pw[SASL_PASSWORD_MAX + 2], again[SASL_PASSWORD_MAX + 2], hash[PASSWORD_HASH_MAX];
+	int status = 1;
+	(void)argv;
+
+	if (argc > 1) {
+		fputs("usage: carteiro passwd  (reads the password from the terminal or stdin)\n",
+		      stderr);
+		return 1;
+	}
+	if (isatty(STDIN_FILENO)) {
+		if (!ask_password("Password: ", pw, sizeof pw) ||
+		    !ask_password("Again: ", again, sizeof again)) {
+			fputs("carteiro: no password read\n", stderr);
+			goto out;
+		}
+		if (strcmp(pw, again) != 0) {
+			fputs("carteiro: the passwords differ\n", stderr);
+			goto out;
+		}
+	} else if (!read_password_line(STDIN_FILENO, pw, sizeof pw)) {
+		fputs("carteiro: no password on stdin (or longer than 1024 bytes)\n", stderr);
+		goto out;
+	}
+	if (pw[0] == '\0' || strlen(pw) > SASL_PASSWORD_MAX) {
+		fputs("carteiro: the password must be 1 to 1024 bytes\n", stderr);
+		goto out;
+	}
+	int r = password_hash(pw, hash, sizeof hash);
+	if (r < 0) {
+		fprintf(stderr, "carteiro: cannot hash: %s\n", strerror(-r));
+		goto out;
+	}
+	printf("%s\n", hash);
+	status = 0;
+out:
+	explicit_bzero(pw, sizeof pw);
+	explicit_bzero(again, sizeof again);
+	return status;
+}
+
 static int cmd_help(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "config") == 0) {
@@ -339,6 +437,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(cmd, "queue") == 0)
 		return cmd_queue(argc - 1, argv + 1);
+	if (strcmp(cmd, "passwd") == 0)
+		return cmd_passwd(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
 		return cmd_help(argc - 1, argv + 1);
 	fprintf(stderr, "carteiro: unknown command '%s'\n\n%s", cmd, usage_text);

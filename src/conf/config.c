@@ -274,6 +274,20 @@ static int grow(void **array, size_t n, size_t size, struct directive *d)
 	return 0;
 }
 
+/* Append copy (which the list takes over, or frees on failure) to a string list. */
+static int append_string(char ***items, size_t *n, char *copy, struct directive *d)
+{
+	void *array = *items;
+
+	if (grow(&array, *n, sizeof copy, d) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	*items = array;
+	(*items)[(*n)++] = copy;
+	return 0;
+}
+
 static bool same_address(const struct netaddr *a, const struct netaddr *b)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
@@ -288,21 +302,58 @@ static bool same_address(const struct netaddr *a, const struct netaddr *b)
 	return memcmp(ka, kb, sizeof ka) == 0;
 }
 
+/* Listener kinds and the options each implies (submission's STARTTLS: see check_whole). */
+static const struct {
+	const char *name;
+	enum listen_kind kind;
+	unsigned flags;
+} listen_kinds[] = {
+	{ "smtp", LISTEN_SMTP, 0 },
+	{ "submission", LISTEN_SUBMISSION, LISTEN_AUTH_REQUIRED },
+	{ "submissions", LISTEN_SUBMISSIONS, LISTEN_IMPLICIT_TLS | LISTEN_AUTH_REQUIRED },
+};
+
+static const struct {
+	const char *name;
+	unsigned flag;
+} listen_options[] = {
+	{ "starttls", LISTEN_STARTTLS },
+	{ "implicit-tls", LISTEN_IMPLICIT_TLS },
+	{ "auth-required", LISTEN_AUTH_REQUIRED },
+};
+
 static int set_listen(struct config *cfg, struct directive *d)
 {
 	struct listen_cfg l = { .kind = LISTEN_SMTP };
 	struct slice kind = d->words[0], addr = d->words[1];
 	void *array = cfg->listens;
+	size_t k;
 
-	if (!slice_eq_cstr_nocase(kind, "smtp"))
-		return fail(d, "unknown listener kind '%s' (expected smtp)", Q(kind));
+	for (k = 0; k < ARRAY_LEN(listen_kinds); k++)
+		if (slice_eq_cstr_nocase(kind, listen_kinds[k].name))
+			break;
+	if (k == ARRAY_LEN(listen_kinds))
+		return fail(d, "unknown listener kind '%s' (expected smtp, submission or "
+			       "submissions)", Q(kind));
+	l.kind = listen_kinds[k].kind;
+	l.flags = listen_kinds[k].flags;
 	if (netaddr_parse_hostport(addr, &l.addr) < 0 || !slice_copy(l.text, sizeof l.text, addr))
 		return fail(d, "bad listen address '%s' (expected IPV4:PORT, [IPV6]:PORT "
 			       "or *:PORT)", Q(addr));
 	if (netaddr_port((const struct sockaddr *)&l.addr.ss) == 0)
 		return fail(d, "bad listen address '%s': port 0 is not allowed", Q(addr));
-	if (d->nwords > 2)
-		return fail(d, "unknown listen option '%s'", Q(d->words[2]));
+	for (size_t i = 2; i < d->nwords && i < CONFIG_WORDS_MAX; i++) {
+		size_t o;
+		for (o = 0; o < ARRAY_LEN(listen_options); o++)
+			if (slice_eq_cstr_nocase(d->words[i], listen_options[o].name))
+				break;
+		if (o == ARRAY_LEN(listen_options))
+			return fail(d, "unknown listen option '%s' (expected starttls, implicit-tls "
+				       "or auth-required)", Q(d->words[i]));
+		l.flags |= listen_options[o].flag;
+	}
+	if ((l.flags & LISTEN_STARTTLS) && (l.flags & LISTEN_IMPLICIT_TLS))
+		return fail(d, "listen options starttls and implicit-tls exclude each other");
 	for (size_t i = 0; i < cfg->nlistens; i++)
 		if (same_address(&cfg->listens[i].addr, &l.addr))
 			return fail(d, "duplicate listen address '%s' (same as '%s')", Q(addr),
@@ -317,6 +368,31 @@ static int set_listen(struct config *cfg, struct directive *d)
 	return 0;
 }
 
+/* A repeatable path (tls-cert, tls-key): kept as written, in order. */
+static int set_path_list(struct config *cfg, struct directive *d)
+{
+	struct str_list *list = FIELD(cfg, d->key, struct str_list);
+	char *copy;
+
+	if (list->n >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	copy = strndup(d->words[0].ptr, d->words[0].len);
+	if (!copy)
+		return fail_nomem(d);
+	return append_string(&list->items, &list->n, copy, d);
+}
+
+static void clear_path_list(struct config *cfg, const struct key *k)
+{
+	struct str_list *list = FIELD(cfg, k, struct str_list);
+	for (size_t i = 0; i < list->n; i++)
+		free(list->items[i]);
+	free(list->items);
+	list->items = NULL;
+	list->n = 0;
+}
+
 static void clear_listens(struct config *cfg, const struct key *k)
 {
 	(void)k;
@@ -328,7 +404,6 @@ static void clear_listens(struct config *cfg, const struct key *k)
 static int set_local_domain(struct config *cfg, struct directive *d)
 {
 	struct slice w = d->words[0];
-	void *array = cfg->local_domains;
 	char *copy;
 
 	if (!addr_domain_valid(w, false))
@@ -347,13 +422,7 @@ static int set_local_domain(struct config *cfg, struct directive *d)
 			return fail(d, "duplicate local-domain '%s'", Q(w));
 		}
 	}
-	if (grow(&array, cfg->nlocal_domains, sizeof copy, d) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	cfg->local_domains = array;
-	cfg->local_domains[cfg->nlocal_domains++] = copy;
-	return 0;
+	return append_string(&cfg->local_domains, &cfg->nlocal_domains, copy, d);
 }
 
 static void clear_local_domains(struct config *cfg, const struct key *k)
@@ -655,6 +724,7 @@ static const struct key_type type_relayhost = { set_relayhost, clear_string, 1, 
 static const struct key_type type_relayhost_tls = { set_relayhost_tls, NULL, 1, 1, UNIT_NONE };
 static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1,
 						     CONFIG_WORDS_MAX, UNIT_NONE };
+static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -670,7 +740,8 @@ static const struct key keys[] = {
 	{ "user", &type_user, OFF(user), 0, "carteiro", 0, 0, 0,
 	  "NAME", "when started as root, run as this user once the ports are bound" },
 	{ "listen", &type_listen, OFF(listens), 0, NULL, 0, 256, KEY_REPEAT,
-	  "smtp ADDR:PORT", "accept SMTP (MX) connections: 192.0.2.1:25, [2001:db8::1]:25, *:25" },
+	  "KIND ADDR:PORT [OPTION...]",
+	  "KIND smtp, submission, submissions; OPTION starttls, implicit-tls, auth-required" },
 	{ "local-domain", &type_local_domain, OFF(local_domains), 0, NULL, 0, 10000, KEY_REPEAT,
 	  "DOMAIN", "deliver mail for this domain here" },
 	{ "users", &type_file, OFF(users_file), OFF(users_line), NULL, 0, 0, 0,
@@ -742,6 +813,22 @@ static const struct key keys[] = {
 	  "yes|no", "also log to syslog (facility mail)" },
 	{ "log-level", &type_log_level, OFF(log_level), 0, "info", 0, 0, 0,
 	  "error|warning|info|debug", "least important messages that are logged" },
+
+	/* TLS and authentication */
+	{ "tls-cert", &type_path_list, OFF(tls_certs), 0, NULL, 0, 16, KEY_REPEAT,
+	  "PATH", "PEM certificate chain; several pairs are chosen by SNI, the first is the default" },
+	{ "tls-key", &type_path_list, OFF(tls_keys), 0, NULL, 0, 16, KEY_REPEAT,
+	  "PATH", "PEM private key of the tls-cert of the same rank" },
+	{ "auth-plaintext-loopback", &type_bool, OFF(auth_plaintext_loopback), 0, "no", 0, 0, 0,
+	  "yes|no", "offer AUTH without TLS to loopback clients (127.0.0.0/8, ::1)" },
+	{ "received-show-auth", &type_bool, OFF(received_show_auth), 0, "no", 0, 0, 0,
+	  "yes|no", "name the authenticated user in the Received header" },
+	{ "auth-max-failures", &type_count, OFF(auth_max_failures), 0, "5", 1, 1000, 0,
+	  "NUMBER", "failed AUTH attempts from one address (all workers) before it is banned" },
+	{ "auth-ban-time", &type_duration, OFF(auth_ban_time), 0, "10m", 1, 86400, 0,
+	  "DURATION", "how long failures are remembered, and how long a ban lasts" },
+	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
+	  "DURATION", "pause before the 535 reply to a failed AUTH" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */
@@ -1041,6 +1128,29 @@ static void parse_line(struct parser *p, unsigned line, struct slice s)
 		report(p, line, d.msg);
 }
 
+/* TLS keys go in pairs; a listener that speaks TLS needs one; submission offers STARTTLS
+ * whenever a certificate is configured. */
+static void check_tls(struct parser *p)
+{
+	struct config *cfg = p->cfg;
+	unsigned cert_line = p->seen[find_key_cstr("tls-cert") - keys];
+
+	if (cfg->tls_certs.n != cfg->tls_keys.n) {
+		unsigned line = cert_line ? cert_line : p->seen[find_key_cstr("tls-key") - keys];
+		reportf(p, line, "%zu tls-cert but %zu tls-key: they go in pairs", cfg->tls_certs.n,
+			cfg->tls_keys.n);
+	}
+	for (size_t i = 0; i < cfg->nlistens; i++) {
+		struct listen_cfg *l = &cfg->listens[i];
+		if (l->kind == LISTEN_SUBMISSION && cfg->tls_certs.n && !(l->flags & LISTEN_IMPLICIT_TLS))
+			l->flags |= LISTEN_STARTTLS;
+		if (listen_uses_tls(l) && cfg->tls_certs.n == 0)
+			reportf(p, p->seen[find_key_cstr("listen") - keys],
+				"listen %s %s needs TLS, but no tls-cert is set",
+				listen_kind_name(l->kind), l->text);
+	}
+}
+
 /* What only the whole file can tell. */
 static void check_whole(struct parser *p)
 {
@@ -1055,6 +1165,7 @@ static void check_whole(struct parser *p)
 		reportf(p, line, "max-connections-per-ip (%u) is larger than max-connections (%u)",
 			cfg->max_connections_per_ip, cfg->max_connections);
 	}
+	check_tls(p);
 }
 
 unsigned config_parse(struct config *cfg, const char *name, const char *text, size_t len,

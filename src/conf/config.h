@@ -21,14 +21,29 @@
 #include "util/netaddr.h"
 
 enum listen_kind {
-	LISTEN_SMTP, /* port 25 style: MX service */
+	LISTEN_SMTP,        /* port 25 style: MX service */
+	LISTEN_SUBMISSION,  /* RFC 6409: port 587, STARTTLS, AUTH required */
+	LISTEN_SUBMISSIONS, /* RFC 8314: port 465, implicit TLS, AUTH required */
+};
+
+/* Listener options (struct listen_cfg.flags); the kind implies some (see config.c). */
+enum {
+	LISTEN_STARTTLS = 1 << 0,      /* offer STARTTLS (RFC 3207) */
+	LISTEN_IMPLICIT_TLS = 1 << 1,  /* TLS from the first byte (RFC 8314 3.3) */
+	LISTEN_AUTH_REQUIRED = 1 << 2, /* MAIL needs AUTH first (530 5.7.0) */
 };
 
 struct listen_cfg {
 	enum listen_kind kind;
 	struct netaddr addr;
 	char text[NETADDR_TEXT_MAX]; /* as written in the file, for logs */
-	unsigned flags;              /* reserved for listener options */
+	unsigned flags;              /* LISTEN_* */
+};
+
+/* A list of strings (a repeatable key). */
+struct str_list {
+	char **items;
+	size_t n;
 };
 
 enum relayhost_tls {
@@ -91,6 +106,15 @@ struct config {
 	unsigned queue_lifetime; /* seconds before a message bounces */
 	unsigned delay_warning;  /* seconds before a delay notice; 0: never */
 
+	/* TLS and authentication */
+	struct str_list tls_certs;      /* tls-cert files, paired in order with tls_keys */
+	struct str_list tls_keys;
+	bool auth_plaintext_loopback;   /* AUTH without TLS for loopback clients */
+	bool received_show_auth;        /* name the AUTH user in Received */
+	unsigned auth_max_failures;     /* failed AUTHs from one address before a ban */
+	unsigned auth_ban_time;         /* seconds */
+	unsigned auth_failure_delay;    /* seconds before a 535 */
+
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;
 };
@@ -124,6 +148,11 @@ unsigned config_load_file(struct config *cfg, const char *path, config_report_fn
 bool config_is_local_domain(const struct config *cfg, const char *domain);
 /* Is the client address inside a relay-network? */
 bool config_is_relay_client(const struct config *cfg, const struct sockaddr *sa);
+
+/* "smtp", "submission", "submissions". */
+const char *listen_kind_name(enum listen_kind kind);
+/* Does the listener speak TLS from the start, or offer STARTTLS? */
+bool listen_uses_tls(const struct listen_cfg *l);
 
 /* Print every key with its default and documentation (for `carteiro help config`). */
 void config_print_keys(FILE *out);

@@ -23,3 +23,20 @@ bool config_is_relay_client(const struct config *cfg, const struct sockaddr *sa)
 			return true;
 	return false;
 }
+
+const char *listen_kind_name(enum listen_kind kind)
+{
+	switch (kind) {
+	case LISTEN_SUBMISSION:
+		return "submission";
+	case LISTEN_SUBMISSIONS:
+		return "submissions";
+	default:
+		return "smtp";
+	}
+}
+
+bool listen_uses_tls(const struct listen_cfg *l)
+{
+	return (l->flags & (LISTEN_STARTTLS | LISTEN_IMPLICIT_TLS)) != 0;
+}

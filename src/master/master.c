@@ -31,8 +31,10 @@
 #include "mail/users.h"
 #include "queue/queue_manager.h"
 #include "queue/queue_store.h"
+#include "smtpd/auth_limit.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_server.h"
+#include "tls/tls_server.h"
 #include "util/log.h"
 
 /* Queue ids have 31 worker slots (0 is the queue manager's). */
@@ -59,6 +61,8 @@ struct master {
 	unsigned nworkers;
 	int *fds; /* one listening socket per listener, shared by every worker */
 	struct conn_limit *limits;
+	struct auth_limit *auth_limits;
+	struct tls_server *tls;   /* last good TLS context, handed to every new worker */
 	struct userdb *users;     /* last good tables, handed to every new worker */
 	struct aliasdb *aliases;
 	struct relay_auth relay_auth; /* read as root; the queue manager inherits it */
@@ -201,7 +205,9 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		status = qmgr_main(m->cfg, users, aliases,
 				   m->relay_auth.user ? &m->relay_auth : NULL);
 	} else {
-		status = smtpd_worker_main(m->cfg, c->index, m->fds, m->limits, users, aliases);
+		struct smtpd_shared shared = { m->limits, m->auth_limits, m->tls };
+		m->tls = NULL; /* the worker's now */
+		status = smtpd_worker_main(m->cfg, c->index, m->fds, &shared, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */
 		for (size_t i = 0; i < m->cfg->nlistens; i++)
 			m->fds[i] = -1;
@@ -320,6 +326,7 @@ static void supervise(struct master *m)
 			case SIGHUP:
 				/* First here, so that a worker restarted later gets the new tables. */
 				smtpd_reload_maps(m->cfg, &m->users, &m->aliases);
+				tls_server_reload(m->cfg, &m->tls);
 				signal_children(m, SIGHUP);
 				break;
 			case SIGTERM:
@@ -349,6 +356,8 @@ static void master_free(struct master *m)
 	if (m->sigfd >= 0)
 		close(m->sigfd);
 	conn_limit_destroy(m->limits);
+	auth_limit_destroy(m->auth_limits);
+	tls_server_free(m->tls);
 	if (m->users)
 		userdb_free(m->users);
 	if (m->aliases)
@@ -374,8 +383,12 @@ static bool bind_all(struct master *m)
 			return false;
 		}
 		m->fds[i] = fd;
-		log_info("event=listening listener=smtp address=%s workers=%u", cfg->listens[i].text,
-			 m->nworkers);
+		log_info("event=listening listener=%s address=%s tls=%s auth_required=%s workers=%u",
+			 listen_kind_name(cfg->listens[i].kind), cfg->listens[i].text,
+			 cfg->listens[i].flags & LISTEN_IMPLICIT_TLS ? "implicit"
+			 : cfg->listens[i].flags & LISTEN_STARTTLS   ? "starttls"
+								     : "no",
+			 cfg->listens[i].flags & LISTEN_AUTH_REQUIRED ? "yes" : "no", m->nworkers);
 	}
 	return true;
 }
@@ -430,13 +443,20 @@ int master_main(struct config *cfg)
 			log_warn("event=relayhost_auth_exposed file=%s advice=\"chmod 600: only root "
 				 "should read the password\"", LOG_ESC(cfg->relayhost_auth_file));
 	}
+	/* Keys are read now, while root can read them; the workers inherit the context. */
+	char tls_err[TLS_ERROR_MAX];
+	if (tls_server_load(cfg, &m.tls, tls_err, sizeof tls_err) < 0) {
+		fprintf(stderr, "carteiro: %s\n", tls_err);
+		goto out;
+	}
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	m.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 2 ? ncpu : 2);
 	if (m.nworkers > WORKERS_MAX)
 		m.nworkers = WORKERS_MAX;
 	m.limits = conn_limit_create(cfg->max_connections, cfg->max_connections_per_ip, m.nworkers);
-	if (!m.limits || !bind_all(&m))
+	m.auth_limits = auth_limit_create();
+	if (!m.limits || !m.auth_limits || !bind_all(&m))
 		goto out;
 
 	raise_fd_limit(cfg);

@@ -16,10 +16,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "util/log.h"
 #include "util/netaddr.h"
+#include "util/shm.h"
 
 struct conn_entry {
 	uint8_t key[16];
@@ -51,16 +51,6 @@ static struct conn_entry *slot_at(struct conn_limit *cl, size_t i)
 	return (struct conn_entry *)(void *)(cl->data + base + i * cl->entry_size);
 }
 
-static size_t key_hash(const uint8_t key[16])
-{
-	uint64_t h = 1469598103934665603ull;
-	for (int i = 0; i < 16; i++) {
-		h ^= key[i];
-		h *= 1099511628211ull;
-	}
-	return (size_t)(h ^ (h >> 29));
-}
-
 struct conn_limit *conn_limit_create(unsigned max_total, unsigned max_per_ip, unsigned nworkers)
 {
 	size_t nslots = 64;
@@ -70,16 +60,10 @@ struct conn_limit *conn_limit_create(unsigned max_total, unsigned max_per_ip, un
 	size_t base = ((size_t)nworkers * sizeof(uint32_t) + 15) & ~(size_t)15;
 	size_t size = sizeof(struct conn_limit) + base + nslots * entry_size;
 
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
+	struct conn_limit *cl = shm_map(size);
+	if (!cl)
 		return NULL;
-	struct conn_limit *cl = p;
-	pthread_mutexattr_t attr;
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-	pthread_mutex_init(&cl->lock, &attr);
-	pthread_mutexattr_destroy(&attr);
+	shm_mutex_init(&cl->lock);
 	cl->map_size = size;
 	cl->max_total = max_total;
 	cl->max_per_ip = max_per_ip;
@@ -92,31 +76,25 @@ struct conn_limit *conn_limit_create(unsigned max_total, unsigned max_per_ip, un
 void conn_limit_destroy(struct conn_limit *cl)
 {
 	if (cl)
-		munmap(cl, cl->map_size);
+		shm_unmap(cl, cl->map_size);
 }
 
+/* A worker that dies inside the critical section: the master rebuilds its share. */
 static void cl_lock(struct conn_limit *cl)
 {
-	int r = pthread_mutex_lock(&cl->lock);
-	if (r == EOWNERDEAD) {
-		/* A worker died inside the critical section; the master rebuilds its share. */
-		log_warn("event=conn_limit_owner_died");
-		pthread_mutex_consistent(&cl->lock);
-	} else if (r != 0) {
-		panic("conn_limit: mutex lock failed: %d", r);
-	}
+	shm_mutex_lock(&cl->lock, "conn_limit");
 }
 
 static void cl_unlock(struct conn_limit *cl)
 {
-	pthread_mutex_unlock(&cl->lock);
+	shm_mutex_unlock(&cl->lock);
 }
 
 /* The slot holding key, or the free slot where it would go. */
 static size_t find_slot(struct conn_limit *cl, const uint8_t key[16])
 {
 	size_t mask = cl->nslots - 1;
-	size_t i = key_hash(key) & mask;
+	size_t i = netaddr_key_hash(key) & mask;
 	for (;;) {
 		struct conn_entry *e = slot_at(cl, i);
 		if (e->total == 0 || memcmp(e->key, key, 16) == 0)
@@ -137,7 +115,7 @@ static void delete_slot(struct conn_limit *cl, size_t i)
 			struct conn_entry *e = slot_at(cl, j);
 			if (e->total == 0)
 				return;
-			size_t home = key_hash(e->key) & mask;
+			size_t home = netaddr_key_hash(e->key) & mask;
 			/* Move e back to i unless its home lies cyclically in (i, j]. */
 			bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 			if (!stays) {

@@ -26,6 +26,8 @@
  */
 #include "smtpd/smtp_command.h"
 
+#include "mail/sasl.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -91,6 +93,8 @@ size_t smtp_command_line_max(enum smtp_verb verb)
 		return LINE_MAIL_MAX;
 	case SMTP_VERB_RCPT:
 		return LINE_RCPT_MAX;
+	case SMTP_VERB_AUTH:
+		return SASL_LINE_MAX + 2; /* RFC 4954 4: the initial response makes it long */
 	default:
 		return LINE_BASE;
 	}

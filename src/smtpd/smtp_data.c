@@ -54,15 +54,24 @@ enum data_state {
 	DS_DOT_CR,     /* DATA: the line is ".\r" so far; LF now ends the data */
 };
 
-/* d->header_state: how far the current line is from "Received" WSP* ":" */
+/* d->header_state: how far the current line is from a name of interest, WSP* ":" */
 enum header_state {
 	HDR_NAME,     /* in the field name; header_name_len octets match */
-	HDR_NAME_WSP, /* after "Received" and some WSP */
+	HDR_NAME_WSP, /* after the name and some WSP */
 	HDR_SKIP,     /* the line has been decided (or we are past the headers) */
 };
 
-static const char received_name[] = "received";
-#define RECEIVED_NAME_LEN (sizeof(received_name) - 1)
+/* The field names looked for (lower-case), as bits of d->header_cands. */
+enum { NAME_RECEIVED, NAME_DATE, NAME_MESSAGE_ID, NAME_COUNT };
+static const struct {
+	const char *text;
+	size_t len;
+} header_names[NAME_COUNT] = {
+	[NAME_RECEIVED] = { "received", 8 },
+	[NAME_DATE] = { "date", 4 },
+	[NAME_MESSAGE_ID] = { "message-id", 10 },
+};
+#define ALL_NAMES ((1u << NAME_COUNT) - 1)
 
 /*
  * The bytes of the current feed that are waiting to be written, from ptr to
@@ -168,13 +177,61 @@ static void line_end(struct smtp_data *d)
 	d->line_len = 0;
 	d->header_state = d->in_header ? HDR_NAME : HDR_SKIP;
 	d->header_name_len = 0;
+	d->header_cands = ALL_NAMES;
 	d->state = DS_LINE_START;
+}
+
+/* A name of interest followed by ':' ends here: record it. */
+static void header_name_end(struct smtp_data *d)
+{
+	for (unsigned k = 0; k < NAME_COUNT; k++) {
+		if (!(d->header_cands & (1u << k)) || header_names[k].len != d->header_name_len)
+			continue;
+		if (k == NAME_RECEIVED && d->received_count < UINT_MAX)
+			d->received_count++;
+		else if (k == NAME_DATE)
+			d->headers_seen |= SMTP_DATA_HDR_DATE;
+		else if (k == NAME_MESSAGE_ID)
+			d->headers_seen |= SMTP_DATA_HDR_MESSAGE_ID;
+	}
+}
+
+/* Keep the candidate names whose next octet is c; false when none is left. */
+static bool header_name_next(struct smtp_data *d, char c)
+{
+	char lc = ascii_tolower(c);
+	for (unsigned k = 0; k < NAME_COUNT; k++) {
+		if ((d->header_cands & (1u << k)) &&
+		    (d->header_name_len >= header_names[k].len ||
+		     header_names[k].text[d->header_name_len] != lc))
+			d->header_cands &= ~(1u << k);
+	}
+	if (!d->header_cands)
+		return false;
+	d->header_name_len++;
+	return true;
+}
+
+/*
+ * The header section ends (at an empty line, or at the end of a message
+ * without body) and nothing before this point is still held in the run:
+ * insert what the caller wants there, once.
+ */
+static void header_section_end(struct smtp_data *d)
+{
+	if (!d->header_end)
+		return;
+	const char *add = d->header_end(d->output_ctx, d->headers_seen);
+	d->header_end = NULL;
+	if (add && add[0])
+		emit(d, add, strlen(add));
 }
 
 /*
  * Follow the field name of a header line through the octets p[0..n), up to
  * the first CR or LF (which ends it either way): a "Received" WSP* ":" is
- * counted. Lines starting with WSP continue the previous field.
+ * counted, a Date or Message-ID recorded. Lines starting with WSP continue the
+ * previous field.
  */
 static void header_scan(struct smtp_data *d, const char *p, size_t n)
 {
@@ -182,18 +239,14 @@ static void header_scan(struct smtp_data *d, const char *p, size_t n)
 		char c = p[i];
 
 		if (c == ':') {
-			if (d->header_name_len == RECEIVED_NAME_LEN && d->received_count < UINT_MAX)
-				d->received_count++;
+			header_name_end(d);
 			d->header_state = HDR_SKIP;
 		} else if (c == ' ' || c == '\t') {
 			if (d->header_name_len == 0)
 				d->header_state = HDR_SKIP;
 			else
 				d->header_state = HDR_NAME_WSP;
-		} else if (d->header_state == HDR_NAME && d->header_name_len < RECEIVED_NAME_LEN &&
-			   ascii_tolower(c) == received_name[d->header_name_len]) {
-			d->header_name_len++;
-		} else {
+		} else if (d->header_state != HDR_NAME || !header_name_next(d, c)) {
 			d->header_state = HDR_SKIP;
 		}
 	}
@@ -236,6 +289,11 @@ static size_t scan_text(struct smtp_data *d, struct run *r, const char *p, size_
 		return n;
 	}
 	if (k[1] == '\n') {
+		if (d->in_header && d->line_len == 1 && d->header_end) {
+			/* The empty line: what is inserted goes before it. */
+			flush(d, r, k);
+			header_section_end(d);
+		}
 		line_grow_lf(d, r, k);
 		line_end(d);
 		return (size_t)(k + 2 - p);
@@ -268,7 +326,13 @@ void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode, uint64_t max_
 	d->max_size = max_size;
 	d->output = output;
 	d->output_ctx = output_ctx;
+	d->header_end = NULL;
 	smtp_data_reset(d);
+}
+
+void smtp_data_set_header_end(struct smtp_data *d, smtp_data_header_end_fn *fn)
+{
+	d->header_end = fn;
 }
 
 /* Start a new message with the same configuration (results cleared). */
@@ -281,8 +345,10 @@ void smtp_data_reset(struct smtp_data *d)
 		.output = d->output,
 		.output_ctx = d->output_ctx,
 		.state = DS_LINE_START,
+		.header_end = d->header_end,
 		.in_header = true,
 		.header_state = HDR_NAME,
+		.header_cands = ALL_NAMES,
 	};
 }
 
@@ -319,6 +385,8 @@ size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n)
 		case DS_DOT_CR:
 			if (p[i] == '\n') {
 				/* The run is empty here: the dot and the CR were never in it. */
+				if (d->in_header)
+					header_section_end(d);
 				d->done = true;
 				i++;
 				goto out;
@@ -332,6 +400,8 @@ size_t smtp_data_feed(struct smtp_data *d, const char *p, size_t n)
 			/* Only ever the state at the start of a feed. */
 			d->state = DS_TEXT;
 			if (p[i] == '\n') {
+				if (d->in_header && d->line_len == 1)
+					header_section_end(d); /* the run is empty: before the CRLF */
 				r.cr = true; /* so the CR position is not needed */
 				line_grow_lf(d, &r, NULL);
 				line_end(d);
@@ -364,12 +434,14 @@ void smtp_data_bdat_end(struct smtp_data *d)
 		emit(d, "\r", 1);
 		d->state = DS_TEXT;
 	}
-	if (d->state == DS_LINE_START)
-		return; /* empty, or already ends with CRLF */
-	/* The stored line gets the CRLF, so the limit counts it. */
-	if (d->line_len <= SMTP_DATA_LINE_MAX && d->line_len + 2 > SMTP_DATA_LINE_MAX)
-		d->flags |= SMTP_DATA_LINE_TOO_LONG;
-	emit(d, "\r\n", 2);
-	d->line_len = 0;
-	d->state = DS_LINE_START;
+	if (d->state != DS_LINE_START) {
+		/* The stored line gets the CRLF, so the limit counts it. */
+		if (d->line_len <= SMTP_DATA_LINE_MAX && d->line_len + 2 > SMTP_DATA_LINE_MAX)
+			d->flags |= SMTP_DATA_LINE_TOO_LONG;
+		emit(d, "\r\n", 2);
+		d->line_len = 0;
+		d->state = DS_LINE_START;
+	}
+	if (d->in_header)
+		header_section_end(d); /* a message without body */
 }

@@ -26,7 +26,12 @@
  *    RFC 5321 4.5.3.1.6) sets SMTP_DATA_LINE_TOO_LONG;
  *  - more than max_size octets of output sets SMTP_DATA_TOO_BIG;
  *  - in the header section (up to the first empty line), header lines whose
- *    name is "Received" (any case) are counted in received_count.
+ *    name is "Received" (any case) are counted in received_count, and the
+ *    presence of Date and Message-ID is recorded in headers_seen;
+ *  - with a header_end callback (smtp_data_set_header_end), the text it
+ *    returns is inserted at the end of the header section: before the empty
+ *    line that ends it, or at the end of a message that has no body. RFC 6409
+ *    8 lets a submission server add a missing Date or Message-ID this way.
  * After the first error flag, nothing more is written to the output; the
  * session reads on to the end and then refuses the message with the reason.
  */
@@ -52,8 +57,17 @@ enum {
 	SMTP_DATA_OUTPUT_FAILED = 1 << 4, /* the output callback returned an error */
 };
 
+/* smtp_data.headers_seen */
+enum {
+	SMTP_DATA_HDR_DATE = 1 << 0,
+	SMTP_DATA_HDR_MESSAGE_ID = 1 << 1,
+};
+
 /* Receives output bytes; returns 0, or <0 to stop output (sets OUTPUT_FAILED). */
 typedef int smtp_data_output_fn(void *ctx, const char *p, size_t n);
+/* At the end of the header section, with the SMTP_DATA_HDR_* seen: whole header lines
+ * (CRLF-ended) to insert there, or NULL. */
+typedef const char *smtp_data_header_end_fn(void *ctx, unsigned headers_seen);
 
 struct smtp_data {
 	/* Configuration, kept across smtp_data_reset(). */
@@ -61,25 +75,30 @@ struct smtp_data {
 	uint64_t max_size;
 	smtp_data_output_fn *output;
 	void *output_ctx;
+	smtp_data_header_end_fn *header_end; /* NULL: insert nothing */
 
 	/* Parser state; private. */
 	int state;              /* where the reader stands in the line (smtp_data.c) */
 	size_t line_len;        /* octets in the current line so far, as received */
 	bool in_header;         /* still in the header section */
 	int header_state;       /* where the current line's field name stands */
-	size_t header_name_len; /* octets of "Received" matched so far */
+	size_t header_name_len; /* octets of the field name matched so far */
+	unsigned header_cands;  /* names of interest the field name may still be */
 
 	/* Results. */
 	bool done;              /* DATA: CRLF.CRLF seen */
 	unsigned flags;         /* SMTP_DATA_* errors */
 	uint64_t size;          /* octets written to output (or that would have been) */
 	unsigned received_count;
+	unsigned headers_seen;  /* SMTP_DATA_HDR_* */
 	bool eight_bit;         /* a byte >= 0x80 was seen */
 };
 
 /* Set the mode, the size limit and the output, and reset the state. */
 void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode, uint64_t max_size,
 		    smtp_data_output_fn *output, void *output_ctx);
+/* Call fn (with the output's ctx) at the end of the header section. */
+void smtp_data_set_header_end(struct smtp_data *d, smtp_data_header_end_fn *fn);
 /* Start a new message with the same configuration (results cleared). */
 void smtp_data_reset(struct smtp_data *d);
 

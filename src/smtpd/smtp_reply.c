@@ -1,6 +1,7 @@
 /*
  * smtp_reply: the reply table. Codes per RFC 5321 4.2.2 and 4.3.2,
- * enhanced codes per RFC 3463 (and RFC 6531 for SMTPUTF8, RFC 3030 for BDAT).
+ * enhanced codes per RFC 3463 (and RFC 6531 for SMTPUTF8, RFC 3030 for BDAT,
+ * RFC 3207 for STARTTLS, RFC 4954 6 and RFC 5248 for AUTH).
  */
 #include "smtpd/smtp_reply.h"
 
@@ -10,7 +11,7 @@
 
 static const struct smtp_reply replies[R_COUNT] = {
 	[R_HELP] = { 214, "2.0.0",
-		     "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY (RFC 5321)" },
+		     "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH" },
 	[R_BYE] = { 221, "2.0.0", "Bye" },
 	[R_OK] = { 250, "2.0.0", "OK" },
 	[R_SENDER_OK] = { 250, "2.1.0", "Sender OK" },
@@ -63,6 +64,24 @@ static const struct smtp_reply replies[R_COUNT] = {
 	[R_NO_VALID_RCPTS] = { 554, "5.5.1", "No valid recipients" },
 	[R_STARTTLS_UNAVAILABLE] = { 502, "5.5.1", "STARTTLS not available on this port" },
 	[R_AUTH_UNAVAILABLE] = { 502, "5.5.1", "AUTH not available on this port" },
+	[R_STARTTLS_GO] = { 220, "2.0.0", "Ready to start TLS" },
+	[R_STARTTLS_TEMP] = { 454, "4.7.0", "TLS not available due to temporary reason" },
+	[R_TLS_ACTIVE] = { 503, "5.5.1", "Bad sequence of commands: TLS already active" },
+	[R_TXN_IN_PROGRESS] = { 503, "5.5.1",
+				"Bad sequence of commands: not during a mail transaction" },
+	[R_AUTH_OK] = { 235, "2.7.0", "Authentication successful" },
+	[R_AUTH_ALREADY] = { 503, "5.5.1", "Bad sequence of commands: already authenticated" },
+	[R_AUTH_CANCELLED] = { 501, "5.0.0", "Authentication cancelled" },
+	[R_AUTH_DECODE] = { 501, "5.5.2", "Cannot decode the AUTH response" },
+	[R_AUTH_MECH_UNKNOWN] = { 504, "5.5.4", "Unrecognized authentication type" },
+	[R_AUTH_FAILED] = { 535, "5.7.8", "Authentication credentials invalid" },
+	[R_AUTH_NEED_TLS] = { 538, "5.7.11",
+			      "Encryption required for requested authentication mechanism" },
+	[R_AUTH_REQUIRED] = { 530, "5.7.0", "Authentication required" },
+	[R_AUTH_BANNED] = { 421, "4.7.0",
+			    "Too many failed authentication attempts, try again later" },
+	[R_AUTH_TEMP] = { 454, "4.7.0", "Temporary authentication failure" },
+	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address not owned by the authenticated user" },
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)

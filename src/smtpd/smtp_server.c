@@ -19,6 +19,7 @@
 #include "mail/users.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_session.h"
+#include "tls/tls_server.h"
 #include "util/iopool.h"
 #include "util/log.h"
 
@@ -167,8 +168,10 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	struct smtpd *d = arg;
 	(void)sig;
 	(void)what;
-	/* Sessions keep no pointers into the tables between commands: swap at once. */
+	/* Sessions keep no pointers into the tables between commands: swap at once.
+	 * Each TLS session holds a reference to the context it started with. */
 	smtpd_reload_maps(d->cfg, &d->users, &d->aliases);
+	tls_server_reload(d->cfg, &d->tls);
 }
 
 static int add_listeners(struct smtpd *d, const int *fds)
@@ -198,7 +201,8 @@ static int add_listeners(struct smtpd *d, const int *fds)
 }
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
-		      struct conn_limit *limits, struct userdb *users, struct aliasdb *aliases)
+		      const struct smtpd_shared *shared, struct userdb *users,
+		      struct aliasdb *aliases)
 {
 	struct smtpd d;
 	int r;
@@ -206,7 +210,9 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	memset(&d, 0, sizeof d);
 	d.cfg = cfg;
 	d.worker = worker;
-	d.limits = limits;
+	d.limits = shared->limits;
+	d.auth_limits = shared->auth_limits;
+	d.tls = shared->tls;
 	log_set_role("smtpd");
 	d.base = event_base_new();
 	if (!d.base)
@@ -251,6 +257,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	event_free(d.ev_deadline);
 	userdb_free(d.users);
 	aliasdb_free(d.aliases);
+	tls_server_free(d.tls);
 	free(d.resolve_scratch);
 	event_base_free(d.base);
 	log_info("event=stopped worker=%u", worker);

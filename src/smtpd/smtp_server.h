@@ -6,7 +6,8 @@
  * on the shared sockets (whichever worker is idle takes a connection),
  * enforces the shared connection limits, and runs the sessions
  * (smtp_session.c). Accepted mail goes to the spool through the worker's I/O
- * pool (queue_store.c). SIGHUP reloads the users and aliases files; SIGTERM
+ * pool (queue_store.c). SIGHUP reloads the users and aliases files and the
+ * TLS certificates and keys (when the server user can read them); SIGTERM
  * stops accepting, closes idle sessions with 421, lets transactions in flight
  * finish, and exits when none is left or shutdown-timeout has passed.
  */
@@ -27,6 +28,8 @@ struct conn_limit;
 struct smtp_session;
 struct userdb;
 struct aliasdb;
+struct auth_limit;
+struct tls_server;
 
 /* Results of resolving one RCPT (aliases can fan out). */
 #define SMTPD_RESOLVE_MAX 1000
@@ -42,6 +45,8 @@ struct smtpd {
 	struct iopool *pool;
 	struct queue_store store;
 	struct conn_limit *limits;
+	struct auth_limit *auth_limits; /* failed AUTHs, shared by the workers */
+	struct tls_server *tls;         /* NULL when no tls-cert is configured */
 	struct smtpd_listener **listeners;
 	size_t nlisteners;
 	struct smtp_session *sessions; /* every open session, for shutdown */
@@ -54,11 +59,19 @@ struct smtpd {
 
 /*
  * Run worker number `worker` on the given listening sockets (fds[i] belongs
- * to cfg->listens[i]) with the master's users and aliases tables (the worker
- * owns them from now on). Returns the process exit status.
+ * to cfg->listens[i]) with the master's users and aliases tables and TLS
+ * context (the worker owns them from now on). Returns the process exit status.
  */
+/* What the master makes before it forks the workers, shared by (or copied into) each. */
+struct smtpd_shared {
+	struct conn_limit *limits;
+	struct auth_limit *auth_limits;
+	struct tls_server *tls; /* the worker owns its copy's reference */
+};
+
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
-		      struct conn_limit *limits, struct userdb *users, struct aliasdb *aliases);
+		      const struct smtpd_shared *shared, struct userdb *users,
+		      struct aliasdb *aliases);
 
 /* Load the users and aliases files named in cfg (either may be absent); both are
  * read and every error reported even when the first fails. */

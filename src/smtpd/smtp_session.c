@@ -4,7 +4,10 @@
  * RFC 5321 (commands 4.1.1, replies 4.2, sequencing 4.1.4 and 4.3.2,
  * limits 4.5.3.1, Received 4.4), RFC 2920 PIPELINING, RFC 1870 SIZE,
  * RFC 6152 8BITMIME, RFC 2034 ENHANCEDSTATUSCODES, RFC 6531 SMTPUTF8,
- * RFC 3030 CHUNKING/BDAT, RFC 3461 DSN (parameters kept in the envelope).
+ * RFC 3030 CHUNKING/BDAT, RFC 3461 DSN (parameters kept in the envelope),
+ * RFC 3207 STARTTLS, RFC 8314 implicit TLS, RFC 4954 AUTH (mechanisms in
+ * mail/sasl.c), RFC 6409 submission (8.2 Date, 8.3 Message-ID), RFC 3848
+ * (ESMTPS/ESMTPA/ESMTPSA in Received).
  *
  * Security notes:
  *  - Every line is bounded before it is copied (CMD_LINE_ABS_MAX, then the
@@ -17,33 +20,53 @@
  *    local addresses to mailboxes, so an address trick cannot relay.
  *  - The reply 250 to the end of the data is sent only from the spool's
  *    commit callback, after the message is durable.
+ *  - STARTTLS: whatever the client sent behind the command is discarded, the
+ *    220 is flushed, and only then does TLS start on the socket; the session
+ *    then starts over (no HELO, no transaction), CVE-2011-0411.
+ *  - AUTH is offered only over TLS (or to loopback clients when
+ *    auth-plaintext-loopback is set); responses are never logged; the
+ *    password is checked on an I/O thread while the session waits; a failure
+ *    is answered after auth-failure-delay and counted in the table shared by
+ *    the workers (auth_limit.c), which bans an address after
+ *    auth-max-failures. An authenticated user may relay, and may use as
+ *    sender only addresses that resolve to their own mailbox (or <>).
  */
 #include "smtpd/smtp_session.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "mail/password.h"
 #include "mail/resolve.h"
+#include "mail/sasl.h"
 #include "queue/queue_store.h"
+#include "smtpd/auth_limit.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_data.h"
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
+#include "tls/tls_server.h"
+#include "util/iopool.h"
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/str.h"
 
-/* The longest line ever buffered; each verb then has its own, smaller limit. */
-#define CMD_LINE_ABS_MAX 2048
+/* The longest line ever buffered (an AUTH line, RFC 4954 4); each verb then has its own,
+ * mostly smaller, limit. */
+#define CMD_LINE_ABS_MAX (SASL_LINE_MAX + 2)
 /* Stop answering commands while this much output waits for a client that does not read. */
 #define OUTPUT_HIGH (64u * 1024)
 /* libevent stops reading a socket once this much input is buffered. */
@@ -64,11 +87,16 @@ enum smtp_state {
 	S_BDAT,       /* between BDAT chunks of a transaction */
 	S_COMMIT,     /* the message is being made durable; input waits */
 	S_CLOSING,    /* a final reply is being flushed; then the connection closes */
+	S_TLS_START,  /* STARTTLS: the 220 is being flushed; input waits */
+	S_TLS_HANDSHAKE, /* the TLS handshake runs; no command is read */
+	S_AUTH,       /* AUTH: a challenge was sent, the response line is due */
+	S_AUTH_CHECK, /* AUTH: the password is being checked (or a failure delayed) */
 	S_COUNT
 };
 
 static const char *const state_names[S_COUNT] = {
 	"connected", "ready", "mail", "rcpt", "data", "bdat-chunk", "bdat", "commit", "closing",
+	"tls-start", "tls-handshake", "auth", "auth-check",
 };
 
 #define ST(x) (1u << (x))
@@ -86,7 +114,10 @@ struct smtp_txn {
 	bool bdat_failed;    /* a chunk was refused: refuse the rest until LAST/RSET */
 	enum smtp_reply_id bdat_error;
 	uint64_t bdat_total; /* declared chunk sizes so far */
+	char added_headers[ADDR_DOMAIN_MAX + 128]; /* Date/Message-ID added on submission */
 };
+
+struct auth_check;
 
 struct smtp_session {
 	struct smtpd *d;
@@ -119,6 +150,28 @@ struct smtp_session {
 	char qids[SESSION_QIDS_MAX][QUEUE_ID_LEN + 1];
 	unsigned nqids;
 	const char *close_reason;
+
+	/* TLS and AUTH */
+	bool tls;                       /* the connection is encrypted */
+	struct tls_info tls_info;       /* valid when tls */
+	char *auth_user;                /* the account's address after AUTH, else NULL */
+	struct sasl *sasl;              /* the AUTH exchange in progress */
+	struct auth_check *auth_check;  /* the password check in flight */
+	struct event *auth_delay;       /* the pause before a failure reply */
+	bool auth_banned;               /* the failure being delayed banned the client */
+	enum smtp_reply_id refused;     /* the 421 of a connection limit (when !counted) */
+};
+
+/* A password check on an I/O thread; s is NULL once the session is gone. */
+struct auth_check {
+	struct iojob job; /* first: the pool hands it back */
+	struct smtp_session *s;
+	enum sasl_mech mech;
+	bool known; /* the user exists */
+	bool ok;
+	char user[SASL_NAME_MAX + 1]; /* the account's address, or the name given */
+	char hash[PASSWORD_HASH_MAX];
+	char password[SASL_PASSWORD_MAX + 1];
 };
 
 /* An address for a log line: escaped, and "" for the null path. */
@@ -131,6 +184,7 @@ struct smtp_command_def {
 };
 
 static void session_process(struct smtp_session *s);
+static void session_greet(struct smtp_session *s);
 static void session_free(struct smtp_session *s, const char *reason);
 
 /* --- state and replies ---------------------------------------------------- */
@@ -217,13 +271,54 @@ static enum smtp_state idle_state(const struct smtp_session *s)
 	return s->helo ? S_READY : S_CONNECTED;
 }
 
+/* RFC 3848 and RFC 6531 7: ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
 static const char *protocol_name(const struct smtp_session *s)
 {
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
 	if (!s->esmtp)
 		return "SMTP";
-	if (s->txn && s->txn->mail.smtputf8)
-		return "UTF8SMTP";
-	return "ESMTP";
+	bool utf8 = s->txn && s->txn->mail.smtputf8;
+	return names[utf8][(s->tls ? 1 : 0) + (s->auth_user ? 2 : 0)];
+}
+
+/* RFC 5322 3.3 date-time, in UTC. */
+static void rfc5322_date(char *dst, size_t len, time_t t)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(dst, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* Submission (RFC 6409 8.2, 8.3): a missing Date or Message-ID is added. */
+static const char *submission_headers(void *ctx, unsigned seen)
+{
+	struct smtp_session *s = ctx;
+	struct smtp_txn *txn = s->txn;
+	char date[64], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t o = 0;
+
+	txn->added_headers[0] = '\0';
+	if (!(seen & SMTP_DATA_HDR_DATE)) {
+		rfc5322_date(date, sizeof date, now);
+		o += (size_t)snprintf(txn->added_headers, sizeof txn->added_headers,
+				      "Date: %s\r\n", date);
+	}
+	if (!(seen & SMTP_DATA_HDR_MESSAGE_ID) && o < sizeof txn->added_headers) {
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+		snprintf(txn->added_headers + o, sizeof txn->added_headers - o,
+			 "Message-ID: <%s.%s@%s>\r\n", stamp, txn->env.id, s->d->cfg->hostname);
+	}
+	if (txn->added_headers[0])
+		log_info("sid=%s qid=%s event=headers_added date=%s message_id=%s", s->id,
+			 txn->env.id, seen & SMTP_DATA_HDR_DATE ? "no" : "yes",
+			 seen & SMTP_DATA_HDR_MESSAGE_ID ? "no" : "yes");
+	return txn->added_headers;
 }
 
 static int data_output(void *ctx, const char *p, size_t n)
@@ -239,30 +334,36 @@ static void spool_resume(void *arg)
 	session_process(s);
 }
 
-/* RFC 5321 4.4 trace header; every field here is ours or validated. */
+/*
+ * RFC 5321 4.4 trace header; every field here is ours or validated. TLS
+ * (version, cipher) and, with received-show-auth, the user go in comments
+ * after the from clause, as Postfix writes them.
+ */
 static int write_received(struct smtp_session *s)
 {
 	struct smtp_txn *txn = s->txn;
-	char date[64], buf[1024];
-	time_t now = time(NULL);
-	struct tm tm;
+	char date[64], tls[128] = "", auth[SASL_NAME_MAX + 32] = "", buf[2048];
 	int n;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	rfc5322_date(date, sizeof date, time(NULL));
 	const char *lit_prefix = strchr(s->peer_ip, ':') ? "IPv6:" : "";
+	if (s->tls)
+		snprintf(tls, sizeof tls, "\t(using %s with cipher %s (%d bits))\r\n",
+			 s->tls_info.version, s->tls_info.cipher, s->tls_info.bits);
+	if (s->auth_user && s->d->cfg->received_show_auth)
+		snprintf(auth, sizeof auth, "\t(authenticated as %s)\r\n", s->auth_user);
 	if (txn->rcpt_cmds == 1)
 		n = snprintf(buf, sizeof buf,
-			     "Received: from %s ([%s%s])\r\n\tby %s (carteiro) with %s id %s\r\n"
+			     "Received: from %s ([%s%s])\r\n%s%s\tby %s (carteiro) with %s id %s\r\n"
 			     "\tfor <%s>; %s\r\n",
-			     s->helo, lit_prefix, s->peer_ip, s->d->cfg->hostname, protocol_name(s),
-			     txn->env.id, txn->first_rcpt, date);
+			     s->helo, lit_prefix, s->peer_ip, tls, auth, s->d->cfg->hostname,
+			     protocol_name(s), txn->env.id, txn->first_rcpt, date);
 	else
 		n = snprintf(buf, sizeof buf,
-			     "Received: from %s ([%s%s])\r\n\tby %s (carteiro) with %s id %s;\r\n"
+			     "Received: from %s ([%s%s])\r\n%s%s\tby %s (carteiro) with %s id %s;\r\n"
 			     "\t%s\r\n",
-			     s->helo, lit_prefix, s->peer_ip, s->d->cfg->hostname, protocol_name(s),
-			     txn->env.id, date);
+			     s->helo, lit_prefix, s->peer_ip, tls, auth, s->d->cfg->hostname,
+			     protocol_name(s), txn->env.id, date);
 	if (n < 0 || (size_t)n >= sizeof buf)
 		return -ENAMETOOLONG;
 	return queue_txn_write(txn->q, buf, (size_t)n);
@@ -280,6 +381,8 @@ static int content_begin(struct smtp_session *s, bool bdat)
 	txn->bdat = bdat;
 	smtp_data_init(&txn->reader, bdat ? SMTP_DATA_MODE_BDAT : SMTP_DATA_MODE_DATA,
 		       s->d->cfg->max_message_size, data_output, s);
+	if (s->listener->kind != LISTEN_SMTP || s->auth_user)
+		smtp_data_set_header_end(&txn->reader, submission_headers);
 	int r = write_received(s);
 	if (r < 0) {
 		queue_txn_abort(txn->q);
@@ -356,6 +459,18 @@ static void content_end(struct smtp_session *s)
 
 /* --- command handlers ----------------------------------------------------- */
 
+static bool starttls_offered(const struct smtp_session *s)
+{
+	return !s->tls && s->d->tls && (s->listener->flags & LISTEN_STARTTLS);
+}
+
+/* AUTH only where the password cannot be read on the way (RFC 4954 4, RFC 8314). */
+static bool auth_offered(const struct smtp_session *s)
+{
+	return s->tls || (s->d->cfg->auth_plaintext_loopback &&
+			  netaddr_is_loopback((const struct sockaddr *)&s->peer));
+}
+
 static void cmd_helo_common(struct smtp_session *s, struct slice arg, bool esmtp)
 {
 	if (!smtp_helo_valid(arg)) {
@@ -381,16 +496,24 @@ static void cmd_helo_common(struct smtp_session *s, struct slice arg, bool esmtp
 		evbuffer_add_printf(out, "250 %s\r\n", cfg->hostname);
 		return;
 	}
-	evbuffer_add_printf(out,
-			    "250-%s Hello [%s]\r\n"
-			    "250-PIPELINING\r\n"
-			    "250-SIZE %llu\r\n"
-			    "250-ENHANCEDSTATUSCODES\r\n"
-			    "250-8BITMIME\r\n"
-			    "250-DSN\r\n"
-			    "250-SMTPUTF8\r\n"
-			    "250 CHUNKING\r\n",
-			    cfg->hostname, s->peer_ip, (unsigned long long)cfg->max_message_size);
+	char size[32];
+	const char *ext[10];
+	size_t n = 0;
+	snprintf(size, sizeof size, "SIZE %llu", (unsigned long long)cfg->max_message_size);
+	ext[n++] = "PIPELINING";
+	ext[n++] = size;
+	ext[n++] = "ENHANCEDSTATUSCODES";
+	ext[n++] = "8BITMIME";
+	ext[n++] = "DSN";
+	ext[n++] = "SMTPUTF8";
+	if (starttls_offered(s))
+		ext[n++] = "STARTTLS";
+	if (auth_offered(s) && !s->auth_user)
+		ext[n++] = "AUTH PLAIN LOGIN";
+	ext[n++] = "CHUNKING";
+	evbuffer_add_printf(out, "250-%s Hello [%s]\r\n", cfg->hostname, s->peer_ip);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "250%c%s\r\n", i + 1 < n ? '-' : ' ', ext[i]);
 }
 
 static void cmd_helo(struct smtp_session *s, struct slice arg)
@@ -419,11 +542,38 @@ static enum smtp_reply_id cmd_error_reply(int r, bool sender)
 	}
 }
 
+/* May the authenticated user send as from? Their address, or one that resolves to their
+ * mailbox (an alias of theirs, user+tag); <> too, for bounces and receipts. */
+static bool sender_owned(struct smtp_session *s, const struct addr *from)
+{
+	const struct config *cfg = s->d->cfg;
+	struct resolve_ctx rc = { cfg, s->d->users, s->d->aliases };
+	struct resolved *res = s->d->resolve_scratch;
+	size_t n = 0;
+
+	if (from->null || str_casecmp(from->text, s->auth_user) == 0)
+		return true;
+	if (from->literal || !config_is_local_domain(cfg, from->domain) ||
+	    resolve_recipient(&rc, from, res, SMTPD_RESOLVE_MAX, &n) != RESOLVE_OK)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (res[i].kind == RESOLVE_LOCAL && strcmp(res[i].address, s->auth_user) == 0)
+			return true;
+	return false;
+}
+
 static void cmd_mail(struct smtp_session *s, struct slice arg)
 {
-	struct smtp_txn *txn = calloc(1, sizeof *txn);
+	struct smtp_txn *txn;
 	int aerr = 0;
 
+	if ((s->listener->flags & LISTEN_AUTH_REQUIRED) && !s->auth_user) {
+		log_info("sid=%s event=reject stage=mail reason=auth_required client=%s", s->id,
+			 s->peer_ip);
+		reply_error(s, R_AUTH_REQUIRED, NULL);
+		return;
+	}
+	txn = calloc(1, sizeof *txn);
 	if (!txn) {
 		reply(s, R_LOCAL_ERROR, NULL);
 		return;
@@ -444,6 +594,13 @@ static void cmd_mail(struct smtp_session *s, struct slice arg)
 		reply_error(s, R_SIZE_EXCEEDED, NULL);
 		return;
 	}
+	if (s->auth_user && !sender_owned(s, &txn->mail.from)) {
+		log_info("sid=%s event=reject stage=mail reason=sender_not_owned user=%s from=<%s>",
+			 s->id, s->auth_user, ESC_ADDR(txn->mail.from.text));
+		free(txn);
+		reply_error(s, R_SENDER_NOT_OWNED, NULL);
+		return;
+	}
 	envelope_init(&txn->env);
 	struct envelope *env = &txn->env;
 	if (envelope_set(&env->sender, txn->mail.from.text) < 0 ||
@@ -459,9 +616,10 @@ static void cmd_mail(struct smtp_session *s, struct slice arg)
 	env->ret = txn->mail.ret == SMTP_RET_FULL ? 'F' : txn->mail.ret == SMTP_RET_HDRS ? 'H' : 0;
 	queue_store_new_id(&s->d->store, env->id);
 	s->txn = txn;
-	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu", s->id, env->id,
-		 s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
-		 (unsigned long long)txn->mail.size);
+	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu%s%s", s->id,
+		 env->id, s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
+		 (unsigned long long)txn->mail.size, s->auth_user ? " user=" : "",
+		 s->auth_user ? s->auth_user : "");
 	session_enter(s, S_MAIL);
 	reply(s, R_SENDER_OK, NULL);
 }
@@ -524,7 +682,7 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 			rcpt_reject(s, ra.to.text, "expansion_too_large", R_TOO_MANY_RCPTS);
 			return;
 		}
-	} else if (!s->relay_client) {
+	} else if (!s->relay_client && !s->auth_user) {
 		rcpt_reject(s, ra.to.text, "relay_denied", R_RELAY_DENIED);
 		return;
 	} else {
@@ -698,16 +856,318 @@ static void cmd_expn(struct smtp_session *s, struct slice arg)
 	reply_error(s, R_NOT_IMPLEMENTED, NULL);
 }
 
-static void cmd_starttls(struct smtp_session *s, struct slice arg)
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Callbacks, back-pressure and dirty shutdown for a (new) bufferevent of the session. */
+static void session_bev_setup(struct smtp_session *s)
 {
-	(void)arg;
-	reply_error(s, R_STARTTLS_UNAVAILABLE, NULL);
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	if (s->tls || (s->listener->flags & LISTEN_IMPLICIT_TLS) || s->state == S_TLS_START)
+		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 }
 
+/*
+ * The 220 to STARTTLS is out: TLS takes over the socket. A TLS bufferevent of
+ * its own on the socket (rather than a filter over the plain one) writes
+ * straight to the kernel, so a last reply is never left behind at close.
+ * Anything the client sent before the handshake is plaintext injection
+ * (CVE-2011-0411): discarded.
+ */
+static void tls_begin(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	evutil_socket_t fd = bufferevent_getfd(s->bev);
+	SSL *ssl = tls_server_ssl_new(s->d->tls);
+	struct bufferevent *tb = NULL;
+
+	if (evbuffer_get_length(in)) {
+		log_info("sid=%s event=starttls_discarded bytes=%zu", s->id, evbuffer_get_length(in));
+		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+	if (ssl)
+		tb = bufferevent_openssl_socket_new(s->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						    BEV_OPT_CLOSE_ON_FREE);
+	if (!tb) {
+		session_free(s, "out of memory for TLS");
+		return;
+	}
+	bufferevent_setfd(s->bev, -1); /* the socket is the TLS bufferevent's now */
+	bufferevent_free(s->bev);
+	s->bev = tb;
+	session_bev_setup(s);
+	session_enter(s, S_TLS_HANDSHAKE);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void cmd_starttls(struct smtp_session *s, struct slice arg)
+{
+	if (s->tls) {
+		reply_error(s, R_TLS_ACTIVE, NULL);
+		return;
+	}
+	if (!starttls_offered(s)) {
+		reply_error(s, R_STARTTLS_UNAVAILABLE, NULL);
+		return;
+	}
+	if (arg.len) {
+		reply_error(s, R_PARAM_SYNTAX, NULL);
+		return;
+	}
+	/* RFC 3207 4.2: the session starts over; what follows the command is not believed. */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	if (evbuffer_get_length(in)) {
+		log_info("sid=%s event=starttls_discarded bytes=%zu", s->id, evbuffer_get_length(in));
+		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+	txn_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	free(s->auth_user); /* a loopback plaintext AUTH does not survive either */
+	s->auth_user = NULL;
+	reply(s, R_STARTTLS_GO, NULL);
+	session_enter(s, S_TLS_START);
+}
+
+/* The handshake has finished: log what it agreed on and start the session over. */
+static void tls_established(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	bool implicit = (s->listener->flags & LISTEN_IMPLICIT_TLS) != 0;
+
+	s->tls = true;
+	tls_info_get(ssl, &s->tls_info);
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	log_info("sid=%s event=tls client=%s tls=%s cipher=%s bits=%d mode=%s sni=%s", s->id,
+		 s->peer_ip, s->tls_info.version, s->tls_info.cipher, s->tls_info.bits,
+		 implicit ? "implicit" : "starttls", sni ? LOG_ESC(sni) : "-");
+	session_enter(s, S_CONNECTED);
+	if (implicit)
+		session_greet(s);
+	session_process(s);
+}
+
+/* The handshake failed: one line with OpenSSL's reason. */
+static void tls_failed(struct smtp_session *s, const char *what)
+{
+	char why[TLS_ERROR_MAX] = "";
+	unsigned long e;
+	size_t o = 0;
+
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && o < sizeof why) {
+		char one[200];
+		if (ERR_GET_LIB(e) == 0)
+			continue; /* libevent's own record of errno, not an OpenSSL reason */
+		ERR_error_string_n(e, one, sizeof one);
+		o += (size_t)snprintf(why + o, sizeof why - o, "%s%s", o ? "; " : "", one);
+	}
+	log_info("sid=%s event=tls_failed client=%s error=%s", s->id, s->peer_ip,
+		 LOG_ESC(why[0] ? why : what));
+	session_free(s, "tls handshake failed");
+}
+
+/* --- AUTH (RFC 4954) ---------------------------------------------------------- */
+
+static void auth_end(struct smtp_session *s)
+{
+	if (s->sasl) {
+		sasl_reset(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	session_enter(s, idle_state(s));
+}
+
+static void auth_checked_reply(struct smtp_session *s);
+
+static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	auth_checked_reply(arg);
+}
+
+/* A failed AUTH: the 535 (or, once banned, the 421) comes after auth-failure-delay. */
+static void auth_failure(struct smtp_session *s, const char *user, enum sasl_mech mech)
+{
+	const struct config *cfg = s->d->cfg;
+	unsigned n = auth_limit_failed(s->d->auth_limits, (const struct sockaddr *)&s->peer,
+				       auth_limit_now(), cfg->auth_max_failures, cfg->auth_ban_time);
+
+	s->auth_banned = n >= cfg->auth_max_failures;
+	log_info("sid=%s event=auth_failed client=%s user=%s mechanism=%s failures=%u%s", s->id,
+		 s->peer_ip, LOG_ESC(user), sasl_mech_name(mech), n,
+		 s->auth_banned ? " banned=yes" : "");
+	struct timeval tv = { (time_t)cfg->auth_failure_delay, 0 };
+	if (!s->auth_delay)
+		s->auth_delay = evtimer_new(s->d->base, on_auth_delay, s);
+	if (!s->auth_delay || cfg->auth_failure_delay == 0) {
+		auth_checked_reply(s);
+		return;
+	}
+	session_enter(s, S_AUTH_CHECK);
+	evtimer_add(s->auth_delay, &tv);
+}
+
+static void auth_checked_reply(struct smtp_session *s)
+{
+	if (s->state != S_AUTH_CHECK)
+		return; /* closing already (timeout, EOF, shutdown) */
+	auth_end(s);
+	if (s->auth_banned) {
+		reply_and_close(s, R_AUTH_BANNED, "auth failures");
+		s->auth_banned = false;
+	} else {
+		reply_error(s, R_AUTH_FAILED, NULL);
+	}
+	session_process(s);
+}
+
+/* A yescrypt hash of nothing anyone knows, checked against for unknown users. */
+static char auth_dummy_hash[PASSWORD_HASH_MAX];
+
+static void auth_dummy_hash_init(void)
+{
+	if (password_hash("carteiro: no such user", auth_dummy_hash, sizeof auth_dummy_hash) < 0)
+		auth_dummy_hash[0] = '\0';
+}
+
+/* The password check, on an I/O thread. */
+static int auth_check_run(struct iojob *job)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct auth_check *c = (struct auth_check *)job;
+
+	/* An unknown user costs a hash too, so that timing does not tell who exists. */
+	pthread_once(&once, auth_dummy_hash_init);
+	c->ok = password_verify(c->password, c->known ? c->hash : auth_dummy_hash) && c->known;
+	explicit_bzero(c->password, sizeof c->password);
+	return 0;
+}
+
+static void auth_check_done(struct iojob *job)
+{
+	struct auth_check *c = (struct auth_check *)job;
+	struct smtp_session *s = c->s;
+
+	if (s && s->state != S_AUTH_CHECK) {
+		s->auth_check = NULL; /* closing already: the result is not wanted */
+	} else if (s) {
+		s->auth_check = NULL;
+		if (c->ok) {
+			s->auth_user = strdup(c->user);
+			if (!s->auth_user) {
+				auth_end(s);
+				reply(s, R_AUTH_TEMP, NULL);
+			} else {
+				log_info("sid=%s event=auth client=%s user=%s mechanism=%s result=ok",
+					 s->id, s->peer_ip, s->auth_user, sasl_mech_name(c->mech));
+				auth_end(s);
+				reply(s, R_AUTH_OK, NULL);
+			}
+			session_process(s);
+		} else {
+			auth_failure(s, c->user, c->mech);
+		}
+	}
+	explicit_bzero(c, sizeof *c);
+	free(c);
+}
+
+/* The exchange gave a name and a password: check them off the loop. */
+static void auth_verify(struct smtp_session *s)
+{
+	struct sasl *sa = s->sasl;
+	struct auth_check *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		auth_end(s);
+		reply(s, R_AUTH_TEMP, NULL);
+		return;
+	}
+	const struct user *u = userdb_find(s->d->users, sa->authcid);
+	c->s = s;
+	c->mech = sa->mech;
+	/* The account's own spelling of the address, or the name as given (for the log). */
+	c->known = u && str_copy(c->hash, sizeof c->hash, u->hash);
+	str_copy(c->user, sizeof c->user, u ? u->address : sa->authcid);
+	memcpy(c->password, sa->password, sizeof c->password);
+	sasl_reset(sa);
+	iojob_init(&c->job, auth_check_run, NULL, auth_check_done);
+	s->auth_check = c;
+	session_enter(s, S_AUTH_CHECK);
+	iopool_submit(s->d->pool, &c->job);
+}
+
+/* Where the exchange stands after a step: a challenge, a check, or an error. */
+static void auth_continue(struct smtp_session *s, int r)
+{
+	if (r == SASL_CONTINUE) {
+		/* A challenge is protocol data, not a reply text: "334 " base64 (RFC 4954 4). */
+		evbuffer_add_printf(bufferevent_get_output(s->bev), "334 %s\r\n", s->sasl->challenge);
+		session_enter(s, S_AUTH);
+	} else if (r == SASL_DONE) {
+		auth_verify(s);
+	} else {
+		log_info("sid=%s event=auth_failed client=%s reason=%s mechanism=%s", s->id,
+			 s->peer_ip, r == SASL_ERR_TOO_LONG ? "too_long" : "bad_response",
+			 sasl_mech_name(s->sasl->mech));
+		auth_end(s);
+		reply_error(s, R_AUTH_DECODE, NULL);
+	}
+}
+
+/* AUTH mechanism [initial-response] */
 static void cmd_auth(struct smtp_session *s, struct slice arg)
 {
-	(void)arg;
-	reply_error(s, R_AUTH_UNAVAILABLE, NULL);
+	enum sasl_mech mech;
+
+	if (!auth_offered(s)) {
+		/* RFC 4954 6: 538 where TLS would make it available, else not here at all. */
+		reply_error(s, starttls_offered(s) ? R_AUTH_NEED_TLS : R_AUTH_UNAVAILABLE, NULL);
+		return;
+	}
+	if (s->auth_user) {
+		reply_error(s, R_AUTH_ALREADY, NULL);
+		return;
+	}
+	if (auth_limit_banned(s->d->auth_limits, (const struct sockaddr *)&s->peer,
+			      auth_limit_now())) {
+		log_info("sid=%s event=auth_refused client=%s reason=banned", s->id, s->peer_ip);
+		reply_and_close(s, R_AUTH_BANNED, "auth banned");
+		return;
+	}
+	const char *sp = memchr(arg.ptr, ' ', arg.len);
+	struct slice name = { arg.ptr, sp ? (size_t)(sp - arg.ptr) : arg.len };
+	struct slice initial = { sp ? sp + 1 : "", sp ? arg.len - name.len - 1 : 0 };
+	if (name.len == 0 || (sp && (initial.len == 0 || memchr(initial.ptr, ' ', initial.len)))) {
+		reply_error(s, R_PARAM_SYNTAX, NULL);
+		return;
+	}
+	if (sasl_mech_parse(name, &mech) < 0) {
+		reply_error(s, R_AUTH_MECH_UNKNOWN, NULL);
+		return;
+	}
+	s->sasl = calloc(1, sizeof *s->sasl);
+	if (!s->sasl) {
+		reply(s, R_AUTH_TEMP, NULL);
+		return;
+	}
+	auth_continue(s, sasl_start(s->sasl, mech, sp != NULL, initial));
+}
+
+/* A response line during AUTH (never logged: it carries the credentials). */
+static void auth_response(struct smtp_session *s, struct slice line)
+{
+	if (line.len == 1 && line.ptr[0] == '*') {
+		auth_end(s);
+		reply_error(s, R_AUTH_CANCELLED, NULL);
+		return;
+	}
+	auth_continue(s, sasl_step(s->sasl, line));
 }
 
 static const struct smtp_command_def commands[] = {
@@ -724,8 +1184,8 @@ static const struct smtp_command_def commands[] = {
 	{ SMTP_VERB_HELP, CMD_STATES, cmd_help },
 	{ SMTP_VERB_VRFY, CMD_STATES, cmd_vrfy },
 	{ SMTP_VERB_EXPN, CMD_STATES, cmd_expn },
-	{ SMTP_VERB_STARTTLS, CMD_STATES, cmd_starttls },
-	{ SMTP_VERB_AUTH, CMD_STATES, cmd_auth },
+	{ SMTP_VERB_STARTTLS, ST(S_CONNECTED) | ST(S_READY), cmd_starttls },
+	{ SMTP_VERB_AUTH, ST(S_READY), cmd_auth },
 };
 
 static enum smtp_reply_id bad_sequence_reply(const struct smtp_session *s, enum smtp_verb verb)
@@ -734,6 +1194,8 @@ static enum smtp_reply_id bad_sequence_reply(const struct smtp_session *s, enum 
 		return R_NEED_HELO;
 	if (s->state == S_BDAT)
 		return verb == SMTP_VERB_DATA ? R_DATA_AFTER_BDAT : R_BDAT_IN_PROGRESS;
+	if (verb == SMTP_VERB_STARTTLS || verb == SMTP_VERB_AUTH)
+		return R_TXN_IN_PROGRESS;
 	if (verb == SMTP_VERB_MAIL)
 		return R_NESTED_MAIL;
 	if (verb == SMTP_VERB_RCPT || s->state == S_READY)
@@ -748,12 +1210,12 @@ static void handle_command(struct smtp_session *s, struct slice line, size_t wir
 
 	smtp_command_parse(line, &cmd);
 	log_debug("sid=%s event=command verb=%s", s->id, LOG_ESCN(cmd.name.ptr, cmd.name.len));
-	if (cmd.verb == SMTP_VERB_UNKNOWN) {
-		reply_error(s, R_SYNTAX, NULL);
-		return;
-	}
 	if (wire_len > smtp_command_line_max(cmd.verb)) {
 		reply_error(s, R_LINE_TOO_LONG, NULL);
+		return;
+	}
+	if (cmd.verb == SMTP_VERB_UNKNOWN) {
+		reply_error(s, R_SYNTAX, NULL);
 		return;
 	}
 	if (s->stop_requested && (s->state == S_CONNECTED || s->state == S_READY) &&
@@ -776,7 +1238,16 @@ static void handle_command(struct smtp_session *s, struct slice line, size_t wir
 
 /* --- input ---------------------------------------------------------------- */
 
-/* One command line, if a whole one is buffered. Returns whether it made progress. */
+/* A line refused as a whole; one that should have been an AUTH response ends the exchange. */
+static void line_refused(struct smtp_session *s, enum smtp_reply_id id)
+{
+	if (s->state == S_AUTH)
+		auth_end(s);
+	reply_error(s, id, NULL);
+}
+
+/* One command line (or AUTH response), if a whole one is buffered. Returns whether it made
+ * progress. */
 static bool command_input(struct smtp_session *s, struct evbuffer *in)
 {
 	size_t avail = evbuffer_get_length(in);
@@ -796,7 +1267,7 @@ static bool command_input(struct smtp_session *s, struct evbuffer *in)
 		evbuffer_drain(in, len + 1);
 		s->discarding_line = false;
 		s->commands++;
-		reply_error(s, R_LINE_TOO_LONG, NULL);
+		line_refused(s, R_LINE_TOO_LONG);
 		return true;
 	}
 	char line[CMD_LINE_ABS_MAX];
@@ -804,15 +1275,21 @@ static bool command_input(struct smtp_session *s, struct evbuffer *in)
 		return false;
 	s->commands++;
 	if (len == 0 || line[len - 1] != '\r') {
-		reply_error(s, R_BARE_LF_COMMAND, NULL);
+		explicit_bzero(line, len);
+		line_refused(s, R_BARE_LF_COMMAND);
 		return true;
 	}
 	len--;
 	if (memchr(line, '\0', len) || memchr(line, '\r', len)) {
-		reply_error(s, R_SYNTAX, NULL);
+		explicit_bzero(line, len);
+		line_refused(s, s->state == S_AUTH ? R_AUTH_DECODE : R_SYNTAX);
 		return true;
 	}
-	handle_command(s, (struct slice){ line, len }, len + 2);
+	if (s->state == S_AUTH)
+		auth_response(s, (struct slice){ line, len });
+	else
+		handle_command(s, (struct slice){ line, len }, len + 2);
+	explicit_bzero(line, len); /* an AUTH line held credentials */
 	return true;
 }
 
@@ -846,10 +1323,18 @@ static bool bdat_input(struct smtp_session *s, struct evbuffer *in)
 	return true;
 }
 
+/* Does the session wait for something else than input (commit, flush, check, TLS)? */
+static bool session_waiting(const struct smtp_session *s)
+{
+	return s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_TLS_START ||
+	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK;
+}
+
 static void update_reading(struct smtp_session *s)
 {
-	bool want = s->state != S_COMMIT && s->state != S_CLOSING && !s->output_blocked &&
-		    !s->spool_blocked && !s->peer_eof;
+	/* The handshake reads through the TLS bufferevent; commands wait until it is done. */
+	bool want = s->state == S_TLS_HANDSHAKE ||
+		    (!session_waiting(s) && !s->output_blocked && !s->spool_blocked && !s->peer_eof);
 	if (want)
 		bufferevent_enable(s->bev, EV_READ);
 	else
@@ -864,7 +1349,7 @@ static void session_process(struct smtp_session *s)
 	s->in_process = true;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
-	while (s->state != S_CLOSING && s->state != S_COMMIT) {
+	while (!session_waiting(s)) {
 		if (evbuffer_get_length(out) > OUTPUT_HIGH) {
 			s->output_blocked = true;
 			break;
@@ -885,7 +1370,8 @@ static void session_process(struct smtp_session *s)
 	}
 	update_reading(s);
 	s->in_process = false;
-	/* A client that closed its side gets its last replies, then we close. */
+	/* A client that closed its side gets its last replies, then we close (a password
+	 * check in flight is detached). */
 	if (s->peer_eof && s->state != S_COMMIT && s->state != S_CLOSING) {
 		if (!s->close_reason)
 			s->close_reason = s->state == S_DATA || s->state == S_BDAT_CHUNK
@@ -910,6 +1396,10 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 	(void)bev;
+	if (s->state == S_TLS_START) {
+		tls_begin(s);
+		return;
+	}
 	if (s->state == S_CLOSING) {
 		session_free(s, s->close_reason ? s->close_reason : "closed");
 		return;
@@ -925,6 +1415,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 	(void)bev;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_established(s);
+		return;
+	}
+	if (s->state == S_TLS_HANDSHAKE && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF |
+						    BEV_EVENT_TIMEOUT))) {
+		tls_failed(s, what & BEV_EVENT_TIMEOUT ? "timeout"
+			      : what & BEV_EVENT_EOF ? "eof during the handshake"
+						     : "connection error");
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_WRITING) || s->state == S_CLOSING) {
 			session_free(s, "write timeout");
@@ -967,6 +1468,21 @@ static void session_free(struct smtp_session *s, const char *reason)
 	txn_reset(s);
 	if (s->counted)
 		conn_limit_release(d->limits, d->worker, (struct sockaddr *)&s->peer);
+	if (s->auth_check)
+		s->auth_check->s = NULL; /* the check finishes alone and frees itself */
+	if (s->auth_delay)
+		event_free(s->auth_delay);
+	if (s->sasl) {
+		sasl_reset(s->sasl);
+		free(s->sasl);
+	}
+	free(s->auth_user);
+	if (s->tls && s->state == S_CLOSING) {
+		/* An orderly close: close_notify, so the client sees the end was ours. */
+		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+		if (ssl && SSL_shutdown(ssl) < 0)
+			ERR_clear_error();
+	}
 	bufferevent_free(s->bev);
 	free(s->helo);
 	if (s->prev)
@@ -980,11 +1496,37 @@ static void session_free(struct smtp_session *s, const char *reason)
 	smtpd_session_gone(d);
 }
 
+/* The greeting (or the 421 of a connection limit); for implicit TLS, once the handshake is
+ * done. */
+static void session_greet(struct smtp_session *s)
+{
+	struct smtpd *d = s->d;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (!s->counted) {
+		reply_and_close(s, s->refused, "connection limit");
+		return;
+	}
+	if (d->cfg->demo)
+		/* RFC 5321 4.2: a multi-line greeting; the last line is the usual one. */
+		evbuffer_add_printf(out,
+				    "220-%s ESMTP carteiro demo server\r\n"
+				    "220-Local domain example.test; try: MAIL FROM:<you@example.org>, "
+				    "RCPT TO:<demo@example.test>\r\n"
+				    "220-Delivered mail lands in run/mail/example.test/demo/new/\r\n",
+				    d->cfg->hostname);
+	evbuffer_add_printf(out, "220 %s ESMTP carteiro\r\n", d->cfg->hostname);
+}
+
 void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockaddr *peer,
 			socklen_t peerlen, const struct listen_cfg *listener)
 {
 	struct smtp_session *s = calloc(1, sizeof *s);
-	if (!s) {
+	bool implicit = (listener->flags & LISTEN_IMPLICIT_TLS) && d->tls;
+	SSL *ssl = NULL;
+
+	if (!s || (implicit && !(ssl = tls_server_ssl_new(d->tls)))) {
+		free(s);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -993,7 +1535,11 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	memcpy(&s->peer, peer, peerlen < sizeof s->peer ? peerlen : sizeof s->peer);
 	netaddr_ip_text(peer, s->peer_ip, sizeof s->peer_ip);
 	queue_id_next(&d->session_ids, s->id);
-	s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (implicit)
+		s->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							BEV_OPT_CLOSE_ON_FREE);
+	else
+		s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!s->bev) {
 		evutil_closesocket(fd);
 		free(s);
@@ -1006,8 +1552,7 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	d->sessions = s;
 	d->nsessions++;
 
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
+	session_bev_setup(s);
 	s->state = S_CONNECTED;
 	session_enter(s, S_CONNECTED);
 
@@ -1018,25 +1563,25 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 		log_info("sid=%s event=connect client=%s port=%s result=refused reason=%s", s->id,
 			 s->peer_ip, port,
 			 lim == CONN_TOO_MANY ? "max_connections" : "max_connections_per_ip");
-		reply_and_close(s, lim == CONN_TOO_MANY ? R_TOO_MANY_CONNECTIONS : R_TOO_MANY_FROM_IP,
-				"connection limit");
+		s->refused = lim == CONN_TOO_MANY ? R_TOO_MANY_CONNECTIONS : R_TOO_MANY_FROM_IP;
+		if (implicit) {
+			/* Not worth a handshake: the client sees the connection close. */
+			session_free(s, "connection limit");
+			return;
+		}
+		session_greet(s);
 		bufferevent_enable(s->bev, EV_WRITE);
 		return;
 	}
 	s->counted = true;
 	s->relay_client = config_is_relay_client(d->cfg, peer);
-	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s", s->id, s->peer_ip,
-		 port, listener->text, s->relay_client ? "yes" : "no");
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	if (d->cfg->demo)
-		/* RFC 5321 4.2: a multi-line greeting; the last line is the usual one. */
-		evbuffer_add_printf(out,
-				    "220-%s ESMTP carteiro demo server\r\n"
-				    "220-Local domain example.test; try: MAIL FROM:<you@example.org>, "
-				    "RCPT TO:<demo@example.test>\r\n"
-				    "220-Delivered mail lands in run/mail/example.test/demo/new/\r\n",
-				    d->cfg->hostname);
-	evbuffer_add_printf(out, "220 %s ESMTP carteiro\r\n", d->cfg->hostname);
+	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s kind=%s", s->id,
+		 s->peer_ip, port, listener->text, s->relay_client ? "yes" : "no",
+		 listen_kind_name(listener->kind));
+	if (implicit)
+		session_enter(s, S_TLS_HANDSHAKE);
+	else
+		session_greet(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 

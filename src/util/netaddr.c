@@ -81,6 +81,16 @@ void netaddr_key(const struct sockaddr *sa, uint8_t key[16])
 	}
 }
 
+size_t netaddr_key_hash(const uint8_t key[16])
+{
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < 16; i++) {
+		h ^= key[i];
+		h *= 1099511628211ull;
+	}
+	return (size_t)(h ^ (h >> 29));
+}
+
 const char *netaddr_ip_text(const struct sockaddr *sa, char *dst, size_t dstlen)
 {
 	uint8_t key[16];

@@ -41,6 +41,8 @@ int cidr_parse(struct slice s, struct cidr *out);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* The 16-byte key of an address (IPv4 as IPv4-mapped IPv6), for hashing and equality. */
 void netaddr_key(const struct sockaddr *sa, uint8_t key[16]);
+/* A hash of such a key (FNV-1a, folded), for the shared per-address tables. */
+size_t netaddr_key_hash(const uint8_t key[16]);
 /* Is this a loopback address (127/8, ::1, ::ffff:127/104)? */
 bool netaddr_is_loopback(const struct sockaddr *sa);
 

@@ -14,6 +14,12 @@ Shared by the test files: ServerTest (a started Server per test) and Connections
 for connection limits), the SmtpAssertions mixin (raw SMTP steps that check the reply code and
 the enhanced status code), and helpers to wait on the log and on processes (wait_for,
 count_log, wait_count, children, alive).
+
+TLS: Server(tls=True) adds tls-cert/tls-key (a server certificate for localhost, 127.0.0.1 and
+mx.example.test signed by a test CA, made once per run with the openssl command: test_pki()),
+STARTTLS on its smtp listener, and two more listeners, submission (srv.submission_port) and
+submissions (srv.submissions_port); srv.tls_context() trusts the test CA. Every user's
+password is "secret" (PASSWORD).
 """
 import os
 import re
@@ -21,15 +27,19 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+import atexit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("CARTEIRO_BINARY") or os.path.join(ROOT, "build", "asan", "carteiro")
 
-# crypt(3) SHA-512 hash of "secret" (any hash will do: issue 2 does not check passwords).
+# crypt(3) SHA-512 hash of "secret", the password of every test user.
+PASSWORD = "secret"
 SECRET_HASH = ("$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77"
                "vwPZN.Pq.H91p5hVO1")
 
@@ -45,6 +55,62 @@ DEFAULT_ALIASES = {
 SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"ERROR: UndefinedBehaviorSanitizer|SUMMARY: AddressSanitizer")
+
+
+_pki_lock = threading.RLock()
+_pki = {}
+
+
+def openssl(*args, cwd=None):
+    p = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, cwd=cwd,
+                       timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)}: {p.stderr}")
+    return p.stdout
+
+
+def make_server_cert(directory, name, serial, cn="localhost",
+                     san="DNS:localhost,IP:127.0.0.1,DNS:mx.example.test"):
+    """A key and a certificate (serial given, SAN localhost, 127.0.0.1, mx.example.test unless
+    told) signed by the test CA, as directory/name.key and directory/name.pem; their paths."""
+    pki = _pki if "ca" in _pki else test_pki()
+    key, csr, pem = (os.path.join(directory, f"{name}.{ext}") for ext in ("key", "csr", "pem"))
+    ext = os.path.join(directory, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", f"/CN={cn}")
+    openssl("x509", "-req", "-in", csr, "-CA", pki["ca"], "-CAkey", pki["ca_key"],
+            "-set_serial", str(serial), "-days", "30", "-extfile", ext, "-out", pem)
+    for path in (key, pem):
+        os.chmod(path, 0o644)  # test keys: the server user must read them to reload
+    return pem, key
+
+
+def test_pki():
+    """The run's test CA and server certificate (made on first use): a dict of paths."""
+    with _pki_lock:
+        if not _pki:
+            d = tempfile.mkdtemp(prefix="carteiro-pki-")
+            os.chmod(d, 0o755)
+            atexit.register(shutil.rmtree, d, True)
+            ca, ca_key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", ca_key, "-out", ca, "-days", "30",
+                    "-subj", "/CN=carteiro test CA")
+            _pki.update(dir=d, ca=ca, ca_key=ca_key)
+    with _pki_lock:
+        if "cert" not in _pki:
+            cert, key = make_server_cert(_pki["dir"], "server", 1001)
+            _pki.update(cert=cert, key=key)
+    return _pki
+
+
+def tls_client_context():
+    """A client context that trusts the test CA (and checks the host name)."""
+    ctx = ssl.create_default_context(cafile=test_pki()["ca"])
+    return ctx
 
 
 def free_port(host="127.0.0.1"):
@@ -158,6 +224,12 @@ class Raw:
         except ConnectionResetError:
             return True
 
+    def starttls(self, ctx=None, server_hostname="localhost"):
+        """Wrap the socket in TLS (after a 220 to STARTTLS, or at once for implicit TLS)."""
+        self.sock = (ctx or tls_client_context()).wrap_socket(self.sock,
+                                                              server_hostname=server_hostname)
+        return self
+
     def close(self):
         try:
             self.sock.close()
@@ -174,7 +246,8 @@ class Raw:
 class Server:
     def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
                  relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
-                 hostname="mx.example.test", file_size_limit=None):
+                 hostname="mx.example.test", file_size_limit=None, tls=False,
+                 users_hashes=None):
         self.users = DEFAULT_USERS if users is None else users
         self.aliases = DEFAULT_ALIASES if aliases is None else aliases
         self.local_domains = local_domains
@@ -185,6 +258,11 @@ class Server:
         self.hostname = hostname
         # RLIMIT_FSIZE for the server: a file write past it fails as on a full disk.
         self.file_size_limit = file_size_limit
+        self.tls = tls
+        self.users_hashes = users_hashes or {}  # address -> hash, instead of SECRET_HASH
+        self.submission_port = None
+        self.submissions_port = None
+        self.tls_cert = self.tls_key = None
         self.dir = None
         self.proc = None
         self.port = None
@@ -194,16 +272,17 @@ class Server:
         d = self.dir
         with open(os.path.join(d, "users"), "w") as f:
             for u in self.users:
-                f.write(f"{u}:{SECRET_HASH}\n")
+                f.write(f"{u}:{self.users_hashes.get(u, SECRET_HASH)}\n")
         with open(os.path.join(d, "aliases"), "w") as f:
             for a, targets in self.aliases.items():
                 f.write(f"{a}: {', '.join(targets)}\n")
+        host = self.host if ':' not in self.host else '[' + self.host + ']'
         lines = [
             f"hostname {self.hostname}",
             f"spool {d}/spool",
             f"maildir-root {d}/mail",
             "user carteiro",
-            f"listen smtp {self.host if ':' not in self.host else '[' + self.host + ']'}:{self.port}",
+            f"listen smtp {host}:{self.port}" + (" starttls" if self.tls else ""),
             f"users {d}/users",
             f"aliases {d}/aliases",
             f"workers {self.workers}",
@@ -211,6 +290,13 @@ class Server:
         if not re.search(r"^dns-server ", self.extra_config, re.M):
             # No test reaches the Internet: a DNS server that refuses keeps remote mail queued.
             lines.append("dns-server 127.0.0.1:9")
+        if self.tls:
+            if self.tls_cert is None:
+                pki = test_pki()
+                self.tls_cert, self.tls_key = pki["cert"], pki["key"]
+            lines += [f"listen submission {host}:{self.submission_port}",
+                      f"listen submissions {host}:{self.submissions_port}",
+                      f"tls-cert {self.tls_cert}", f"tls-key {self.tls_key}"]
         lines += [f"local-domain {dom}" for dom in self.local_domains]
         lines += [f"relay-network {net}" for net in self.relay_networks]
         with open(self.config_path, "w") as f:
@@ -226,12 +312,21 @@ class Server:
     def log_path(self):
         return os.path.join(self.dir, "server.log")
 
+    def prepare(self):
+        """Make the directory, pick the ports and write the files (start() does it if
+        needed); a test may change them before start()."""
+        self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
+        os.chmod(self.dir, 0o755)  # the server runs as 'carteiro' when we are root
+        self.port = free_port(self.host)
+        if self.tls:
+            self.submission_port = free_port(self.host)
+            self.submissions_port = free_port(self.host)
+        self.write_config()
+        return self
+
     def start(self, timeout=20):
         if self.dir is None:
-            self.dir = tempfile.mkdtemp(prefix="carteiro-test-")
-            os.chmod(self.dir, 0o755)  # the server runs as 'carteiro' when we are root
-            self.port = free_port(self.host)
-            self.write_config()
+            self.prepare()
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -344,11 +439,35 @@ class Server:
                          source_address=(source, 0) if source else None)
         return s
 
-    def raw(self, timeout=10, greet=True, source=None):
-        r = Raw(self.port, self.host, timeout=timeout, source=source)
+    def raw(self, timeout=10, greet=True, source=None, port=None):
+        r = Raw(port or self.port, self.host, timeout=timeout, source=source)
         if greet:
             r.expect(220)
         return r
+
+    def raw_tls(self, timeout=10, greet=True):
+        """A Raw client on the submissions port (implicit TLS), greeted."""
+        r = Raw(self.submissions_port, self.host, timeout=timeout).starttls()
+        if greet:
+            r.expect(220)
+        return r
+
+    def submission(self, helo="client.example.org", timeout=10, starttls=True):
+        """smtplib on the submission port, after STARTTLS (with the test CA) and EHLO."""
+        s = smtplib.SMTP(self.host, self.submission_port, local_hostname=helo, timeout=timeout)
+        if starttls:
+            s.starttls(context=tls_client_context())
+            s.ehlo()
+        return s
+
+    def smtps(self, helo="client.example.org", timeout=10):
+        """smtplib.SMTP_SSL on the submissions port (implicit TLS)."""
+        return smtplib.SMTP_SSL(self.host, self.submissions_port, local_hostname=helo,
+                                timeout=timeout, context=tls_client_context())
+
+    def reload(self):
+        """SIGHUP to the master (which passes it on to the workers)."""
+        self.proc.send_signal(signal.SIGHUP)
 
     def swaks(self, *args, timeout=60):
         cmd = ["swaks", "--server", f"{self.host}:{self.port}", "--helo", "swaks.example.org"]

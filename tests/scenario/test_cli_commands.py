@@ -4,6 +4,7 @@ import re
 import shutil
 import signal
 import smtplib
+import ssl
 import socket
 import subprocess
 import tempfile
@@ -23,6 +24,8 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
         "outbound-connect-timeout", "outbound-command-timeout", "outbound-data-timeout",
         "relayhost", "relayhost-tls", "relayhost-tls-verify", "relayhost-auth",
         "outbound-ca-file", "retry-schedule", "queue-lifetime", "delay-warning"]
+KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
+         "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -30,6 +33,9 @@ KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/car
                   "smtp-command-timeout": "5m", "smtp-data-timeout": "10m",
                   "shutdown-timeout": "30s", "workers": "auto", "syslog": "no",
                   "log-level": "info"}
+KNOWN_DEFAULTS.update({"auth-plaintext-loopback": "no", "received-show-auth": "no",
+                       "auth-max-failures": "5", "auth-ban-time": "10m",
+                       "auth-failure-delay": "2s"})
 
 
 def run(*args, cwd=None, timeout=60):
@@ -112,7 +118,7 @@ class Basics(Workdir):
         self.assertEqual(sorted(rows), sorted(KEYS))
         for key, default in KNOWN_DEFAULTS.items():
             self.assertEqual(rows[key][1], default, key)
-        for key in ("listen", "local-domain", "relay-network", "dns-server"):
+        for key in ("listen", "local-domain", "relay-network", "dns-server", "tls-cert", "tls-key"):
             self.assertIn("may repeat", rows[key][1])
 
     def test_help_config_defaults_are_valid_values(self):
@@ -338,8 +344,9 @@ def port_free(port):
 
 class Demo(unittest.TestCase):
     def setUp(self):
-        if not port_free(2525):
-            self.skipTest("127.0.0.1:2525 is busy")
+        for port in (2525, 2587, 2465):
+            if not port_free(port):
+                self.skipTest(f"127.0.0.1:{port} is busy")
         self.dir = tempfile.mkdtemp(prefix="carteiro-demo-")
         os.chmod(self.dir, 0o755)
         self.log_path = os.path.join(self.dir, "server.log")
@@ -411,6 +418,28 @@ class Demo(unittest.TestCase):
         while "event=delivered to=<demo@example.test>" not in self.log():
             self.assertLess(time.monotonic(), deadline, self.log())
             time.sleep(0.05)
+        # Submission with the demo password, over the self-signed certificate made at start.
+        tls_dir = os.path.join(run_dir, "tls")
+        self.assertEqual(os.stat(os.path.join(tls_dir, "key.pem")).st_mode & 0o777, 0o600)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        with smtplib.SMTP("127.0.0.1", 2587, local_hostname="demo.example.org", timeout=10) as s:
+            s.starttls(context=insecure)
+            s.login("demo@example.test", "demo")
+            self.assertEqual(s.sendmail("demo@example.test", ["demo@example.test"], msg), {})
+        with smtplib.SMTP_SSL("127.0.0.1", 2465, local_hostname="demo.example.org", timeout=10,
+                              context=insecure) as s:
+            cert = s.sock.getpeercert(binary_form=True)
+            s.login("demo@example.test", "demo")
+        self.assertTrue(cert)
+        deadline = time.monotonic() + 15
+        while len(os.listdir(new)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(os.listdir(new)), 2, self.log())
+        p = subprocess.run([BINARY, "check", "--demo"], cwd=self.dir, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(30), 0, self.log()[-3000:])
 

@@ -528,9 +528,9 @@ TEST(listen_errors)
 		{ "listen smtp ::1:25", { "1: bad listen address '::1:25'" } },
 		{ "listen smtp mail.example.org:25",
 		  { "1: bad listen address 'mail.example.org:25'" } },
-		{ "listen smtp 127.0.0.1:25 tls", { "1: unknown listen option 'tls'$" } },
+		{ "listen smtp 127.0.0.1:25 tls", { "1: unknown listen option 'tls' (expected starttls, implicit-tls or auth-required)$" } },
 		{ "listen smtp 127.0.0.1:25 a b c d e f g h i j k l m n o",
-		  { "1: too many values for 'listen' (expected smtp ADDR:PORT)$" } },
+		  { "1: too many values for 'listen' (expected KIND ADDR:PORT [OPTION...])$" } },
 		/* Longer than listen_cfg.text although netaddr accepts it. */
 		{ "listen smtp [0000:0000:0000:0000:0000:0000:0000:0001]:00000000000000000000025",
 		  { "1: bad listen address '[0000" } },
@@ -538,15 +538,26 @@ TEST(listen_errors)
 	/* Without the listen that the other tables add. */
 	static const struct error_case raw[] = {
 		{ "listen",
-		  { "1: missing value for 'listen' (expected smtp ADDR:PORT)$",
+		  { "1: missing value for 'listen' (expected KIND ADDR:PORT [OPTION...])$",
 		    "0: no 'listen' directive: nothing to serve$" } },
 		{ "listen smtp", { "1: missing value for 'listen'", "0: no 'listen'" } },
 		{ "listen pop3 *:110",
-		  { "1: unknown listener kind 'pop3' (expected smtp)$", "0: no 'listen'" } },
+		  { "1: unknown listener kind 'pop3' (expected smtp, submission or submissions)$", "0: no 'listen'" } },
 		{ "listen smtp *:25\nlisten smtp 0.0.0.0:25",
 		  { "2: duplicate listen address '0.0.0.0:25' (same as '*:25')$" } },
 		{ "listen smtp [::1]:25\nlisten smtp [0:0::1]:25",
 		  { "2: duplicate listen address '[0:0::1]:25' (same as '[::1]:25')" } },
+		/* TLS listeners need a certificate; options exclude each other; keys pair up. */
+		{ "listen submissions *:465",
+		  { "1: listen submissions *:465 needs TLS, but no tls-cert is set$" } },
+		{ "listen smtp *:25 starttls",
+		  { "1: listen smtp *:25 needs TLS, but no tls-cert is set$" } },
+		{ "listen smtp *:25 starttls implicit-tls",
+		  { "1: listen options starttls and implicit-tls exclude each other$",
+		    "0: no 'listen'" } },
+		{ "listen submission *:587\ntls-cert /c.pem", { "2: 1 tls-cert but 0 tls-key" } },
+		{ "listen submission *:587\nlisten smtp *:25 auth-required STARTTLS\n"
+		  "tls-cert a\ntls-key b", { NULL } },
 		/* An IPv4 and an IPv6 socket are different listeners. */
 		{ "listen smtp [::ffff:127.0.0.1]:25\nlisten smtp 127.0.0.1:25", { NULL } },
 	};
@@ -805,7 +816,8 @@ TEST(print_keys)
 		"smtp-max-errors", "smtp-command-timeout", "smtp-data-timeout",
 		"shutdown-timeout", "workers", "io-threads", "recipient-delimiter", "syslog",
 		"log-level", "/var/spool/carteiro", "35M", "from 1K to 2G", "from 1s to 1h",
-		"smtp ADDR:PORT", "may repeat",
+		"KIND ADDR:PORT", "may repeat", "tls-cert", "tls-key", "auth-plaintext-loopback",
+		"received-show-auth", "auth-max-failures", "auth-ban-time", "auth-failure-delay",
 	};
 	char *out = NULL;
 	size_t len = 0;

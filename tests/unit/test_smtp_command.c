@@ -76,8 +76,10 @@ TEST(command_line_max)
 {
 	CHECK_INT(smtp_command_line_max(SMTP_VERB_MAIL), 512 + 26 + 100 + 500 + 14 + 10);
 	CHECK_INT(smtp_command_line_max(SMTP_VERB_RCPT), 512 + 500);
+	/* RFC 4954 4: an AUTH line with its initial response may be 12288 octets. */
+	CHECK_INT(smtp_command_line_max(SMTP_VERB_AUTH), 12288 + 2);
 	for (int v = 0; v < SMTP_VERB_COUNT; v++)
-		if (v != SMTP_VERB_MAIL && v != SMTP_VERB_RCPT)
+		if (v != SMTP_VERB_MAIL && v != SMTP_VERB_RCPT && v != SMTP_VERB_AUTH)
 			CHECK_INT(smtp_command_line_max((enum smtp_verb)v), 512);
 }
 

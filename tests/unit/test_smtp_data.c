@@ -610,4 +610,70 @@ TEST(no_output_callback)
 	CHECK_INT(d.flags, 0);
 }
 
+/* The header_end callback: says what was seen, and is asked at most once. */
+static unsigned header_end_calls;
+static const char *added_header(void *ctx, unsigned seen)
+{
+	static char text[64];
+	(void)ctx;
+	header_end_calls++;
+	if ((seen & (SMTP_DATA_HDR_DATE | SMTP_DATA_HDR_MESSAGE_ID)) ==
+	    (SMTP_DATA_HDR_DATE | SMTP_DATA_HDR_MESSAGE_ID))
+		return NULL;
+	snprintf(text, sizeof text, "X-Added: %u\r\n", seen);
+	return text;
+}
+
+struct header_end_case {
+	enum smtp_data_mode mode;
+	const char *in;
+	const char *out;
+};
+
+TEST(header_end_insertion)
+{
+	static const struct header_end_case rows[] = {
+		{ SMTP_DATA_MODE_DATA, "Subject: x\r\n\r\nbody\r\n.\r\n",
+		  "Subject: x\r\nX-Added: 0\r\n\r\nbody\r\n" },
+		{ SMTP_DATA_MODE_DATA, "date: x\r\nSubject: y\r\n\r\nDate: body\r\n.\r\n",
+		  "date: x\r\nSubject: y\r\nX-Added: 1\r\n\r\nDate: body\r\n" },
+		{ SMTP_DATA_MODE_DATA, "Message-ID : <a@b>\r\nDates: x\r\n\r\n.\r\n",
+		  "Message-ID : <a@b>\r\nDates: x\r\nX-Added: 2\r\n\r\n" },
+		{ SMTP_DATA_MODE_DATA, "Date: x\r\nMESSAGE-ID: <a@b>\r\n\r\nb\r\n.\r\n",
+		  "Date: x\r\nMESSAGE-ID: <a@b>\r\n\r\nb\r\n" },
+		/* Folded lines and names that only begin like ours. */
+		{ SMTP_DATA_MODE_DATA, "Subject: a\r\n Date: b\r\nMessage-IDs: c\r\nDat: d\r\n\r\n.\r\n",
+		  "Subject: a\r\n Date: b\r\nMessage-IDs: c\r\nDat: d\r\nX-Added: 0\r\n\r\n" },
+		/* No body, no message at all, a stuffed dot in the headers. */
+		{ SMTP_DATA_MODE_DATA, "Subject: x\r\n.\r\n", "Subject: x\r\nX-Added: 0\r\n" },
+		{ SMTP_DATA_MODE_DATA, ".\r\n", "X-Added: 0\r\n" },
+		{ SMTP_DATA_MODE_DATA, "..x: y\r\n\r\n.\r\n", ".x: y\r\nX-Added: 0\r\n\r\n" },
+		{ SMTP_DATA_MODE_BDAT, "Subject: x\r\n\r\nb", "Subject: x\r\nX-Added: 0\r\n\r\nb\r\n" },
+		{ SMTP_DATA_MODE_BDAT, "Subject: x", "Subject: x\r\nX-Added: 0\r\n" },
+		{ SMTP_DATA_MODE_BDAT, "", "X-Added: 0\r\n" },
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		const struct header_end_case *c = &rows[i];
+		size_t n = strlen(c->in);
+		/* Whole, then one byte at a time (every CR/LF split). */
+		for (int bytewise = 0; bytewise < 2; bytewise++) {
+			static struct sink s;
+			struct smtp_data d;
+			memset(&s, 0, sizeof(s));
+			header_end_calls = 0;
+			smtp_data_init(&d, c->mode, NO_LIMIT, sink_write, &s);
+			smtp_data_set_header_end(&d, added_header);
+			for (size_t k = 0; k < n && !d.done; k += bytewise ? 1 : n)
+				smtp_data_feed(&d, c->in + k, bytewise ? 1 : n);
+			if (c->mode == SMTP_DATA_MODE_BDAT)
+				smtp_data_bdat_end(&d);
+			CHECK_MSG(s.len == strlen(c->out) && memcmp(s.data, c->out, s.len) == 0,
+				  "row %zu bytewise %d: got '%.*s'", i, bytewise, (int)s.len, s.data);
+			CHECK_MSG(header_end_calls == 1, "row %zu: %u calls", i, header_end_calls);
+			CHECK_INT(d.size, strlen(c->out));
+			CHECK_INT(d.flags, 0);
+		}
+	}
+}
+
 UNIT_MAIN()
