@@ -166,6 +166,22 @@ class BruteForce(SmtpAssertions, ServerTest):
             self.assertEqual(s.sendmail("a@example.org", [DEMO], "Subject: x\r\n\r\nx\r\n"), {})
 
 
+class ShutdownDuringDelay(SmtpAssertions, ServerTest):
+    server_args = {"tls": True, "extra_config": "auth-failure-delay 2s"}
+
+    def test_sigterm_while_a_failure_is_delayed(self):
+        with self.server.raw_tls() as r:
+            self.ehlo(r)
+            r.send(f"AUTH PLAIN {PLAIN_BAD}\r\n")
+            self.server.wait_log(r"event=auth_failed client=127\.0\.0\.1 ")
+            self.server.proc.send_signal(__import__("signal").SIGTERM)
+            # The pending answer is given, then the shutdown one, then the connection closes.
+            self.reply(r, 535, "5.7.8")
+            self.reply(r, 421, "4.3.2")
+            self.assertTrue(r.closed())
+        self.assertEqual(self.server.stop(), 0)
+
+
 class PlaintextLoopback(SmtpAssertions, unittest.TestCase):
     def test_auth_without_tls_only_when_configured(self):
         with Server(extra_config="auth-plaintext-loopback yes") as srv:

@@ -32,6 +32,9 @@ class Starttls(SmtpAssertions, ServerTest):
             # RFC 4954 6: AUTH needs the encryption that STARTTLS would give.
             self.reply(r, 538, "5.7.11", "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n")
             self.reply(r, 501, "5.5.4", "STARTTLS now\r\n")
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 503, "5.5.1", "STARTTLS\r\n")  # not inside a transaction
+            self.reply(r, 250, "2.0.0", "RSET\r\n")
             self.reply(r, 220, "2.0.0", "STARTTLS\r\n")
             r.starttls()
             # The session starts over: EHLO first.
