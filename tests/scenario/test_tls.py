@@ -98,6 +98,16 @@ class Starttls(SmtpAssertions, ServerTest):
         self.server.wait_log(r"event=tls_failed client=127\.0\.0\.1 error=\"[^\"]*"
                              r"unsupported protocol")
 
+    def test_renegotiation_is_refused(self):
+        # s_client's "R" line asks for a TLS 1.2 renegotiation.
+        script = (f"(sleep 0.5; echo R; sleep 1) | openssl s_client -CAfile {test_pki()['ca']} "
+                  f"-tls1_2 -connect 127.0.0.1:{self.server.submissions_port}")
+        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+        self.assertIn("220 mx.example.test ESMTP carteiro", p.stdout)
+        self.assertIn("RENEGOTIATING", p.stdout + p.stderr)
+        self.assertIn("no renegotiation", p.stdout + p.stderr)
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=\"connection error\"")
+
     def test_tls_1_2_weak_ciphers_are_refused(self):
         p = s_client("-connect", f"127.0.0.1:{self.server.submissions_port}", "-tls1_2",
                      "-cipher", "AES128-SHA:DES-CBC3-SHA:RC4-SHA@SECLEVEL=0")
