@@ -324,7 +324,7 @@ static const struct {
 
 static int set_listen(struct config *cfg, struct directive *d)
 {
-	struct listen_cfg l = { .kind = LISTEN_SMTP };
+	struct listen_cfg l = { .kind = LISTEN_SMTP, .line = d->line };
 	struct slice kind = d->words[0], addr = d->words[1];
 	void *array = cfg->listens;
 	size_t k;
@@ -1145,8 +1145,7 @@ static void check_tls(struct parser *p)
 		if (l->kind == LISTEN_SUBMISSION && cfg->tls_certs.n && !(l->flags & LISTEN_IMPLICIT_TLS))
 			l->flags |= LISTEN_STARTTLS;
 		if (listen_uses_tls(l) && cfg->tls_certs.n == 0)
-			reportf(p, p->seen[find_key_cstr("listen") - keys],
-				"listen %s %s needs TLS, but no tls-cert is set",
+			reportf(p, l->line, "listen %s %s needs TLS, but no tls-cert is set",
 				listen_kind_name(l->kind), l->text);
 	}
 }

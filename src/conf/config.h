@@ -38,6 +38,7 @@ struct listen_cfg {
 	struct netaddr addr;
 	char text[NETADDR_TEXT_MAX]; /* as written in the file, for logs */
 	unsigned flags;              /* LISTEN_* */
+	unsigned line;               /* of the configuration file, for messages */
 };
 
 /* A list of strings (a repeatable key). */

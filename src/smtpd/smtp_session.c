@@ -981,6 +981,14 @@ static void auth_end(struct smtp_session *s)
 	session_enter(s, idle_state(s));
 }
 
+/* After the reply to a checked AUTH: a server that began stopping meanwhile says so. */
+static void auth_replied(struct smtp_session *s)
+{
+	if (s->stop_requested && s->state != S_CLOSING)
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+	session_process(s);
+}
+
 static void auth_checked_reply(struct smtp_session *s);
 
 static void on_auth_delay(evutil_socket_t fd, short what, void *arg)
@@ -1023,7 +1031,7 @@ static void auth_checked_reply(struct smtp_session *s)
 	} else {
 		reply_error(s, R_AUTH_FAILED, NULL);
 	}
-	session_process(s);
+	auth_replied(s);
 }
 
 /* A yescrypt hash of nothing anyone knows, checked against for unknown users. */
@@ -1068,7 +1076,7 @@ static void auth_check_done(struct iojob *job)
 				auth_end(s);
 				reply(s, R_AUTH_OK, NULL);
 			}
-			session_process(s);
+			auth_replied(s);
 		} else {
 			auth_failure(s, c->user, c->mech);
 		}

@@ -80,6 +80,19 @@ class AuthTest(SmtpAssertions, ServerTest):
             self.server.wait_log(rf"event=auth_failed client=127\.0\.0\.1 user={user}@example"
                                  rf"\.test mechanism=PLAIN failures={n}")
 
+    def test_line_limits(self):
+        with self.tls_session() as r:
+            # RFC 4954 4: 12288 octets of response are allowed; more is refused whole.
+            self.reply(r, 501, "5.5.2", "AUTH PLAIN " + "A" * 12276 + "\r\n")
+            self.reply(r, 500, "5.5.2", "AUTH PLAIN " + "A" * 12280 + "\r\n")
+            self.reply(r, 334, None, "AUTH LOGIN\r\n")
+            self.reply(r, 500, "5.5.2", "B" * 20000 + "\r\n")
+            # The exchange is over: this is a command again.
+            self.reply(r, 250, "2.0.0", "NOOP\r\n")
+            self.reply(r, 334, None, "AUTH LOGIN\r\n")
+            self.reply(r, 500, "5.5.2", "bare-lf\n")
+            self.reply(r, 235, "2.7.0", f"AUTH PLAIN {PLAIN_OK}\r\n")
+
     def test_auth_not_during_a_transaction_nor_before_ehlo(self):
         with self.tls_session() as r:
             self.reply(r, 235, "2.7.0", f"AUTH PLAIN {PLAIN_OK}\r\n")
@@ -164,6 +177,22 @@ class BruteForce(SmtpAssertions, ServerTest):
         # Mail without AUTH (port 25) still flows from that address.
         with self.server.smtp() as s:
             self.assertEqual(s.sendmail("a@example.org", [DEMO], "Subject: x\r\n\r\nx\r\n"), {})
+
+
+class ShutdownDuringDelay(SmtpAssertions, ServerTest):
+    server_args = {"tls": True, "extra_config": "auth-failure-delay 2s"}
+
+    def test_sigterm_while_a_failure_is_delayed(self):
+        with self.server.raw_tls() as r:
+            self.ehlo(r)
+            r.send(f"AUTH PLAIN {PLAIN_BAD}\r\n")
+            self.server.wait_log(r"event=auth_failed client=127\.0\.0\.1 ")
+            self.server.proc.send_signal(__import__("signal").SIGTERM)
+            # The pending answer is given, then the shutdown one, then the connection closes.
+            self.reply(r, 535, "5.7.8")
+            self.reply(r, 421, "4.3.2")
+            self.assertTrue(r.closed())
+        self.assertEqual(self.server.stop(), 0)
 
 
 class PlaintextLoopback(SmtpAssertions, unittest.TestCase):

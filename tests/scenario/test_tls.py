@@ -14,7 +14,10 @@ from harness import (DEMO, PASSWORD, Server, ServerTest, SmtpAssertions, make_se
 
 
 def s_client(*args, data="QUIT\r\n", timeout=30):
-    return subprocess.run(["openssl", "s_client", "-CAfile", test_pki()["ca"]] + list(args),
+    """openssl s_client with the test CA; -ign_eof: it sends data, then reads until the server
+    closes (so the replies to data are all in stdout)."""
+    return subprocess.run(["openssl", "s_client", "-CAfile", test_pki()["ca"], "-ign_eof"]
+                          + list(args),
                           input=data, capture_output=True, text=True, timeout=timeout)
 
 
@@ -29,6 +32,9 @@ class Starttls(SmtpAssertions, ServerTest):
             # RFC 4954 6: AUTH needs the encryption that STARTTLS would give.
             self.reply(r, 538, "5.7.11", "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n")
             self.reply(r, 501, "5.5.4", "STARTTLS now\r\n")
+            self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
+            self.reply(r, 503, "5.5.1", "STARTTLS\r\n")  # not inside a transaction
+            self.reply(r, 250, "2.0.0", "RSET\r\n")
             self.reply(r, 220, "2.0.0", "STARTTLS\r\n")
             r.starttls()
             # The session starts over: EHLO first.
@@ -68,7 +74,7 @@ class Starttls(SmtpAssertions, ServerTest):
 
     def test_openssl_s_client_starttls(self):
         p = s_client("-connect", f"127.0.0.1:{self.server.port}", "-starttls", "smtp",
-                     "-verify_return_error", "-verify_hostname", "localhost", "-ign_eof",
+                     "-verify_return_error", "-verify_hostname", "localhost",
                      data="EHLO s-client.example.org\r\nQUIT\r\n")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("Verify return code: 0 (ok)", p.stdout)
@@ -91,6 +97,16 @@ class Starttls(SmtpAssertions, ServerTest):
         self.assertIn("220 mx.example.test ESMTP carteiro", p.stdout)
         self.server.wait_log(r"event=tls_failed client=127\.0\.0\.1 error=\"[^\"]*"
                              r"unsupported protocol")
+
+    def test_renegotiation_is_refused(self):
+        # s_client's "R" line asks for a TLS 1.2 renegotiation.
+        script = (f"(sleep 0.5; echo R; sleep 1) | openssl s_client -CAfile {test_pki()['ca']} "
+                  f"-tls1_2 -connect 127.0.0.1:{self.server.submissions_port}")
+        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+        self.assertIn("220 mx.example.test ESMTP carteiro", p.stdout)
+        self.assertIn("RENEGOTIATING", p.stdout + p.stderr)
+        self.assertIn("no renegotiation", p.stdout + p.stderr)
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 reason=\"connection error\"")
 
     def test_tls_1_2_weak_ciphers_are_refused(self):
         p = s_client("-connect", f"127.0.0.1:{self.server.submissions_port}", "-tls1_2",

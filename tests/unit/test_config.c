@@ -556,6 +556,8 @@ TEST(listen_errors)
 		  { "1: listen options starttls and implicit-tls exclude each other$",
 		    "0: no 'listen'" } },
 		{ "listen submission *:587\ntls-cert /c.pem", { "2: 1 tls-cert but 0 tls-key" } },
+		{ "listen smtp *:25\nlisten submissions *:465",
+		  { "2: listen submissions *:465 needs TLS, but no tls-cert is set$" } },
 		{ "listen submission *:587\nlisten smtp *:25 auth-required STARTTLS\n"
 		  "tls-cert a\ntls-key b", { NULL } },
 		/* An IPv4 and an IPv6 socket are different listeners. */
