@@ -113,11 +113,22 @@ def tls_client_context():
     return ctx
 
 
+_ports_given = set()
+_ports_lock = threading.Lock()
+
+
 def free_port(host="127.0.0.1"):
+    """A port free now, and never handed out before in this run (two listeners of one server
+    asking in a row could otherwise get the same one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        with _ports_lock:
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
 
 
 def slow(fn):
@@ -477,11 +488,22 @@ class Server:
     def carteiro(self, *args):
         return subprocess.run([BINARY] + list(args), capture_output=True, text=True, timeout=60)
 
-    def queue_list(self):
-        p = self.carteiro("queue", "list", "-c", self.config_path)
-        if p.returncode != 0:
-            raise AssertionError(f"queue list failed: {p.stderr}")
-        return p.stdout
+    def queue_list(self, settle=5):
+        """`carteiro queue list`. A running server lists what its queue manager has loaded:
+        wait (up to settle seconds) until it shows every file of queue/ and no delivery is
+        in flight, so that a test sees a settled queue."""
+        deadline = time.monotonic() + settle
+        while True:
+            p = self.carteiro("queue", "list", "-c", self.config_path)
+            if p.returncode != 0:
+                raise AssertionError(f"queue list failed: {p.stderr}")
+            out = p.stdout
+            if "server is not running" in out or time.monotonic() >= deadline:
+                return out
+            listed = set(re.findall(r"(?m)^([0-9A-Z]{12}) ", out))
+            if set(self.queue_files()) <= listed and "being delivered" not in out:
+                return out
+            time.sleep(0.05)
 
     def wait_queue_list(self, pattern, timeout=10):
         """queue list until it matches pattern (the live queue shows messages once loaded)."""
