@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,13 @@ struct rcpt_note {
 
 struct qmgr;
 
+/* The last attempts of a message, for `queue show` (memory only; the log has all). */
+#define HISTORY_MAX 10
+struct history_entry {
+	int64_t when;
+	char text[300];
+};
+
 struct qmsg {
 	char id[QUEUE_ID_LEN + 1];
 	enum qmsg_state state;
@@ -104,6 +112,8 @@ struct qmsg {
 	bool *bounce;        /* per recipient: a failure to report to the sender */
 	struct rcpt_note **notes;
 	char last_error[SMTPC_TEXT_MAX];
+	struct history_entry *history; /* ring of HISTORY_MAX, allocated on first use */
+	unsigned nhistory;             /* entries ever added */
 	struct qmsg *next_ready;
 	struct qmgr *q;
 };
@@ -185,6 +195,7 @@ static void qmsg_free(void *p)
 		for (size_t i = 0; i < m->env.nrcpts; i++)
 			free(m->notes[i]);
 	free(m->notes);
+	free(m->history);
 	free(m->want);
 	free(m->busy);
 	free(m->bounce);
@@ -231,6 +242,20 @@ static void note_set(struct qmsg *m, size_t i, const char *status, const char *r
 	str_copy(n->text, sizeof n->text, text);
 	n->remote = remote;
 	n->when = now_sec();
+}
+
+static void history_add(struct qmsg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void history_add(struct qmsg *m, const char *fmt, ...)
+{
+	if (!m->history && !(m->history = calloc(HISTORY_MAX, sizeof *m->history)))
+		return;
+	struct history_entry *h = &m->history[m->nhistory++ % HISTORY_MAX];
+	va_list ap;
+	h->when = now_sec();
+	va_start(ap, fmt);
+	vsnprintf(h->text, sizeof h->text, fmt, ap);
+	va_end(ap);
 }
 
 /* Does the sender want to hear about this recipient (RFC 3461 NOTIFY)? */
@@ -568,6 +593,7 @@ static void local_done(struct qmgr *q, struct qjob *j)
 			snprintf(text, sizeof text, "local delivery to %s failed: %s", r->address,
 				 strerror(-err));
 			note_set(m, i, "4.3.0", NULL, text, false);
+			history_add(m, "to=<%s> status=deferred reason=%s", r->address, text);
 			log_warn("qid=%s event=delivery_failed to=<%s> error=\"%s\"", m->id,
 				 LOG_ESC(r->address), strerror(-err));
 		}
@@ -880,6 +906,8 @@ static void outbound_done(struct outbound_delivery *d)
 				result = "bounced";
 			}
 		}
+		history_add(m, "to=<%s> relay=%s status=%s reply=%s", m->env.rcpts[i].address,
+			    d->relay[0] ? d->relay : "none", result, reply_text(r, reply, sizeof reply));
 		log_info("qid=%s event=attempt to=<%s> relay=%s delay=%.3fs tls=%s status=%s "
 			 "dsn=%s reply=%s",
 			 m->id, LOG_ESC(m->env.rcpts[i].address), d->relay[0] ? LOG_ESC(d->relay) : "none",
@@ -1143,8 +1171,8 @@ static int cmp_qmsg_id(const void *a, const void *b)
 	return strcmp((*(struct qmsg *const *)a)->id, (*(struct qmsg *const *)b)->id);
 }
 
-/* Append m as `queue list` shows it. */
-static void describe(const struct qmsg *m, struct buf *out)
+/* Append m as `queue list` shows it; detail (`queue show`) adds its recent attempts. */
+static void describe(const struct qmsg *m, struct buf *out, bool detail)
 {
 	size_t n = m->env.nrcpts;
 	const char **errors = calloc(n ? n : 1, sizeof *errors);
@@ -1159,6 +1187,20 @@ static void describe(const struct qmsg *m, struct buf *out)
 	};
 	queue_list_format_message(out, &m->env, time(NULL), &x);
 	free(errors);
+	if (!detail || !m->history)
+		return;
+	unsigned shown = m->nhistory < HISTORY_MAX ? m->nhistory : HISTORY_MAX;
+	buf_appendf(out, "history (last %u attempt%s):\n", shown, shown == 1 ? "" : "s");
+	for (unsigned k = m->nhistory - shown; k < m->nhistory; k++) {
+		const struct history_entry *h = &m->history[k % HISTORY_MAX];
+		char when[32], text[sizeof h->text * 4];
+		time_t t = (time_t)h->when;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+		buf_appendf(out, "  %s %s\n", when, str_display(text, sizeof text, h->text,
+								 strlen(h->text)));
+	}
 }
 
 static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *out)
@@ -1192,7 +1234,7 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 		qsort(v, count, sizeof *v, cmp_qmsg_id);
 		queue_list_format_header(out);
 		for (size_t i = 0; i < count; i++) {
-			describe(v[i], out);
+			describe(v[i], out, m != NULL);
 			total += v[i]->env.msg_size;
 		}
 		queue_list_format_footer(out, count, total);

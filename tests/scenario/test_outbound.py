@@ -149,6 +149,17 @@ class TestMx(OutboundTest):
         w.server.wait_queue_empty()
         self.assertEqual(w.server.log().count("event=connected dest=example.net"), 1)
 
+    def test_destination_concurrency_limits_connections(self):
+        w = self.world(extra="destination-concurrency 2\n")
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        with w.server.smtp() as s:
+            for i in range(12):
+                s.sendmail(SENDER, [f"c{i}@example.net"], message(subject=f"c{i}", sender=SENDER))
+        mx1.wait_messages(12)
+        w.server.wait_queue_empty()
+        self.assertLessEqual(w.server.log().count("event=connected dest=example.net"), 2)
+
     def test_mixed_local_and_remote_recipients(self):
         w = self.world()
         mx1 = w.peer("127.0.0.2", "mx1.example.net")
@@ -483,6 +494,8 @@ class TestQueueControl(OutboundTest):
         show = self.control(w, "show", ids[0])
         self.assertEqual(show.returncode, 0, show.stderr)
         self.assertIn("headers:", show.stdout)
+        self.assertRegex(show.stdout, r"history \(last 1 attempt\):\n  \d{4}-\d\d-\d\d [\d:]+ "
+                                      r"to=<q0@example.net> relay=none status=deferred reply=")
         self.assertIn("Subject: queued", show.stdout)
 
         # hold: out of the queue; release: back in.
