@@ -87,7 +87,7 @@ size_t envelope_pending(const struct envelope *env, char kind)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < env->nrcpts; i++)
-		if (env->rcpts[i].status == RCPT_PENDING && (!kind || env->rcpts[i].kind == kind))
+		if (rcpt_status_pending(env->rcpts[i].status) && (!kind || env->rcpts[i].kind == kind))
 			n++;
 	return n;
 }
@@ -327,7 +327,7 @@ int queue_file_parse_header(const char *data, size_t len, struct envelope *env)
 			if (rec.len < 3)
 				return -EINVAL;
 			char st = rec.payload[0], kind = rec.payload[1];
-			if ((st != RCPT_PENDING && st != RCPT_DELIVERED && st != RCPT_FAILED) ||
+			if ((!rcpt_status_pending(st) && st != RCPT_DELIVERED && st != RCPT_FAILED) ||
 			    (kind != RCPT_LOCAL && kind != RCPT_REMOTE))
 				return -EINVAL;
 			struct record addr = rec;

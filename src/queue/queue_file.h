@@ -19,7 +19,8 @@
  *   B  "8BITMIME" or "7BIT"     U  "1": SMTPUTF8 transaction
  *   T  DSN RET: "FULL"/"HDRS"   E  DSN ENVID (decoded)
  *   R  a recipient: payload = status byte, kind byte, address
- *        status: '-' pending, 'D' delivered, 'F' failed (bounced)
+ *        status: '-' pending, 'W' pending and the delay notice sent,
+ *                'D' delivered, 'F' failed (bounced)
  *        kind:   'L' local mailbox, 'X' remote
  *      then, for that recipient, optionally:
  *      O  the address as given in RCPT TO (when it differs)
@@ -60,7 +61,14 @@ enum rcpt_status {
 	RCPT_PENDING = '-',
 	RCPT_DELIVERED = 'D',
 	RCPT_FAILED = 'F',
+	RCPT_WARNED = 'W', /* still pending; the sender was told of the delay */
 };
+
+/* Is a recipient status one that is still to be delivered? */
+static inline bool rcpt_status_pending(char st)
+{
+	return st == RCPT_PENDING || st == RCPT_WARNED;
+}
 
 enum rcpt_kind {
 	RCPT_LOCAL = 'L',

@@ -80,7 +80,10 @@ static void format_age(time_t secs, char *dst, size_t n)
 
 static const char *rcpt_status_name(char st)
 {
-	return st == RCPT_DELIVERED ? "delivered" : st == RCPT_FAILED ? "failed" : "pending";
+	return st == RCPT_DELIVERED ? "delivered"
+	       : st == RCPT_FAILED  ? "failed"
+	       : st == RCPT_WARNED  ? "pending, sender told of the delay"
+				    : "pending";
 }
 
 void queue_list_format_header(struct buf *out)
@@ -101,12 +104,12 @@ void queue_list_format_message(struct buf *out, const struct envelope *env, time
 		    (unsigned long long)env->msg_size, state, env->sender[0] ? LOG_ESC(env->sender) : "");
 	for (size_t k = 0; k < env->nrcpts; k++) {
 		const struct envelope_rcpt *rc = &env->rcpts[k];
-		bool active = x && x->active && x->active[k] && rc->status == RCPT_PENDING;
+		bool active = x && x->active && x->active[k] && rcpt_status_pending(rc->status);
 		buf_appendf(out, "%46s-> %s (%s, %s)\n", "", LOG_ESC(rc->address),
 			    rc->kind == RCPT_LOCAL ? "local" : "remote",
 			    active ? "being delivered" : rcpt_status_name(rc->status));
 		const char *err = x && x->errors ? x->errors[k] : NULL;
-		if (err && err[0] && rc->status == RCPT_PENDING)
+		if (err && err[0] && rcpt_status_pending(rc->status))
 			buf_appendf(out, "%46s   last error: %s\n", "",
 				    str_display((char[600]){ 0 }, 600, err, strlen(err)));
 	}

@@ -211,7 +211,7 @@ static void qmsg_forget(struct qmgr *q, struct qmsg *m)
 
 static bool rcpt_pending(const struct qmsg *m, size_t i)
 {
-	return m->env.rcpts[i].status == RCPT_PENDING && !m->want[i];
+	return rcpt_status_pending(m->env.rcpts[i].status) && !m->want[i];
 }
 
 static size_t pending_count(const struct qmsg *m)
@@ -565,6 +565,8 @@ static void load_done(struct qmgr *q, struct qjob *j)
 		qmsg_forget(q, m);
 		return;
 	}
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		m->warned = m->warned || m->env.rcpts[i].status == RCPT_WARNED;
 	log_debug("qid=%s event=loaded nrcpt=%zu recovered=%s", m->id, m->env.nrcpts,
 		  m->recovered ? "yes" : "no");
 	start_attempt(q, m);
@@ -830,6 +832,10 @@ static void record_kick(struct qmgr *q, struct qmsg *m)
 			sel[i] = rcpt_pending(m, i) &&
 				 notify_wants(&m->env.rcpts[i], SMTP_NOTIFY_DELAY);
 		notice_prepare(q, j, 1, sel);
+		/* 'W' on disk: a restart does not tell the sender again. */
+		for (size_t i = 0; i < m->env.nrcpts; i++)
+			if (rcpt_pending(m, i) && m->env.rcpts[i].status == RCPT_PENDING)
+				j->statuses[i] = RCPT_WARNED;
 	}
 	free(sel);
 	m->recording = true;

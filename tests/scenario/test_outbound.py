@@ -276,6 +276,22 @@ class TestRetries(OutboundTest):
         w.server.wait_queue_empty()
         self.assertEqual(len(w.server.mailbox(SENDER)), 1)  # one notice only
 
+    def test_delay_notice_is_sent_once_even_across_a_restart(self):
+        w = self.world(extra="delay-warning 1s\n")
+        w.peer("127.0.0.2", "mx1.example.net", mail_fail=100000)
+        w.peer("127.0.0.3", "mx2.example.net", mail_fail=100000)
+        w.start()
+        send(w.server, ["late@example.net"], subject="late")
+        self.wait_bounce(w.server, timeout=30)
+        w.server.wait_queue_list(r"late@example\.net \(remote, pending, sender told of the delay\)")
+        w.server.stop()
+        w.server.start()
+        w.server.wait_log(r"event=started", timeout=10)
+        time.sleep(4)  # several retries at 1s
+        self.assertGreaterEqual(len(re.findall(r"to=<late@example.net> .*status=deferred",
+                                               w.server.log())), 3)
+        self.assertEqual(len(w.server.mailbox(SENDER)), 1)
+
     def test_bounce_of_a_bounce_goes_to_postmaster(self):
         w = self.world().start()
         # A message from <> that cannot be delivered: nobody to tell but the postmaster.

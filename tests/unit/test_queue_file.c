@@ -107,6 +107,15 @@ TEST(round_trip)
 	CHECK_INT(again.rcpts[2].status, RCPT_PENDING);
 	CHECK_INT(envelope_pending(&again, RCPT_REMOTE), 1);
 
+	/* 'W' (delay notice sent) is still pending. */
+	CHECK_INT(queue_file_set_status(fd, &got.rcpts[2], RCPT_WARNED), 0);
+	envelope_free(&again);
+	envelope_init(&again);
+	CHECK_INT(queue_file_read_envelope(fd, &again), 0);
+	CHECK_INT(again.rcpts[2].status, RCPT_WARNED);
+	CHECK_INT(envelope_pending(&again, RCPT_REMOTE), 1);
+	CHECK_INT(envelope_pending(&again, 0), 2);
+
 	close(fd);
 	envelope_free(&again);
 	envelope_free(&got);
