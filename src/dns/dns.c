@@ -107,6 +107,12 @@ struct dns_req {
 	bool cancelled;
 	struct event *deliver;
 	uint16_t port;
+	/* REQ_ADDR: the AAAA and A queries, each with its own status (ARES_*). */
+	unsigned pending;
+	int status6, status4;
+	struct in6_addr v6[DNS_ADDR_MAX];
+	struct in_addr v4[DNS_ADDR_MAX];
+	size_t n6, n4;
 	void *arg;
 	union {
 		dns_mx_fn *mx;
@@ -624,48 +630,86 @@ static void addr_add(struct dns_addr_result *res, const struct sockaddr *sa, siz
 	res->n++;
 }
 
-static void on_addr_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+/* Whether a per-family status says "try later" (anything but an answer, NXDOMAIN or NODATA). */
+static bool status_temporary(int status)
 {
-	struct dns_req *req = arg;
-	struct dns_addr_result *res = &req->res.addr;
-	struct ares_addrinfo_node *n6, *n4;
+	return status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND;
+}
 
-	(void)timeouts;
-	if (req_dropped(req, status)) {
-		if (ai)
-			ares_freeaddrinfo(ai);
+/* Both queries are in: interleave the families, IPv6 first (RFC 8305 4), or say why none. */
+static void addr_finish(struct dns_req *req)
+{
+	struct dns_addr_result *res = &req->res.addr;
+
+	memset(res, 0, sizeof *res);
+	for (size_t i = 0; i < req->n6 || i < req->n4; i++) {
+		if (i < req->n6) {
+			struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = req->v6[i] };
+			addr_add(res, (struct sockaddr *)&sin6, sizeof sin6, req->port);
+		}
+		if (i < req->n4) {
+			struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = req->v4[i] };
+			addr_add(res, (struct sockaddr *)&sin, sizeof sin, req->port);
+		}
+	}
+	if (res->n > 0) {
+		res->status = DNS_OK;
+	} else {
+		/* A failure of either family is temporary for the name: the other may just be
+		 * missing while this one would have answered. Both NXDOMAIN: no such name. */
+		int st = status_temporary(req->status6)		 ? req->status6
+			 : status_temporary(req->status4)		 ? req->status4
+			 : req->status6 == ARES_ENOTFOUND && req->status4 == ARES_ENOTFOUND ? ARES_ENOTFOUND
+											 : ARES_ENODATA;
+		res->status = map_status(st, "address", res->error, sizeof res->error);
+	}
+	req_ready(req);
+}
+
+static void on_addr_part(struct dns_req *req, int family, int status, unsigned char *abuf,
+			 int alen)
+{
+	req->pending--;
+	if (req->cancelled || status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
+		req->cancelled = true;
+		if (req->pending == 0)
+			req_free(req);
 		return;
 	}
-	memset(res, 0, sizeof *res);
-	if (status == ARES_SUCCESS && ai) {
-		/* Interleave the families, IPv6 first (RFC 8305 4). */
-		n6 = n4 = ai->nodes;
-		while (n6 || n4) {
-			while (n6 && n6->ai_family != AF_INET6)
-				n6 = n6->ai_next;
-			if (n6) {
-				addr_add(res, n6->ai_addr, n6->ai_addrlen, req->port);
-				n6 = n6->ai_next;
-			}
-			while (n4 && n4->ai_family != AF_INET)
-				n4 = n4->ai_next;
-			if (n4) {
-				addr_add(res, n4->ai_addr, n4->ai_addrlen, req->port);
-				n4 = n4->ai_next;
-			}
+	if (status == ARES_SUCCESS && abuf && alen >= 0) {
+		int n = DNS_ADDR_MAX;
+		if (family == AF_INET6) {
+			struct ares_addr6ttl ttls[DNS_ADDR_MAX];
+			status = ares_parse_aaaa_reply(abuf, alen, NULL, ttls, &n);
+			for (int i = 0; status == ARES_SUCCESS && i < n; i++)
+				memcpy(&req->v6[req->n6++], &ttls[i].ip6addr, sizeof req->v6[0]);
+		} else {
+			struct ares_addrttl ttls[DNS_ADDR_MAX];
+			status = ares_parse_a_reply(abuf, alen, NULL, ttls, &n);
+			for (int i = 0; status == ARES_SUCCESS && i < n; i++)
+				req->v4[req->n4++] = ttls[i].ipaddr;
 		}
-		if (res->n > 0)
-			res->status = DNS_OK;
-		else
-			res->status = map_status(ARES_ENODATA, "address", res->error,
-						 sizeof res->error);
-	} else {
-		res->status = map_status(status == ARES_SUCCESS ? ARES_ENODATA : status, "address",
-					 res->error, sizeof res->error);
+		if (status == ARES_SUCCESS && n == 0)
+			status = ARES_ENODATA;
 	}
-	if (ai)
-		ares_freeaddrinfo(ai);
-	req_ready(req);
+	if (family == AF_INET6)
+		req->status6 = status;
+	else
+		req->status4 = status;
+	if (req->pending == 0)
+		addr_finish(req);
+}
+
+static void on_aaaa_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	(void)timeouts;
+	on_addr_part(arg, AF_INET6, status, abuf, alen);
+}
+
+static void on_a_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	(void)timeouts;
+	on_addr_part(arg, AF_INET, status, abuf, alen);
 }
 
 struct dns_req *dns_lookup_mx(struct dns *dns, const char *domain, dns_mx_fn *fn, void *arg)
@@ -714,9 +758,6 @@ struct dns_req *dns_lookup_addr(struct dns *dns, const char *host, uint16_t port
 				dns_addr_fn *fn, void *arg)
 {
 	struct dns_req *req = req_new(dns, REQ_ADDR, arg);
-	struct ares_addrinfo_hints hints;
-	char fqdn[DNS_NAME_MAX + 2];
-	size_t len;
 
 	if (req == NULL)
 		return NULL;
@@ -734,15 +775,12 @@ struct dns_req *dns_lookup_addr(struct dns *dns, const char *host, uint16_t port
 		return req;
 	}
 	log_debug("event=dns_query type=addr name=%s", LOG_ESC(req->name));
-	/* The trailing dot: absolute, never a search domain or /etc/hosts alias. */
-	len = strlen(req->name); /* at most DNS_HOST_MAX */
-	memcpy(fqdn, req->name, len);
-	memcpy(fqdn + len, ".", 2);
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_flags = ARES_AI_NOSORT;
+	/* Two queries rather than ares_getaddrinfo, which keeps only the status of the last
+	 * one to finish: a SERVFAIL for A must not turn into "no address" when AAAA is empty. */
 	req->state = REQ_QUERY;
-	ares_getaddrinfo(dns->channel, fqdn, NULL, &hints, on_addr_answer, req);
+	req->pending = 2;
+	ares_query(dns->channel, req->name, ns_c_in, ns_t_aaaa, on_aaaa_answer, req);
+	ares_query(dns->channel, req->name, ns_c_in, ns_t_a, on_a_answer, req);
 	timer_update(dns);
 	return req;
 }
