@@ -26,6 +26,7 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
         "outbound-ca-file", "retry-schedule", "queue-lifetime", "delay-warning"]
 KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
+KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
