@@ -22,6 +22,7 @@ submissions (srv.submissions_port); srv.tls_context() trusts the test CA. Every 
 password is "secret" (PASSWORD).
 """
 import os
+import poplib
 import re
 import shutil
 import signal
@@ -252,6 +253,24 @@ class Raw:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Pop3Context:
+    """poplib clients as context managers (closed at the end, QUIT or not)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Pop3(_Pop3Context, poplib.POP3):
+    pass
+
+
+class _Pop3Ssl(_Pop3Context, poplib.POP3_SSL):
+    pass
 
 
 class Server:
@@ -491,17 +510,15 @@ class Server:
 
     def pop3_client(self, timeout=10, stls=False):
         """poplib.POP3 on the pop3 port, greeted (after STLS with the test CA when stls)."""
-        import poplib
-        p = poplib.POP3(self.host, self.pop3_port, timeout=timeout)
+        p = _Pop3(self.host, self.pop3_port, timeout=timeout)
         if stls:
             p.stls(context=tls_client_context())
         return p
 
     def pop3s_client(self, timeout=10):
         """poplib.POP3_SSL on the pop3s port (implicit TLS, the test CA)."""
-        import poplib
-        return poplib.POP3_SSL(self.host, self.pop3s_port, timeout=timeout,
-                               context=tls_client_context())
+        return _Pop3Ssl(self.host, self.pop3s_port, timeout=timeout,
+                        context=tls_client_context())
 
     def reload(self):
         """SIGHUP to the master (which passes it on to the workers)."""
