@@ -767,8 +767,7 @@ static const struct key keys[] = {
 	  "NAME", "when started as root, run as this user once the ports are bound" },
 	{ "listen", &type_listen, OFF(listens), 0, NULL, 0, 256, KEY_REPEAT,
 	  "KIND ADDR:PORT [OPTION...]",
-	  "KIND smtp, submission, submissions, pop3, pop3s; OPTION starttls, implicit-tls, "
-	  "auth-required" },
+	  "KIND smtp, submission(s), pop3(s); OPTION starttls, implicit-tls, auth-required" },
 	{ "local-domain", &type_local_domain, OFF(local_domains), 0, NULL, 0, 10000, KEY_REPEAT,
 	  "DOMAIN", "deliver mail for this domain here" },
 	{ "users", &type_file, OFF(users_file), OFF(users_line), NULL, 0, 0, 0,
