@@ -39,7 +39,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,15 +621,11 @@ static void greet(struct pop3_session *s)
 
 static void tls_established(struct pop3_session *s)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	bool implicit = (s->listener->flags & LISTEN_IMPLICIT_TLS) != 0;
 
 	s->tls = true;
-	tls_info_get(ssl, &s->tls_info);
-	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	log_info("sid=%s event=tls client=%s tls=%s cipher=%s bits=%d mode=%s sni=%s", s->id,
-		 s->peer_ip, s->tls_info.version, s->tls_info.cipher, s->tls_info.bits,
-		 implicit ? "implicit" : "stls", sni ? LOG_ESC(sni) : "-");
+	tls_bev_established(s->bev, &s->tls_info, s->id, s->peer_ip,
+			    implicit ? "implicit" : "stls");
 	session_enter(s, P_AUTHORIZATION);
 	if (implicit)
 		greet(s);
@@ -1264,10 +1259,8 @@ void pop3_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 {
 	struct pop3_session *s = calloc(1, sizeof *s);
 	bool implicit = (listener->flags & LISTEN_IMPLICIT_TLS) && d->tls;
-	SSL *ssl = NULL;
 
-	if (!s || (implicit && !(ssl = tls_server_ssl_new(d->tls)))) {
-		free(s);
+	if (!s) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1277,13 +1270,8 @@ void pop3_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	netaddr_ip_text(peer, s->peer_ip, sizeof s->peer_ip);
 	queue_id_next(&d->session_ids, s->id);
 	pop3_reader_init(&s->reader, POP3_LINE_ABS_MAX);
-	if (implicit)
-		s->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
-	else
-		s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = tls_bev_accept(implicit ? d->tls : NULL, d->base, fd);
 	if (!s->bev) {
-		evutil_closesocket(fd);
 		free(s);
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "tls/tls_server.h"
+#include "util/log.h"
 
 struct bufferevent *tls_bev_starttls(struct tls_server *ts, struct event_base *base,
 				     struct bufferevent *plain, size_t *discarded)
@@ -56,4 +57,32 @@ void tls_bev_close_notify(struct bufferevent *bev)
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	if (ssl && SSL_shutdown(ssl) < 0)
 		ERR_clear_error();
+}
+
+struct bufferevent *tls_bev_accept(struct tls_server *ts, struct event_base *base, int fd)
+{
+	struct bufferevent *bev;
+
+	if (ts) {
+		SSL *ssl = tls_server_ssl_new(ts);
+		bev = ssl ? bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							   BEV_OPT_CLOSE_ON_FREE)
+			  : NULL;
+	} else {
+		bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (!bev)
+		evutil_closesocket(fd);
+	return bev;
+}
+
+void tls_bev_established(struct bufferevent *bev, struct tls_info *info, const char *sid,
+			 const char *client, const char *mode)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	tls_info_get(ssl, info);
+	log_info("sid=%s event=tls client=%s tls=%s cipher=%s bits=%d mode=%s sni=%s", sid, client,
+		 info->version, info->cipher, info->bits, mode, sni ? LOG_ESC(sni) : "-");
 }

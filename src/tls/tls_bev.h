@@ -16,6 +16,17 @@ struct bufferevent;
 struct event_base;
 struct tls_server;
 
+struct tls_info;
+
+/* The bufferevent of an accepted connection: TLS in accept state when ts is given
+ * (implicit TLS), else plain. It owns fd; NULL when out of memory (fd is then closed). */
+struct bufferevent *tls_bev_accept(struct tls_server *ts, struct event_base *base, int fd);
+/*
+ * A handshake finished: fill *info and log one line "sid=... event=tls client=...
+ * tls=... cipher=... bits=... mode=... sni=..." (mode "implicit" or the command's name).
+ */
+void tls_bev_established(struct bufferevent *bev, struct tls_info *info, const char *sid,
+			 const char *client, const char *mode);
 /*
  * Start the server side of TLS on plain's socket: plain's input is discarded
  * (*discarded says how many bytes), a TLS bufferevent in accept state takes

@@ -109,7 +109,7 @@ class Basics(Workdir):
         self.assertEqual(p.returncode, 0)
         rows = {}
         for line in p.stdout.splitlines():
-            m = re.match(r"^([a-z][a-z-]*)\s{2,}(\S.*?)\s{2,}(\S.*)$", line)
+            m = re.match(r"^([a-z][a-z0-9-]*)\s{2,}(\S.*?)\s{2,}(\S.*)$", line)
             if m:
                 rows[m.group(1)] = (m.group(2), m.group(3))
         return rows
