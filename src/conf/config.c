@@ -311,6 +311,8 @@ static const struct {
 	{ "smtp", LISTEN_SMTP, 0 },
 	{ "submission", LISTEN_SUBMISSION, LISTEN_AUTH_REQUIRED },
 	{ "submissions", LISTEN_SUBMISSIONS, LISTEN_IMPLICIT_TLS | LISTEN_AUTH_REQUIRED },
+	{ "pop3", LISTEN_POP3, 0 },
+	{ "pop3s", LISTEN_POP3S, LISTEN_IMPLICIT_TLS },
 };
 
 static const struct {
@@ -333,8 +335,8 @@ static int set_listen(struct config *cfg, struct directive *d)
 		if (slice_eq_cstr_nocase(kind, listen_kinds[k].name))
 			break;
 	if (k == ARRAY_LEN(listen_kinds))
-		return fail(d, "unknown listener kind '%s' (expected smtp, submission or "
-			       "submissions)", Q(kind));
+		return fail(d, "unknown listener kind '%s' (expected smtp, submission, "
+			       "submissions, pop3 or pop3s)", Q(kind));
 	l.kind = listen_kinds[k].kind;
 	l.flags = listen_kinds[k].flags;
 	if (netaddr_parse_hostport(addr, &l.addr) < 0 || !slice_copy(l.text, sizeof l.text, addr))
@@ -354,6 +356,8 @@ static int set_listen(struct config *cfg, struct directive *d)
 	}
 	if ((l.flags & LISTEN_STARTTLS) && (l.flags & LISTEN_IMPLICIT_TLS))
 		return fail(d, "listen options starttls and implicit-tls exclude each other");
+	if (listen_is_pop3(&l) && (l.flags & LISTEN_AUTH_REQUIRED))
+		return fail(d, "listen option auth-required is for SMTP (POP3 always needs a login)");
 	for (size_t i = 0; i < cfg->nlistens; i++)
 		if (same_address(&cfg->listens[i].addr, &l.addr))
 			return fail(d, "duplicate listen address '%s' (same as '%s')", Q(addr),
@@ -679,6 +683,27 @@ static int set_relayhost_tls(struct config *cfg, struct directive *d)
 		    Q(d->words[0]), d->key->name);
 }
 
+static int set_pop3_plaintext(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum pop3_plaintext mode;
+	} modes[] = {
+		{ "loopback", POP3_PLAINTEXT_LOOPBACK },
+		{ "never", POP3_PLAINTEXT_NEVER },
+		{ "always", POP3_PLAINTEXT_ALWAYS },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			*FIELD(cfg, d->key, enum pop3_plaintext) = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected loopback, never or always)",
+		    Q(d->words[0]), d->key->name);
+}
+
 /* retry-schedule DURATION...: delays between attempts; the last one repeats. */
 static int set_retry_schedule(struct config *cfg, struct directive *d)
 {
@@ -725,6 +750,7 @@ static const struct key_type type_relayhost_tls = { set_relayhost_tls, NULL, 1, 
 static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1,
 						     CONFIG_WORDS_MAX, UNIT_NONE };
 static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
+static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -741,7 +767,7 @@ static const struct key keys[] = {
 	  "NAME", "when started as root, run as this user once the ports are bound" },
 	{ "listen", &type_listen, OFF(listens), 0, NULL, 0, 256, KEY_REPEAT,
 	  "KIND ADDR:PORT [OPTION...]",
-	  "KIND smtp, submission, submissions; OPTION starttls, implicit-tls, auth-required" },
+	  "KIND smtp, submission(s), pop3(s); OPTION starttls, implicit-tls, auth-required" },
 	{ "local-domain", &type_local_domain, OFF(local_domains), 0, NULL, 0, 10000, KEY_REPEAT,
 	  "DOMAIN", "deliver mail for this domain here" },
 	{ "users", &type_file, OFF(users_file), OFF(users_line), NULL, 0, 0, 0,
@@ -829,6 +855,15 @@ static const struct key keys[] = {
 	  "DURATION", "how long failures are remembered, and how long a ban lasts" },
 	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
 	  "DURATION", "pause before the 535 reply to a failed AUTH" },
+
+	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
+	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
+	  0, 0, "loopback|never|always", "POP3 logins without TLS: from loopback clients only, "
+	  "never, or always" },
+	{ "pop3-idle-timeout", &type_duration, OFF(pop3_idle_timeout), 0, "10m", 1, 86400, 0,
+	  "DURATION", "idle time allowed between POP3 commands (RFC 1939: at least 10m)" },
+	{ "pop3-max-errors", &type_count, OFF(pop3_max_errors), 0, "20", 1, 1000, 0,
+	  "NUMBER", "bad POP3 commands in one session before a disconnect" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */

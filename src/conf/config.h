@@ -24,6 +24,15 @@ enum listen_kind {
 	LISTEN_SMTP,        /* port 25 style: MX service */
 	LISTEN_SUBMISSION,  /* RFC 6409: port 587, STARTTLS, AUTH required */
 	LISTEN_SUBMISSIONS, /* RFC 8314: port 465, implicit TLS, AUTH required */
+	LISTEN_POP3,        /* RFC 1939: port 110, STLS with the starttls option */
+	LISTEN_POP3S,       /* RFC 8314 3.3: port 995, implicit TLS */
+};
+
+/* Where POP3 accepts a login without TLS (pop3-plaintext-auth). */
+enum pop3_plaintext {
+	POP3_PLAINTEXT_LOOPBACK, /* from loopback clients only */
+	POP3_PLAINTEXT_NEVER,
+	POP3_PLAINTEXT_ALWAYS,
 };
 
 /* Listener options (struct listen_cfg.flags); the kind implies some (see config.c). */
@@ -116,6 +125,11 @@ struct config {
 	unsigned auth_ban_time;         /* seconds */
 	unsigned auth_failure_delay;    /* seconds before a 535 */
 
+	/* POP3 */
+	enum pop3_plaintext pop3_plaintext_auth; /* login without TLS */
+	unsigned pop3_idle_timeout;              /* seconds */
+	unsigned pop3_max_errors;                /* bad commands before a disconnect */
+
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;
 };
@@ -150,8 +164,10 @@ bool config_is_local_domain(const struct config *cfg, const char *domain);
 /* Is the client address inside a relay-network? */
 bool config_is_relay_client(const struct config *cfg, const struct sockaddr *sa);
 
-/* "smtp", "submission", "submissions". */
+/* "smtp", "submission", "submissions", "pop3", "pop3s". */
 const char *listen_kind_name(enum listen_kind kind);
+/* Does the listener serve POP3 (rather than SMTP)? */
+bool listen_is_pop3(const struct listen_cfg *l);
 /* Does the listener speak TLS from the start, or offer STARTTLS? */
 bool listen_uses_tls(const struct listen_cfg *l);
 

@@ -31,6 +31,10 @@ const char *listen_kind_name(enum listen_kind kind)
 		return "submission";
 	case LISTEN_SUBMISSIONS:
 		return "submissions";
+	case LISTEN_POP3:
+		return "pop3";
+	case LISTEN_POP3S:
+		return "pop3s";
 	default:
 		return "smtp";
 	}
@@ -39,4 +43,9 @@ const char *listen_kind_name(enum listen_kind kind)
 bool listen_uses_tls(const struct listen_cfg *l)
 {
 	return (l->flags & (LISTEN_STARTTLS | LISTEN_IMPLICIT_TLS)) != 0;
+}
+
+bool listen_is_pop3(const struct listen_cfg *l)
+{
+	return l->kind == LISTEN_POP3 || l->kind == LISTEN_POP3S;
 }

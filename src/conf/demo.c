@@ -30,6 +30,8 @@ const char config_demo_text[] =
 	"listen smtp             127.0.0.1:2525 starttls\n"
 	"listen submission       127.0.0.1:2587   # STARTTLS, AUTH required\n"
 	"listen submissions      127.0.0.1:2465   # implicit TLS, AUTH required\n"
+	"listen pop3             127.0.0.1:2110 starttls # read mail: POP3 (login over TLS)\n"
+	"listen pop3s            127.0.0.1:2995   # POP3 with implicit TLS\n"
 	"tls-cert                run/tls/cert.pem # self-signed, made on the first run\n"
 	"tls-key                 run/tls/key.pem\n"
 	"local-domain            example.test\n"

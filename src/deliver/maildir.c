@@ -45,11 +45,7 @@ static int open_subdir(int dirfd, const char *name, bool *created)
 	return fd >= 0 ? fd : -errno;
 }
 
-struct mailbox_fds {
-	int box, tmp, new, cur;
-};
-
-static void mailbox_close(struct mailbox_fds *mb)
+void maildir_close(struct maildir_fds *mb)
 {
 	int *fds[] = { &mb->box, &mb->tmp, &mb->new, &mb->cur };
 	for (size_t i = 0; i < 4; i++)
@@ -59,7 +55,7 @@ static void mailbox_close(struct mailbox_fds *mb)
 		}
 }
 
-static int mailbox_open(const char *root, const char *address, struct mailbox_fds *mb)
+int maildir_open(const char *root, const char *address, struct maildir_fds *mb)
 {
 	const char *at = strrchr(address, '@');
 	char local[NAME_MAX_LEN + 1], domain[NAME_MAX_LEN + 1];
@@ -89,7 +85,7 @@ static int mailbox_open(const char *root, const char *address, struct mailbox_fd
 	    (mb->new = open_subdir(mb->box, "new", &created)) < 0 ||
 	    (mb->cur = open_subdir(mb->box, "cur", &created)) < 0) {
 		r = mb->tmp < 0 ? mb->tmp : mb->new < 0 ? mb->new : mb->cur;
-		mailbox_close(mb);
+		maildir_close(mb);
 	}
 	return r;
 }
@@ -192,11 +188,11 @@ static void host_part(const char *hostname, char *dst, size_t dstlen)
 int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned rcpt_index,
 		    bool check_existing)
 {
-	struct mailbox_fds mb;
+	struct maildir_fds mb;
 	char host[128], base[NAME_MAX_LEN + 1], final[NAME_MAX_LEN + 64];
 	int r, fd = -1;
 
-	r = mailbox_open(m->root, address, &mb);
+	r = maildir_open(m->root, address, &mb);
 	if (r < 0)
 		return r;
 	host_part(m->hostname, host, sizeof host);
@@ -256,6 +252,6 @@ fail:
 		close(fd);
 	unlinkat(mb.tmp, base, 0);
 out:
-	mailbox_close(&mb);
+	maildir_close(&mb);
 	return r;
 }

@@ -46,4 +46,18 @@ struct maildir_msg {
 int maildir_deliver(const struct maildir_msg *m, const char *address, unsigned rcpt_index,
 		    bool check_existing);
 
+/* The directories of one mailbox (the Maildir and its tmp/, new/, cur/). */
+struct maildir_fds {
+	int box, tmp, new, cur;
+};
+
+/*
+ * Open the Maildir of address ("local@domain") under root, creating what is
+ * missing (and fsyncing the parents of what was created); every component is
+ * opened with O_NOFOLLOW. 0, or -errno (-EINVAL for an unsafe name).
+ */
+int maildir_open(const char *root, const char *address, struct maildir_fds *mb);
+/* Close the fds that are open (each set to -1). */
+void maildir_close(struct maildir_fds *mb);
+
 #endif

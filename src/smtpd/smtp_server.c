@@ -17,6 +17,7 @@
 #include "mail/aliases.h"
 #include "mail/resolve.h"
 #include "mail/users.h"
+#include "pop3d/pop3_session.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_session.h"
 #include "tls/tls_server.h"
@@ -86,7 +87,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	(void)lev;
 	/* Replies are written whole; Nagle would hold the next one for a delayed ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	smtp_session_start(lc->d, fd, sa, (socklen_t)salen, lc->cfg);
+	if (listen_is_pop3(lc->cfg))
+		pop3_session_start(lc->d, fd, sa, (socklen_t)salen, lc->cfg);
+	else
+		smtp_session_start(lc->d, fd, sa, (socklen_t)salen, lc->cfg);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -129,14 +133,22 @@ void smtpd_session_gone(struct smtpd *d)
 		event_base_loopexit(d->base, NULL);
 }
 
+/* Close every session at once. */
+static void kill_sessions(struct smtpd *d)
+{
+	while (d->sessions)
+		smtp_session_kill(d->sessions);
+	while (d->pop3_sessions)
+		pop3_session_kill(d->pop3_sessions);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpd *d = arg;
 	(void)fd;
 	(void)what;
 	log_warn("event=shutdown_deadline sessions=%zu", d->nsessions);
-	while (d->sessions)
-		smtp_session_kill(d->sessions);
+	kill_sessions(d);
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -154,6 +166,12 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 		struct smtp_session *next = smtp_session_next(s);
 		smtp_session_stop(s);
 		s = next;
+	}
+	struct pop3_session *p = d->pop3_sessions;
+	while (p) {
+		struct pop3_session *next = pop3_session_next(p);
+		pop3_session_stop(p);
+		p = next;
 	}
 	if (d->nsessions == 0) {
 		event_base_loopexit(d->base, NULL);
@@ -246,8 +264,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	event_base_dispatch(d.base);
 
 	stop_listening(&d);
-	while (d.sessions)
-		smtp_session_kill(d.sessions);
+	kill_sessions(&d);
 	/* Outstanding spool jobs (commits of departed clients, cleanups) finish here. */
 	iopool_free(d.pool);
 	queue_store_close(&d.store);

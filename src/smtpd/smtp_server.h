@@ -4,8 +4,9 @@
  * The master binds every listener (one socket per address, shared by all
  * workers) and forks the workers; each runs its own libevent loop, accepts
  * on the shared sockets (whichever worker is idle takes a connection),
- * enforces the shared connection limits, and runs the sessions
- * (smtp_session.c). Accepted mail goes to the spool through the worker's I/O
+ * enforces the shared connection limits, and runs the sessions: SMTP
+ * (smtp_session.c), and POP3 (pop3d/pop3_session.c) for the connections of
+ * pop3 and pop3s listeners. Accepted mail goes to the spool through the worker's I/O
  * pool (queue_store.c). SIGHUP reloads the users and aliases files and the
  * TLS certificates and keys (when the server user can read them); SIGTERM
  * stops accepting, closes idle sessions with 421, lets transactions in flight
@@ -26,6 +27,7 @@ struct event;
 struct iopool;
 struct conn_limit;
 struct smtp_session;
+struct pop3_session;
 struct userdb;
 struct aliasdb;
 struct auth_limit;
@@ -49,8 +51,9 @@ struct smtpd {
 	struct tls_server *tls;         /* NULL when no tls-cert is configured */
 	struct smtpd_listener **listeners;
 	size_t nlisteners;
-	struct smtp_session *sessions; /* every open session, for shutdown */
-	size_t nsessions;
+	struct smtp_session *sessions; /* every open SMTP session, for shutdown */
+	struct pop3_session *pop3_sessions; /* every open POP3 session (pop3_session.c) */
+	size_t nsessions;                   /* of both kinds */
 	struct queue_id_gen session_ids;
 	struct resolved *resolve_scratch; /* SMTPD_RESOLVE_MAX results, for RCPT */
 	bool stopping;

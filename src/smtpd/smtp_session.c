@@ -35,20 +35,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "mail/password.h"
+#include "mail/auth_check.h"
 #include "mail/resolve.h"
 #include "mail/sasl.h"
 #include "queue/queue_store.h"
@@ -58,6 +55,7 @@
 #include "smtpd/smtp_data.h"
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
+#include "tls/tls_bev.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
 #include "util/log.h"
@@ -157,21 +155,10 @@ struct smtp_session {
 	char *auth_user;                /* the account's address after AUTH, else NULL */
 	struct sasl *sasl;              /* the AUTH exchange in progress */
 	struct auth_check *auth_check;  /* the password check in flight */
+	enum sasl_mech auth_mech;       /* of the check in flight */
 	struct event *auth_delay;       /* the pause before a failure reply */
 	bool auth_banned;               /* the failure being delayed banned the client */
 	enum smtp_reply_id refused;     /* the 421 of a connection limit (when !counted) */
-};
-
-/* A password check on an I/O thread; s is NULL once the session is gone. */
-struct auth_check {
-	struct iojob job; /* first: the pool hands it back */
-	struct smtp_session *s;
-	enum sasl_mech mech;
-	bool known; /* the user exists */
-	bool ok;
-	char user[SASL_NAME_MAX + 1]; /* the account's address, or the name given */
-	char hash[PASSWORD_HASH_MAX];
-	char password[SASL_PASSWORD_MAX + 1];
 };
 
 /* An address for a log line: escaped, and "" for the null path. */
@@ -878,24 +865,15 @@ static void session_bev_setup(struct smtp_session *s)
  */
 static void tls_begin(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	evutil_socket_t fd = bufferevent_getfd(s->bev);
-	SSL *ssl = tls_server_ssl_new(s->d->tls);
-	struct bufferevent *tb = NULL;
+	size_t discarded;
+	struct bufferevent *tb = tls_bev_starttls(s->d->tls, s->d->base, s->bev, &discarded);
 
-	if (evbuffer_get_length(in)) {
-		log_info("sid=%s event=starttls_discarded bytes=%zu", s->id, evbuffer_get_length(in));
-		evbuffer_drain(in, evbuffer_get_length(in));
-	}
-	if (ssl)
-		tb = bufferevent_openssl_socket_new(s->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						    BEV_OPT_CLOSE_ON_FREE);
+	if (discarded)
+		log_info("sid=%s event=starttls_discarded bytes=%zu", s->id, discarded);
 	if (!tb) {
 		session_free(s, "out of memory for TLS");
 		return;
 	}
-	bufferevent_setfd(s->bev, -1); /* the socket is the TLS bufferevent's now */
-	bufferevent_free(s->bev);
 	s->bev = tb;
 	session_bev_setup(s);
 	session_enter(s, S_TLS_HANDSHAKE);
@@ -935,15 +913,11 @@ static void cmd_starttls(struct smtp_session *s, struct slice arg)
 /* The handshake has finished: log what it agreed on and start the session over. */
 static void tls_established(struct smtp_session *s)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	bool implicit = (s->listener->flags & LISTEN_IMPLICIT_TLS) != 0;
 
 	s->tls = true;
-	tls_info_get(ssl, &s->tls_info);
-	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	log_info("sid=%s event=tls client=%s tls=%s cipher=%s bits=%d mode=%s sni=%s", s->id,
-		 s->peer_ip, s->tls_info.version, s->tls_info.cipher, s->tls_info.bits,
-		 implicit ? "implicit" : "starttls", sni ? LOG_ESC(sni) : "-");
+	tls_bev_established(s->bev, &s->tls_info, s->id, s->peer_ip,
+			    implicit ? "implicit" : "starttls");
 	session_enter(s, S_CONNECTED);
 	if (implicit)
 		session_greet(s);
@@ -953,19 +927,10 @@ static void tls_established(struct smtp_session *s)
 /* The handshake failed: one line with OpenSSL's reason. */
 static void tls_failed(struct smtp_session *s, const char *what)
 {
-	char why[TLS_ERROR_MAX] = "";
-	unsigned long e;
-	size_t o = 0;
+	char why[TLS_ERROR_MAX];
 
-	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && o < sizeof why) {
-		char one[200];
-		if (ERR_GET_LIB(e) == 0)
-			continue; /* libevent's own record of errno, not an OpenSSL reason */
-		ERR_error_string_n(e, one, sizeof one);
-		o += (size_t)snprintf(why + o, sizeof why - o, "%s%s", o ? "; " : "", one);
-	}
 	log_info("sid=%s event=tls_failed client=%s error=%s", s->id, s->peer_ip,
-		 LOG_ESC(why[0] ? why : what));
+		 LOG_ESC(tls_bev_error(s->bev, why, sizeof why, what)));
 	session_free(s, "tls handshake failed");
 }
 
@@ -1034,80 +999,46 @@ static void auth_checked_reply(struct smtp_session *s)
 	auth_replied(s);
 }
 
-/* A yescrypt hash of nothing anyone knows, checked against for unknown users. */
-static char auth_dummy_hash[PASSWORD_HASH_MAX];
-
-static void auth_dummy_hash_init(void)
+static void auth_check_done(void *arg, bool ok, const char *user)
 {
-	if (password_hash("carteiro: no such user", auth_dummy_hash, sizeof auth_dummy_hash) < 0)
-		auth_dummy_hash[0] = '\0';
-}
+	struct smtp_session *s = arg;
+	enum sasl_mech mech = s->auth_mech;
 
-/* The password check, on an I/O thread. */
-static int auth_check_run(struct iojob *job)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	struct auth_check *c = (struct auth_check *)job;
-
-	/* An unknown user costs a hash too, so that timing does not tell who exists. */
-	pthread_once(&once, auth_dummy_hash_init);
-	c->ok = password_verify(c->password, c->known ? c->hash : auth_dummy_hash) && c->known;
-	explicit_bzero(c->password, sizeof c->password);
-	return 0;
-}
-
-static void auth_check_done(struct iojob *job)
-{
-	struct auth_check *c = (struct auth_check *)job;
-	struct smtp_session *s = c->s;
-
-	if (s && s->state != S_AUTH_CHECK) {
-		s->auth_check = NULL; /* closing already: the result is not wanted */
-	} else if (s) {
-		s->auth_check = NULL;
-		if (c->ok) {
-			s->auth_user = strdup(c->user);
-			if (!s->auth_user) {
-				auth_end(s);
-				reply(s, R_AUTH_TEMP, NULL);
-			} else {
-				log_info("sid=%s event=auth client=%s user=%s mechanism=%s result=ok",
-					 s->id, s->peer_ip, s->auth_user, sasl_mech_name(c->mech));
-				auth_end(s);
-				reply(s, R_AUTH_OK, NULL);
-			}
-			auth_replied(s);
-		} else {
-			auth_failure(s, c->user, c->mech);
-		}
+	s->auth_check = NULL;
+	if (s->state != S_AUTH_CHECK)
+		return; /* closing already: the result is not wanted */
+	if (!ok) {
+		auth_failure(s, user, mech);
+		return;
 	}
-	explicit_bzero(c, sizeof *c);
-	free(c);
+	s->auth_user = strdup(user);
+	if (!s->auth_user) {
+		auth_end(s);
+		reply(s, R_AUTH_TEMP, NULL);
+	} else {
+		log_info("sid=%s event=auth client=%s user=%s mechanism=%s result=ok", s->id,
+			 s->peer_ip, s->auth_user, sasl_mech_name(mech));
+		auth_end(s);
+		reply(s, R_AUTH_OK, NULL);
+	}
+	auth_replied(s);
 }
 
 /* The exchange gave a name and a password: check them off the loop. */
 static void auth_verify(struct smtp_session *s)
 {
 	struct sasl *sa = s->sasl;
-	struct auth_check *c = calloc(1, sizeof *c);
 
-	if (!c) {
+	s->auth_mech = sa->mech;
+	s->auth_check = auth_check_start(s->d->pool, s->d->users, sa->authcid, sa->password,
+					 auth_check_done, s);
+	sasl_reset(sa);
+	if (!s->auth_check) {
 		auth_end(s);
 		reply(s, R_AUTH_TEMP, NULL);
 		return;
 	}
-	const struct user *u = userdb_find(s->d->users, sa->authcid);
-	c->s = s;
-	c->mech = sa->mech;
-	/* The account's own spelling of the address, or the name as given (for the log). */
-	c->known = u && str_copy(c->hash, sizeof c->hash, u->hash);
-	str_copy(c->user, sizeof c->user, u ? u->address : sa->authcid);
-	memcpy(c->password, sa->password, sizeof c->password);
-	sasl_reset(sa);
-	iojob_init(&c->job, auth_check_run, NULL, auth_check_done);
-	s->auth_check = c;
 	session_enter(s, S_AUTH_CHECK);
-	iopool_submit(s->d->pool, &c->job);
 }
 
 /* Where the exchange stands after a step: a challenge, a check, or an error. */
@@ -1477,7 +1408,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	if (s->counted)
 		conn_limit_release(d->limits, d->worker, (struct sockaddr *)&s->peer);
 	if (s->auth_check)
-		s->auth_check->s = NULL; /* the check finishes alone and frees itself */
+		auth_check_detach(s->auth_check); /* it finishes alone and frees itself */
 	if (s->auth_delay)
 		event_free(s->auth_delay);
 	if (s->sasl) {
@@ -1485,12 +1416,8 @@ static void session_free(struct smtp_session *s, const char *reason)
 		free(s->sasl);
 	}
 	free(s->auth_user);
-	if (s->tls && s->state == S_CLOSING) {
-		/* An orderly close: close_notify, so the client sees the end was ours. */
-		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-		if (ssl && SSL_shutdown(ssl) < 0)
-			ERR_clear_error();
-	}
+	if (s->tls && s->state == S_CLOSING)
+		tls_bev_close_notify(s->bev);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	if (s->prev)
@@ -1531,10 +1458,8 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 {
 	struct smtp_session *s = calloc(1, sizeof *s);
 	bool implicit = (listener->flags & LISTEN_IMPLICIT_TLS) && d->tls;
-	SSL *ssl = NULL;
 
-	if (!s || (implicit && !(ssl = tls_server_ssl_new(d->tls)))) {
-		free(s);
+	if (!s) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1543,13 +1468,8 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	memcpy(&s->peer, peer, peerlen < sizeof s->peer ? peerlen : sizeof s->peer);
 	netaddr_ip_text(peer, s->peer_ip, sizeof s->peer_ip);
 	queue_id_next(&d->session_ids, s->id);
-	if (implicit)
-		s->bev = bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
-	else
-		s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = tls_bev_accept(implicit ? d->tls : NULL, d->base, fd);
 	if (!s->bev) {
-		evutil_closesocket(fd);
 		free(s);
 		return;
 	}

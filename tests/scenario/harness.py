@@ -22,6 +22,7 @@ submissions (srv.submissions_port); srv.tls_context() trusts the test CA. Every 
 password is "secret" (PASSWORD).
 """
 import os
+import poplib
 import re
 import shutil
 import signal
@@ -254,11 +255,29 @@ class Raw:
         self.close()
 
 
+class _Pop3Context:
+    """poplib clients as context managers (closed at the end, QUIT or not)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Pop3(_Pop3Context, poplib.POP3):
+    pass
+
+
+class _Pop3Ssl(_Pop3Context, poplib.POP3_SSL):
+    pass
+
+
 class Server:
     def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
                  relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
                  hostname="mx.example.test", file_size_limit=None, tls=False,
-                 users_hashes=None):
+                 users_hashes=None, pop3=False):
         self.users = DEFAULT_USERS if users is None else users
         self.aliases = DEFAULT_ALIASES if aliases is None else aliases
         self.local_domains = local_domains
@@ -273,6 +292,11 @@ class Server:
         self.users_hashes = users_hashes or {}  # address -> hash, instead of SECRET_HASH
         self.submission_port = None
         self.submissions_port = None
+        # pop3=True adds a pop3 listener (srv.pop3_port, with STLS when tls=True) and, with
+        # tls=True, a pop3s one (srv.pop3s_port).
+        self.pop3 = pop3
+        self.pop3_port = None
+        self.pop3s_port = None
         self.tls_cert = self.tls_key = None
         self.dir = None
         self.proc = None
@@ -308,6 +332,10 @@ class Server:
             lines += [f"listen submission {host}:{self.submission_port}",
                       f"listen submissions {host}:{self.submissions_port}",
                       f"tls-cert {self.tls_cert}", f"tls-key {self.tls_key}"]
+        if self.pop3:
+            lines.append(f"listen pop3 {host}:{self.pop3_port}" + (" starttls" if self.tls else ""))
+            if self.tls:
+                lines.append(f"listen pop3s {host}:{self.pop3s_port}")
         lines += [f"local-domain {dom}" for dom in self.local_domains]
         lines += [f"relay-network {net}" for net in self.relay_networks]
         with open(self.config_path, "w") as f:
@@ -332,6 +360,10 @@ class Server:
         if self.tls:
             self.submission_port = free_port(self.host)
             self.submissions_port = free_port(self.host)
+        if self.pop3:
+            self.pop3_port = free_port(self.host)
+            if self.tls:
+                self.pop3s_port = free_port(self.host)
         self.write_config()
         return self
 
@@ -475,6 +507,18 @@ class Server:
         """smtplib.SMTP_SSL on the submissions port (implicit TLS)."""
         return smtplib.SMTP_SSL(self.host, self.submissions_port, local_hostname=helo,
                                 timeout=timeout, context=tls_client_context())
+
+    def pop3_client(self, timeout=10, stls=False):
+        """poplib.POP3 on the pop3 port, greeted (after STLS with the test CA when stls)."""
+        p = _Pop3(self.host, self.pop3_port, timeout=timeout)
+        if stls:
+            p.stls(context=tls_client_context())
+        return p
+
+    def pop3s_client(self, timeout=10):
+        """poplib.POP3_SSL on the pop3s port (implicit TLS, the test CA)."""
+        return _Pop3Ssl(self.host, self.pop3s_port, timeout=timeout,
+                        context=tls_client_context())
 
     def reload(self):
         """SIGHUP to the master (which passes it on to the workers)."""

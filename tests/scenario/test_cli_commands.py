@@ -26,6 +26,7 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
         "outbound-ca-file", "retry-schedule", "queue-lifetime", "delay-warning"]
 KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
+KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -108,7 +109,7 @@ class Basics(Workdir):
         self.assertEqual(p.returncode, 0)
         rows = {}
         for line in p.stdout.splitlines():
-            m = re.match(r"^([a-z][a-z-]*)\s{2,}(\S.*?)\s{2,}(\S.*)$", line)
+            m = re.match(r"^([a-z][a-z0-9-]*)\s{2,}(\S.*?)\s{2,}(\S.*)$", line)
             if m:
                 rows[m.group(1)] = (m.group(2), m.group(3))
         return rows

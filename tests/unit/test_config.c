@@ -541,8 +541,15 @@ TEST(listen_errors)
 		  { "1: missing value for 'listen' (expected KIND ADDR:PORT [OPTION...])$",
 		    "0: no 'listen' directive: nothing to serve$" } },
 		{ "listen smtp", { "1: missing value for 'listen'", "0: no 'listen'" } },
-		{ "listen pop3 *:110",
-		  { "1: unknown listener kind 'pop3' (expected smtp, submission or submissions)$", "0: no 'listen'" } },
+		{ "listen imap *:143",
+		  { "1: unknown listener kind 'imap' (expected smtp, submission, submissions, pop3 or pop3s)$", "0: no 'listen'" } },
+		{ "listen pop3s *:995",
+		  { "1: listen pop3s *:995 needs TLS, but no tls-cert is set$" } },
+		{ "listen pop3 *:110 starttls",
+		  { "1: listen pop3 *:110 needs TLS, but no tls-cert is set$" } },
+		{ "listen pop3 *:110 auth-required",
+		  { "1: listen option auth-required is for SMTP (POP3 always needs a login)$",
+		    "0: no 'listen'" } },
 		{ "listen smtp *:25\nlisten smtp 0.0.0.0:25",
 		  { "2: duplicate listen address '0.0.0.0:25' (same as '*:25')$" } },
 		{ "listen smtp [::1]:25\nlisten smtp [0:0::1]:25",
@@ -820,6 +827,7 @@ TEST(print_keys)
 		"log-level", "/var/spool/carteiro", "35M", "from 1K to 2G", "from 1s to 1h",
 		"KIND ADDR:PORT", "may repeat", "tls-cert", "tls-key", "auth-plaintext-loopback",
 		"received-show-auth", "auth-max-failures", "auth-ban-time", "auth-failure-delay",
+		"pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors", "loopback|never|always",
 	};
 	char *out = NULL;
 	size_t len = 0;
