@@ -258,7 +258,7 @@ class Server:
     def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
                  relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
                  hostname="mx.example.test", file_size_limit=None, tls=False,
-                 users_hashes=None):
+                 users_hashes=None, env=None):
         self.users = DEFAULT_USERS if users is None else users
         self.aliases = DEFAULT_ALIASES if aliases is None else aliases
         self.local_domains = local_domains
@@ -271,6 +271,7 @@ class Server:
         self.file_size_limit = file_size_limit
         self.tls = tls
         self.users_hashes = users_hashes or {}  # address -> hash, instead of SECRET_HASH
+        self.env = env or {}  # more environment for the server (e.g. ASAN_OPTIONS)
         self.submission_port = None
         self.submissions_port = None
         self.tls_cert = self.tls_key = None
@@ -341,6 +342,7 @@ class Server:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.env)
         self.logf = open(self.log_path, "ab")
         limit = self.file_size_limit
 
@@ -512,6 +514,33 @@ class Server:
         if not out:
             raise AssertionError(f"queue list never matched {pattern!r}:\n{self.queue_list()}")
         return out
+
+    def pids(self):
+        """The master and its children (workers, queue manager)."""
+        return [self.proc.pid] + children(self.proc.pid) if self.proc else []
+
+    def rss_kb(self):
+        """{pid: resident set size in KiB} of the master and its children, from /proc."""
+        out = {}
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+            except FileNotFoundError:
+                continue
+            if m:
+                out[pid] = int(m.group(1))
+        return out
+
+    def fd_count(self):
+        """Open file descriptors of the master and its children together."""
+        n = 0
+        for pid in self.pids():
+            try:
+                n += len(os.listdir(f"/proc/{pid}/fd"))
+            except FileNotFoundError:
+                pass
+        return n
 
     # --- what the server did ----------------------------------------------------------
     def log(self):
