@@ -13,7 +13,9 @@ When run as root, the server drops to the 'carteiro' user (scripts/deps.sh creat
 Shared by the test files: ServerTest (a started Server per test) and ConnectionsTest (the same
 for connection limits), the SmtpAssertions mixin (raw SMTP steps that check the reply code and
 the enhanced status code), and helpers to wait on the log and on processes (wait_for,
-count_log, wait_count, children, alive).
+count_log, wait_count, children, alive), and the markers slow (left out by --skip-slow) and
+long_test (run only with --long). srv.rss_kb() and srv.fd_count() read the server processes'
+memory and descriptors from /proc; Server(env={...}) adds to the server's environment.
 
 TLS: Server(tls=True) adds tls-cert/tls-key (a server certificate for localhost, 127.0.0.1 and
 mx.example.test signed by a test CA, made once per run with the openssl command: test_pki()),
