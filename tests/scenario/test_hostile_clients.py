@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import (DEMO, PASSWORD, ConnectionsTest, Raw, ServerTest, SmtpAssertions,
+from harness import (DEMO, PASSWORD, ConnectionsTest, ServerTest, SmtpAssertions,
                      count_log, lf, message, wait_count, wait_for)
 
 

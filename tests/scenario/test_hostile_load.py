@@ -2,11 +2,11 @@
 pipelined where RFC 2920 allows) for a while. No sanitizer report, no leak at exit
 (LeakSanitizer, checked by harness.Server.cleanup), every message that got 250 delivered
 exactly once, the descriptors given back, and memory flat: the resident size of the server's
-processes (from /proc), quiet after a first round of load and quiet after a second equal one,
+processes (from /proc), quiet after a round of load and quiet after the next equal one,
 differ by a bounded amount.
 
-The default run (make test, CI) is 2 x 4 seconds of load with 200 clients; `tests/run.py
---long` adds the minute-long version (2 x 30 s) with 400.
+The default run (make test, CI) is 3 x 2.5 seconds of load with 200 clients; `tests/run.py
+--long` adds the minute-long version (4 x 15 s) with 400.
 """
 import asyncio
 import collections
@@ -110,13 +110,15 @@ async def load(tag, srv, clients, seconds, stats, accepted, samples):
 
 
 class SustainedLoad(unittest.TestCase):
-    """Two equal rounds of load, each followed by a quiet server (queue drained, clients
-    gone): the second must not leave the server bigger than the first did. Freed memory is
-    reused, so the same load reaches about the same peak; memory kept per message or per
-    session would show as growth in proportion to the second round's traffic."""
+    """Equal rounds of load, each followed by a quiet server (queue drained, clients gone):
+    the last must not leave the server bigger than the one before did. Freed memory is reused,
+    so the same load reaches about the same peak; memory kept per message or per session would
+    show as growth in proportion to the last round's traffic. (The ASan allocator settles
+    within some 100,000 messages: a 4-round run of 400 clients grew 13, 9, 4 and 0.5 MiB.)"""
 
     CLIENTS = 200
-    SECONDS = 4  # per round
+    ROUNDS = 3
+    SECONDS = 2.5  # per round
 
     def quiet_rss(self, srv, base_fds, summary):
         """Wait for the queue to drain and the sessions to end; the resident KiB then."""
@@ -136,20 +138,21 @@ class SustainedLoad(unittest.TestCase):
         base_fds = srv.fd_count()
         stats, accepted, samples, quiet = collections.Counter(), {}, [], []
         t0 = time.monotonic()
-        for tag in ("a", "b"):
+        for tag in "abcdefgh"[:self.ROUNDS]:
             asyncio.run(load(tag, srv, self.CLIENTS, self.SECONDS, stats, accepted, samples))
             quiet.append(self.quiet_rss(srv, base_fds, dict(stats)))
         elapsed = time.monotonic() - t0
-        summary = (f"{self.CLIENTS} clients, 2 x {self.SECONDS}s of load ({elapsed:.0f}s in "
-                   f"all): {dict(stats)}; {len(accepted) / (2 * self.SECONDS):.0f} messages/s; "
+        summary = (f"{self.CLIENTS} clients, {self.ROUNDS} x {self.SECONDS}s of load "
+                   f"({elapsed:.0f}s in all): {dict(stats)}; "
+                   f"{len(accepted) / (self.ROUNDS * self.SECONDS):.0f} messages/s; "
                    f"RSS KiB under load {min(samples)}..{max(samples)}, quiet after each round "
                    f"{quiet}")
         self.assertGreater(stats["ok"], self.CLIENTS, summary)
         self.assertEqual(stats["refused"], 0, summary)
         errors = sum(v for k, v in stats.items() if k.startswith(("error", "data", "greeting")))
         self.assertEqual(errors, 0, summary)
-        # Memory flat: at most a little more after the second round than after the first.
-        self.assertLess(quiet[1] - quiet[0], max(16 * 1024, quiet[0] // 10), summary)
+        # Memory flat: at most a little more after the last round than after the one before.
+        self.assertLess(quiet[-1] - quiet[-2], max(16 * 1024, quiet[-2] // 10), summary)
         # Every accepted message delivered exactly once to each of its recipients.
         counts = collections.Counter()
         for rcpt in LOCAL:
@@ -165,7 +168,8 @@ class SustainedLoad(unittest.TestCase):
 
 class SustainedLoadLong(SustainedLoad):
     CLIENTS = 400
-    SECONDS = 30
+    ROUNDS = 4
+    SECONDS = 15
 
     @long_test
     def test_sustained_load(self):
