@@ -11,7 +11,7 @@ Usage: tests/run.py --binary build/asan/carteiro --unit-dir build/asan/tests
                     --fuzz-dir build/fuzz/fuzz [-k PATTERN] [-j N] [--skip-slow] [--long]
 
 --skip-slow leaves out the tests marked slow (harness.slow); the long ones (harness.long_test:
-the minute-long load test, the 100-round crash test) run only with --long.
+the minute-long load test, the 200-round crash test) run only with --long.
 """
 import argparse
 import concurrent.futures
