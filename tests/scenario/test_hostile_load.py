@@ -151,8 +151,9 @@ class SustainedLoad(unittest.TestCase):
         self.assertEqual(stats["refused"], 0, summary)
         errors = sum(v for k, v in stats.items() if k.startswith(("error", "data", "greeting")))
         self.assertEqual(errors, 0, summary)
-        # Memory flat: at most a little more after the last round than after the one before.
-        self.assertLess(quiet[-1] - quiet[-2], max(16 * 1024, quiet[-2] // 10), summary)
+        # Memory flat: at most a little more after the last round than after the one before
+        # (quiet sizes of equal rounds vary by up to ~10 MiB under ASan; see the class note).
+        self.assertLess(quiet[-1] - quiet[-2], max(24 * 1024, quiet[-2] // 8), summary)
         # Every accepted message delivered exactly once to each of its recipients.
         counts = collections.Counter()
         for rcpt in LOCAL:
