@@ -3,6 +3,7 @@
 #   make            build build/release/carteiro (CC=clang works too)
 #   make run        install missing build dependencies, build, start the demo server
 #   make test       build with ASan+UBSan and run every test (ends with "N passed, N failed")
+#   make test TEST_ARGS=--long   also the long crash and load tests (minutes)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make VARIANT=clang  the same with clang (make test builds with both compilers)
 #

@@ -8,7 +8,10 @@ Three kinds of tests, each counted test by test:
   scenario  tests/scenario/test_*.py: the real daemon on loopback, driven by real clients
 
 Usage: tests/run.py --binary build/asan/carteiro --unit-dir build/asan/tests
-                    --fuzz-dir build/fuzz/fuzz [-k PATTERN] [-j N] [--skip-slow]
+                    --fuzz-dir build/fuzz/fuzz [-k PATTERN] [-j N] [--skip-slow] [--long]
+
+--skip-slow leaves out the tests marked slow (harness.slow); the long ones (harness.long_test:
+the minute-long load test, the 200-round crash test) run only with --long.
 """
 import argparse
 import concurrent.futures
@@ -84,7 +87,7 @@ def run_fuzz_replay(fuzz_dir, results, pattern):
             results.ok(f"{name} ({len(files)} inputs)")
 
 
-def load_scenarios(pattern, skip_slow):
+def load_scenarios(pattern, skip_slow, include_long=False):
     cases = []
     loader = unittest.TestLoader()
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "scenario", "test_*.py"))):
@@ -97,7 +100,10 @@ def load_scenarios(pattern, skip_slow):
                 name = f"scenario/{modname}/{case.id().split('.', 1)[1]}"
                 if pattern and not re.search(pattern, name):
                     continue
-                if skip_slow and getattr(getattr(case, case._testMethodName), "slow", False):
+                method = getattr(case, case._testMethodName)
+                if skip_slow and getattr(method, "slow", False):
+                    continue
+                if not include_long and getattr(method, "long", False):
                     continue
                 cases.append((name, case))
     return cases
@@ -115,8 +121,8 @@ def run_case(name, case):
     return name, not problems, detail, elapsed
 
 
-def run_scenarios(results, pattern, jobs, skip_slow):
-    cases = load_scenarios(pattern, skip_slow)
+def run_scenarios(results, pattern, jobs, skip_slow, include_long=False):
+    cases = load_scenarios(pattern, skip_slow, include_long)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_case, name, case) for name, case in cases]
         for fut in futures:
@@ -140,6 +146,8 @@ def main():
     ap.add_argument("-k", dest="pattern", default=None, help="only tests matching this regex")
     ap.add_argument("-j", dest="jobs", type=int, default=int(os.environ.get("TEST_JOBS", "4")))
     ap.add_argument("--skip-slow", action="store_true")
+    ap.add_argument("--long", action="store_true",
+                    help="also the long versions of the crash and load tests (harness.long_test)")
     args = ap.parse_args()
 
     os.environ["CARTEIRO_BINARY"] = os.path.abspath(args.binary)
@@ -147,7 +155,7 @@ def main():
     t0 = time.monotonic()
     run_unit(args.unit_dir, results, args.pattern)
     run_fuzz_replay(args.fuzz_dir, results, args.pattern)
-    run_scenarios(results, args.pattern, args.jobs, args.skip_slow)
+    run_scenarios(results, args.pattern, args.jobs, args.skip_slow, args.long)
     print(f"-- {time.monotonic() - t0:.0f}s")
     if results.failed:
         print("failed:")

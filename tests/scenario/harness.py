@@ -13,7 +13,9 @@ When run as root, the server drops to the 'carteiro' user (scripts/deps.sh creat
 Shared by the test files: ServerTest (a started Server per test) and ConnectionsTest (the same
 for connection limits), the SmtpAssertions mixin (raw SMTP steps that check the reply code and
 the enhanced status code), and helpers to wait on the log and on processes (wait_for,
-count_log, wait_count, children, alive).
+count_log, wait_count, children, alive), and the markers slow (left out by --skip-slow) and
+long_test (run only with --long). srv.rss_kb() and srv.fd_count() read the server processes'
+memory and descriptors from /proc; Server(env={...}) adds to the server's environment.
 
 TLS: Server(tls=True) adds tls-cert/tls-key (a server certificate for localhost, 127.0.0.1 and
 mx.example.test signed by a test CA, made once per run with the openssl command: test_pki()),
@@ -138,6 +140,14 @@ def slow(fn):
     return fn
 
 
+def long_test(fn):
+    """Mark a test as long (a minute or more): tests/run.py runs it only with --long (make test
+    TEST_ARGS=--long); the default run (make test, CI) has a shorter version of each."""
+    fn.slow = True
+    fn.long = True
+    return fn
+
+
 def wait_for(pred, timeout=10, interval=0.05):
     """pred() until it is true (returns its value) or timeout (returns the last value)."""
     deadline = time.monotonic() + timeout
@@ -182,6 +192,23 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def group_running(pgid):
+    """True while a process of group pgid runs. A zombie does not count: it has released its
+    memory, files and ports, and its reaping is up to the orphans' new parent (init, which may
+    take its time: killpg(pgid, 0) would wait for that)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 class Raw:
@@ -277,7 +304,7 @@ class Server:
     def __init__(self, users=None, aliases=None, local_domains=("example.test", "other.test"),
                  relay_networks=(), extra_config="", workers=2, host="127.0.0.1",
                  hostname="mx.example.test", file_size_limit=None, tls=False,
-                 users_hashes=None, pop3=False):
+                 users_hashes=None, pop3=False, env=None):
         self.users = DEFAULT_USERS if users is None else users
         self.aliases = DEFAULT_ALIASES if aliases is None else aliases
         self.local_domains = local_domains
@@ -290,6 +317,7 @@ class Server:
         self.file_size_limit = file_size_limit
         self.tls = tls
         self.users_hashes = users_hashes or {}  # address -> hash, instead of SECRET_HASH
+        self.env = env or {}  # more environment for the server (e.g. ASAN_OPTIONS)
         self.submission_port = None
         self.submissions_port = None
         # pop3=True adds a pop3 listener (srv.pop3_port, with STLS when tls=True) and, with
@@ -373,6 +401,7 @@ class Server:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.env)
         self.logf = open(self.log_path, "ab")
         limit = self.file_size_limit
 
@@ -441,11 +470,9 @@ class Server:
     def _wait_group_gone(self, timeout=10):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
+            if not group_running(self.proc.pid):
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         self._killpg()
 
     def check_sanitizers(self):
@@ -556,6 +583,33 @@ class Server:
         if not out:
             raise AssertionError(f"queue list never matched {pattern!r}:\n{self.queue_list()}")
         return out
+
+    def pids(self):
+        """The master and its children (workers, queue manager)."""
+        return [self.proc.pid] + children(self.proc.pid) if self.proc else []
+
+    def rss_kb(self):
+        """{pid: resident set size in KiB} of the master and its children, from /proc."""
+        out = {}
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+            except FileNotFoundError:
+                continue
+            if m:
+                out[pid] = int(m.group(1))
+        return out
+
+    def fd_count(self):
+        """Open file descriptors of the master and its children together."""
+        n = 0
+        for pid in self.pids():
+            try:
+                n += len(os.listdir(f"/proc/{pid}/fd"))
+            except FileNotFoundError:
+                pass
+        return n
 
     # --- what the server did ----------------------------------------------------------
     def log(self):

@@ -1,6 +1,7 @@
 """Outbound delivery: MX lookup and fallback, retries, bounces (RFC 3464), relayhost, hostile
 servers, crash safety and queue control, against a real DNS server (dnsmasq) and real
 receiving servers (aiosmtpd)."""
+import itertools
 import os
 import re
 import shutil
@@ -466,6 +467,35 @@ class TestHostile(OutboundTest):
                 else:
                     c.sendall(b"250 ok\r\n")
         self.hostile(script)
+
+    def test_reply_one_byte_a_second_forever(self):
+        """Every byte restarts no idle timer: the wait for a whole reply has its deadline
+        (outbound-command-timeout 3s here), which fires although bytes keep coming."""
+        def script(c):
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c.sendall(b"220 slow.test ESMTP\r\n")
+            c.recv(1000)
+            for b in itertools.cycle(b"250-this line goes on and on "):
+                c.sendall(bytes([b]))
+                time.sleep(1)
+        t0 = time.monotonic()
+        w = self.hostile(script, extra="outbound-command-timeout 3s\n")
+        w.server.wait_log(r"event=attempt to=<bob@example.net> .*status=deferred .*"
+                          r"(timed out|timeout)", timeout=5)
+        # Two MX hosts, each cut off after about 3 s (and well before 30 s of trickling).
+        self.assertLess(time.monotonic() - t0, 25)
+
+    def test_accepts_but_never_greets(self):
+        """A server that accepts the connection and says nothing: the greeting wait times
+        out (outbound-command-timeout), the message is deferred, the server is not stuck."""
+        def script(c):
+            c.recv(1000)  # nothing is sent: carteiro must not send first either
+            time.sleep(20)
+        t0 = time.monotonic()
+        w = self.hostile(script, extra="outbound-command-timeout 2s\n")
+        self.assertLess(time.monotonic() - t0, 20)
+        w.server.wait_log(r"event=attempt to=<bob@example.net> .*status=deferred .*"
+                          r"(timed out|timeout)", timeout=5)
 
 
 class TestCrash(OutboundTest):
