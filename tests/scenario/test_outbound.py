@@ -417,6 +417,8 @@ class TestHostile(OutboundTest):
         # The server still works for others.
         send(w.server, ["bob@example.test"])
         w.server.wait_mail("bob@example.test")
+        # The local copy's queue file goes once its delivery is recorded; the remote one stays.
+        wait_for(lambda: len(w.server.queue_files()) == 1, timeout=10)
         self.assertEqual(len(w.server.queue_files()), 1)
         return w
 
