@@ -304,7 +304,17 @@ static void on_sent(void *arg, const struct smtpc_reply *txn)
 static void oconn_take_work(struct oconn *oc)
 {
 	struct dest *dst = oc->dst;
-	struct outbound_delivery *d = dest_pop(dst);
+	struct outbound_delivery *d;
+
+	/* The message is opened only now: thousands may wait in a destination's queue. */
+	while ((d = dest_pop(dst)) != NULL && d->msg.fd < 0 && d->open_message) {
+		int r = d->open_message(d);
+		if (r == 0)
+			break;
+		struct smtpc_reply fail;
+		reply_set(&fail, true, "4.3.0", "cannot open the queued message: %s", strerror(-r));
+		delivery_finish(d, &fail);
+	}
 
 	if (!d) {
 		oc->state = OC_IDLE;

@@ -39,6 +39,9 @@ struct outbound_delivery {
 	char dest[DNS_NAME_MAX + 3]; /* lower-case domain or "[literal]"; ignored with a relayhost */
 	const char *queue_id;        /* for logs */
 	struct smtpc_msg msg;        /* sender, recipients, message (fd, offset, size) */
+	/* Called with msg.fd < 0 right before the transaction, to open the message (sets
+	 * msg.fd): 0 or -errno (the delivery then fails temporarily). The caller closes it. */
+	int (*open_message)(struct outbound_delivery *d);
 	void (*done)(struct outbound_delivery *d);
 	void *arg;
 	/* Set by outbound before done(). */

@@ -924,6 +924,14 @@ static void outbound_done(struct outbound_delivery *d)
 	after_part(q, m);
 }
 
+/* Open the queue file when a connection takes the delivery (not while it waits in line). */
+static int outbound_open_message(struct outbound_delivery *d)
+{
+	struct outbound_part *p = (struct outbound_part *)d;
+	d->msg.fd = openat(p->m->q->queue_fd, p->m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return d->msg.fd < 0 ? -errno : 0;
+}
+
 /* One delivery per destination for the remote recipients that are pending and idle. */
 static void start_remote(struct qmgr *q, struct qmsg *m)
 {
@@ -952,13 +960,12 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 				cnt++;
 		}
 		if (p) {
+			p->d.msg.fd = -1;
 			p->index = calloc(cnt, sizeof *p->index);
 			p->rcpts = calloc(cnt, sizeof *p->rcpts);
-			p->d.msg.fd = openat(q->queue_fd, m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		}
-		if (!p || !p->index || !p->rcpts || p->d.msg.fd < 0) {
-			log_err("qid=%s event=outbound_start_failed error=\"%s\"", m->id,
-				p && p->d.msg.fd < 0 ? strerror(errno) : "out of memory");
+		if (!p || !p->index || !p->rcpts) {
+			log_err("qid=%s event=outbound_start_failed error=\"out of memory\"", m->id);
 			if (p)
 				outbound_part_free(p);
 			break;
@@ -997,6 +1004,7 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 		p->d.msg.offset = m->env.msg_offset;
 		p->d.msg.size = m->env.msg_size;
 		p->d.done = outbound_done;
+		p->d.open_message = outbound_open_message;
 		m->inflight++;
 		outbound_submit(q->out, &p->d);
 	}

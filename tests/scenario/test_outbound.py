@@ -161,6 +161,22 @@ class TestMx(OutboundTest):
         w.server.wait_queue_empty()
         self.assertLessEqual(w.server.log().count("event=connected dest=example.net"), 2)
 
+    def test_waiting_deliveries_hold_no_open_files(self):
+        """Regression: each delivery waiting for a busy destination kept its queue file open,
+        so a big backlog ran the queue manager out of descriptors."""
+        def script(c):
+            time.sleep(30)  # accepts, never greets: the one connection stays busy
+        w = self.world(extra="destination-concurrency 1\noutbound-command-timeout 60s\n")
+        w.scripted_peer("127.0.0.2", script)
+        w.start()
+        base = w.server.fd_count()
+        n = 300
+        with w.server.smtp() as s:
+            for i in range(n):
+                s.sendmail(SENDER, [f"w{i}@example.net"], message(subject=f"w{i}", sender=SENDER))
+        w.server.wait_queue_list(rf"(?m)^-- {n} messages", timeout=30)
+        self.assertLess(w.server.fd_count() - base, 50)
+
     def test_mixed_local_and_remote_recipients(self):
         w = self.world()
         mx1 = w.peer("127.0.0.2", "mx1.example.net")
