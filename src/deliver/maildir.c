@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
+
 #define COPY_CHUNK (64u * 1024)
 #define NAME_MAX_LEN 255
 
@@ -94,15 +96,9 @@ int maildir_open(const char *root, const char *address, struct maildir_fds *mb)
 static bool dir_has_base(int dirfd, const char *base)
 {
 	size_t n = strlen(base);
-	int fd = dup(dirfd);
-	if (fd < 0)
+	DIR *d = dir_scan_open(dirfd);
+	if (!d)
 		return false;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return false;
-	}
-	rewinddir(d);
 	bool found = false;
 	struct dirent *de;
 	while (!found && (de = readdir(d)))

@@ -24,6 +24,7 @@
 
 #include "deliver/maildir.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/str.h"
 
 #define SCAN_CHUNK (64u * 1024)
@@ -217,15 +218,9 @@ static int count_size(int dirfd, const char *name, uint64_t *size)
 /* Move every message of new/ to cur/ with the info ":2," (kept if it has one). */
 static int move_new(struct maildir_fds *md, unsigned *moved)
 {
-	int fd = dup(md->new);
-	if (fd < 0)
+	DIR *d = dir_scan_open(md->new);
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
 	struct dirent *de;
 	int r = 0;
 	char target[NAME_MAX_LEN + 8];
@@ -253,15 +248,9 @@ static int move_new(struct maildir_fds *md, unsigned *moved)
 /* List cur/ into mb. */
 static int list_cur(struct pop3_mailbox *mb)
 {
-	int fd = dup(mb->cur);
-	if (fd < 0)
+	DIR *d = dir_scan_open(mb->cur);
+	if (!d)
 		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
 	size_t cap = 0;
 	int r = 0;
 	struct dirent *de;

@@ -57,6 +57,7 @@
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_server.h"
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -87,11 +88,12 @@ struct rcpt_note {
 
 struct qmgr;
 
-/* The last attempts of a message, for `queue show` (memory only; the log has all). */
-#define HISTORY_MAX 10
+/* The last failed attempts of a message, for `queue show` (memory only, and small: a
+ * backlog may hold many messages; the log has every attempt). */
+#define HISTORY_MAX 5
 struct history_entry {
 	int64_t when;
-	char text[300];
+	char text[200];
 };
 
 struct qmsg {
@@ -912,8 +914,10 @@ static void outbound_done(struct outbound_delivery *d)
 				result = "bounced";
 			}
 		}
-		history_add(m, "to=<%s> relay=%s status=%s reply=%s", m->env.rcpts[i].address,
-			    d->relay[0] ? d->relay : "none", result, reply_text(r, reply, sizeof reply));
+		if (strcmp(result, "sent") != 0)
+			history_add(m, "to=<%s> relay=%s status=%s reply=%s",
+				    m->env.rcpts[i].address, d->relay[0] ? d->relay : "none", result,
+				    reply_text(r, reply, sizeof reply));
 		log_info("qid=%s event=attempt to=<%s> relay=%s delay=%.3fs tls=%s status=%s "
 			 "dsn=%s reply=%s",
 			 m->id, LOG_ESC(m->env.rcpts[i].address), d->relay[0] ? LOG_ESC(d->relay) : "none",
@@ -1103,15 +1107,11 @@ static void discover(struct qmgr *q, const char *id, bool recovered)
 
 static void rescan(struct qmgr *q, bool startup)
 {
-	int fd = dup(q->queue_fd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_scan_open(q->queue_fd);
 	if (!d) {
-		if (fd >= 0)
-			close(fd);
 		log_err("event=rescan_failed error=\"%s\"", strerror(errno));
 		return;
 	}
-	rewinddir(d);
 	struct dirent *de;
 	size_t n = 0;
 	while ((de = readdir(d))) {

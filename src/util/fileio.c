@@ -44,3 +44,20 @@ int file_read_all(const char *path, size_t max, struct buf *b)
 		buf_free(b);
 	return r;
 }
+
+DIR *dir_scan_open(int dirfd)
+{
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	/* A dup shares the offset of a directory read before: start over. */
+	rewinddir(d);
+	return d;
+}

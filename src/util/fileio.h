@@ -5,6 +5,7 @@
 #ifndef CARTEIRO_UTIL_FILEIO_H
 #define CARTEIRO_UTIL_FILEIO_H
 
+#include <dirent.h>
 #include <stddef.h>
 
 #include "util/buf.h"
@@ -15,5 +16,11 @@
  * (a regular file is measured before anything is read).
  */
 int file_read_all(const char *path, size_t max, struct buf *b);
+
+/*
+ * Read the directory dirfd from its start, on a descriptor of its own (dirfd stays open
+ * and usable). NULL with errno set on failure; closedir() the result.
+ */
+DIR *dir_scan_open(int dirfd);
 
 #endif
