@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct event_base;
@@ -100,5 +101,93 @@ void dns_cancel(struct dns_req *req);
  * DNS_TEMPFAIL (a server bug, usually transient), not DNS_BADNAME.
  */
 int dns_parse_mx(const unsigned char *abuf, size_t alen, struct dns_mx_result *out);
+
+/* --- any record type (policy checks: SPF, DKIM, DMARC, DNSBL) ------------- */
+
+/* Record types dns_lookup() asks for (their RFC 1035/3596 numbers). */
+enum dns_type {
+	DNS_T_A = 1,
+	DNS_T_PTR = 12,
+	DNS_T_MX = 15,
+	DNS_T_TXT = 16,
+	DNS_T_AAAA = 28,
+};
+
+/* More records than this of the asked type in one answer: the first ones are kept. */
+#define DNS_RR_MAX 64
+/* Longest TXT record kept (its character-strings joined); longer ones are cut. */
+#define DNS_TXT_MAX 8192
+/* A reversed address name under a zone: 32 nibbles of IPv6 (64 bytes) + zone. */
+#define DNS_REVERSE_MAX 72
+
+/* One record of the asked type. */
+struct dns_rr {
+	/* TXT: the record's character-strings joined, NUL-terminated (text may itself
+	 * hold NUL bytes: use len). PTR and MX: the name, lower case, no trailing dot. */
+	char *text;
+	size_t len;    /* bytes in text */
+	unsigned pref; /* MX preference */
+	int family;    /* A: AF_INET, AAAA: AF_INET6, else 0 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+};
+
+struct dns_result {
+	enum dns_status status;
+	enum dns_type type;
+	/* Seconds the answer may be kept: the smallest TTL of the records, or for NXDOMAIN
+	 * and NODATA the SOA's negative TTL (RFC 2308), 0 when unknown. */
+	uint32_t ttl;
+	size_t n;
+	struct dns_rr *rr;       /* n records in answer order (MX not sorted) */
+	bool cached;             /* served from the resolver's cache */
+	char error[DNS_ERROR_MAX];
+};
+
+typedef void dns_result_fn(void *arg, const struct dns_result *res);
+
+/*
+ * Records of one type for name, with the same contract as the lookups above.
+ * Answers (also NXDOMAIN and NODATA) are cached by TTL inside the resolver,
+ * at most a day, so that repeated checks of one client or domain cost no
+ * query; temporary failures are never cached.
+ */
+struct dns_req *dns_lookup(struct dns *dns, const char *name, enum dns_type type,
+			   dns_result_fn *fn, void *arg);
+
+/*
+ * Parse a raw answer (a DNS message) for records of type into out (which the
+ * caller then owns: dns_result_clear). Sets status DNS_OK or DNS_NODATA from
+ * the records, ttl, n, rr; returns 0, -EINVAL for a message that does not
+ * parse (status DNS_BADNAME) or -ENOMEM (DNS_TEMPFAIL). Pure and fuzzed.
+ */
+int dns_parse_answer(const unsigned char *abuf, size_t alen, enum dns_type type,
+		     struct dns_result *out);
+/* Free the records of a result filled by dns_parse_answer(). */
+void dns_result_clear(struct dns_result *res);
+
+/*
+ * The DNSBL/PTR form of an address under zone: "4.3.2.1.zone" for 1.2.3.4,
+ * 32 nibbles for IPv6 (RFC 5782 2.1, 2.4); zone "in-addr.arpa"/"ip6.arpa" gives
+ * the PTR name. sa is AF_INET or AF_INET6 (a v4-mapped IPv6 address counts as
+ * IPv4). 0, or -EINVAL (family) / -ENAMETOOLONG.
+ */
+int dns_reverse_name(const struct sockaddr *sa, const char *zone, char *out, size_t outlen);
+
+/*
+ * The lookup interface that policy code (SPF, DKIM, DMARC, DNSBL) takes, so that
+ * its tests can answer from a table instead of a server. The same contract as
+ * dns_lookup(): never calls back inside lookup(), once unless cancelled.
+ */
+struct dns_resolver {
+	struct dns_req *(*lookup)(void *ctx, const char *name, enum dns_type type,
+				  dns_result_fn *fn, void *arg);
+	void (*cancel)(void *ctx, struct dns_req *req);
+	void *ctx;
+};
+/* A dns_resolver that asks dns. */
+struct dns_resolver dns_resolver_of(struct dns *dns);
 
 #endif
