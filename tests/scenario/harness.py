@@ -194,10 +194,29 @@ def alive(pid):
         return False
 
 
+def _task_states(pid):
+    """The state letter of every thread of process pid (empty once it is gone)."""
+    states = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return states
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return states
+
+
 def group_running(pgid):
     """True while a process of group pgid runs. A zombie does not count: it has released its
     memory, files and ports, and its reaping is up to the orphans' new parent (init, which may
-    take its time: killpg(pgid, 0) would wait for that)."""
+    take its time: killpg(pgid, 0) would wait for that). A process is a zombie only once every
+    thread is: its main thread turns "Z" first while the others still exit (an I/O thread in
+    fdatasync takes its time), and until the last one has, the descriptors (the listening
+    sockets) stay open."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -206,7 +225,9 @@ def group_running(pgid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[2]) != pgid:
+            continue
+        if fields[0] != "Z" or any(st != "Z" for st in _task_states(name)):
             return True
     return False
 
