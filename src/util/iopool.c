@@ -40,10 +40,8 @@ struct iopool {
 	size_t pending;
 	int efd;
 	struct event *ev;
-	pthread_t *threads;         /* nthreads ordinary ones */
-	unsigned nthreads;
-	pthread_t urgent_thread;
-	bool has_urgent_thread;
+	pthread_t *threads;         /* nthreads ordinary ones, then nurgent urgent ones */
+	unsigned nthreads, nurgent;
 };
 
 static void jobq_push(struct jobq *q, struct iojob *job)
@@ -125,8 +123,10 @@ static void run_batch(struct iojob *batch)
 
 /*
  * A thread's life: take a batch, run it, hand it to the loop. Urgent jobs
- * first, all of them at once (they are short); then, unless urgent_only, an
- * even share of the ordinary queue, so that idle threads get work too.
+ * first, then (unless urgent_only) ordinary ones; of either queue an even
+ * share for each thread that may take it, so that a burst of jobs is synced
+ * by several threads at once (concurrent fdatasyncs share the disk's cache
+ * flushes and journal commits; one thread's are strictly serial).
  */
 static void iopool_work(struct iopool *pool, bool urgent_only)
 {
@@ -138,7 +138,12 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 			pthread_cond_wait(wake, &pool->lock);
 		struct iojob *batch, *last;
 		if (pool->urgent.head) {
-			batch = jobq_take(&pool->urgent, pool->urgent.n, &last);
+			unsigned takers = pool->nthreads + pool->nurgent;
+			batch = jobq_take(&pool->urgent, (pool->urgent.n + takers - 1) / takers, &last);
+			if (pool->urgent.head) {
+				pthread_cond_signal(&pool->wake_urgent);
+				pthread_cond_signal(&pool->wake);
+			}
 		} else if (!urgent_only && pool->queue.head) {
 			size_t take = (pool->queue.n + pool->nthreads - 1) / pool->nthreads;
 			batch = jobq_take(&pool->queue, take, &last);
@@ -210,7 +215,7 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	if (!pool)
 		return NULL;
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	pool->threads = calloc(nthreads, sizeof *pool->threads);
+	pool->threads = calloc(2 * (size_t)nthreads, sizeof *pool->threads);
 	if (pool->efd < 0 || !pool->threads)
 		goto fail;
 	pthread_mutex_init(&pool->lock, NULL);
@@ -230,11 +235,15 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	pthread_mutex_lock(&pool->lock);
 	pool->nthreads = started;
 	pthread_mutex_unlock(&pool->lock);
-	/* Without it, the ordinary threads still take urgent jobs first. */
-	pool->has_urgent_thread =
-		pthread_create(&pool->urgent_thread, NULL, iopool_urgent_thread, pool) == 0;
-	if (!pool->has_urgent_thread)
-		log_warn("event=iopool_urgent_thread_failed");
+	/* As many for urgent jobs. Without them, the ordinary threads still take those first. */
+	pthread_mutex_lock(&pool->lock);
+	while (pool->nurgent < nthreads &&
+	       pthread_create(&pool->threads[started + pool->nurgent], NULL, iopool_urgent_thread,
+			      pool) == 0)
+		pool->nurgent++;
+	pthread_mutex_unlock(&pool->lock);
+	if (pool->nurgent < nthreads)
+		log_warn("event=iopool_threads_missing urgent=%u wanted=%u", pool->nurgent, nthreads);
 	return pool;
 fail:
 	if (pool->ev)
@@ -288,10 +297,8 @@ void iopool_free(struct iopool *pool)
 	pthread_cond_broadcast(&pool->wake);
 	pthread_cond_broadcast(&pool->wake_urgent);
 	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->nthreads; i++)
+	for (unsigned i = 0; i < pool->nthreads + pool->nurgent; i++)
 		pthread_join(pool->threads[i], NULL);
-	if (pool->has_urgent_thread)
-		pthread_join(pool->urgent_thread, NULL);
 	event_free(pool->ev);
 	close(pool->efd);
 	pthread_mutex_destroy(&pool->lock);

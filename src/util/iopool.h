@@ -19,10 +19,11 @@
  * Urgent jobs (iopool_submit_urgent) are short ones whose latency matters,
  * such as the record of a remote server's 250: until it is durable, a crash
  * sends the message again. They have a queue of their own, which every
- * thread empties before it takes ordinary jobs, and one more thread that
- * takes nothing else, so an urgent job never waits for a batch of ordinary
- * ones (local deliveries, thousands of envelope loads after a restart) to
- * finish. Urgent jobs are batched among themselves like ordinary ones.
+ * thread serves before it takes ordinary jobs, and threads of their own (as
+ * many as the ordinary ones) that take nothing else, so an urgent job never
+ * waits for a batch of ordinary ones (local deliveries, thousands of
+ * envelope loads after a restart) to finish. Urgent jobs are batched among
+ * themselves like ordinary ones, a burst of them spread over the threads.
  *
  * The pool never reorders the steps of one job; two jobs of the same file
  * must not be in flight at once (callers submit the next after done).
@@ -52,7 +53,8 @@ struct iojob {
 
 struct iopool;
 
-/* Start nthreads threads (and the urgent one) whose completions run on base. NULL on failure. */
+/* Start nthreads threads, and nthreads for urgent jobs, whose completions run on base.
+ * NULL on failure. */
 struct iopool *iopool_new(struct event_base *base, unsigned nthreads);
 /* Prepare a job for submission (sync fds -1, result 0). */
 void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,

@@ -19,7 +19,8 @@
 struct gate {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool started, open;
+	int started; /* write steps waiting behind it */
+	bool open;
 };
 
 struct tjob {
@@ -36,7 +37,8 @@ static void gate_init(struct gate *g)
 {
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
-	g->started = g->open = false;
+	g->started = 0;
+	g->open = false;
 }
 
 static void gate_open(struct gate *g)
@@ -47,18 +49,23 @@ static void gate_open(struct gate *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* Wait (at most 10 s) until a thread runs the write step behind g. */
-static bool gate_wait_started(struct gate *g)
+/* Wait (at most 10 s) until n write steps wait behind g at once. */
+static bool gate_wait_n(struct gate *g, int n)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
 	pthread_mutex_lock(&g->lock);
-	while (!g->started && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+	while (g->started < n && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
 		;
-	bool started = g->started;
+	bool started = g->started >= n;
 	pthread_mutex_unlock(&g->lock);
 	return started;
+}
+
+static bool gate_wait_started(struct gate *g)
+{
+	return gate_wait_n(g, 1);
 }
 
 static int tjob_write(struct iojob *job)
@@ -66,7 +73,7 @@ static int tjob_write(struct iojob *job)
 	struct tjob *t = (struct tjob *)job;
 	if (t->gate) {
 		pthread_mutex_lock(&t->gate->lock);
-		t->gate->started = true;
+		t->gate->started++;
 		pthread_cond_broadcast(&t->gate->cond);
 		while (!t->gate->open)
 			pthread_cond_wait(&t->gate->cond, &t->gate->lock);
@@ -205,6 +212,28 @@ TEST(failed_write_skips_commit_in_both_queues)
 	CHECK(b.committed);
 	CHECK_INT(c.job.result, -7);
 	CHECK(!c.committed);
+	event_base_free(base);
+}
+
+TEST(burst_of_urgent_jobs_runs_on_several_threads)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 2);
+	struct gate g;
+	struct tjob jobs[8];
+	done_counter = 0;
+	gate_init(&g);
+
+	/* Eight at once: one thread taking them all would sync them one after the other. */
+	for (int i = 0; i < 8; i++) {
+		tjob_init(&jobs[i], &g, 0);
+		iopool_submit_urgent(pool, &jobs[i].job);
+	}
+	CHECK(gate_wait_n(&g, 4)); /* all four threads (two ordinary, idle, and two urgent) */
+	gate_open(&g);
+	iopool_free(pool);
+	for (int i = 0; i < 8; i++)
+		CHECK(jobs[i].done_seq > 0);
 	event_base_free(base);
 }
 
