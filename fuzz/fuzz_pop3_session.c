@@ -10,8 +10,8 @@
  * for every input, so an input always does the same. The first input byte
  * picks the client (loopback: logins allowed without TLS; or not), the
  * listener (STLS offered with a generated certificate, no STLS, or pop3s)
- * and how the rest is cut into writes; the rest is what the client sends
- * before it closes its side. The session runs on a real event loop over a
+ * and how the rest is cut into writes (or whether the client stops reading
+ * for a while); the rest is what the client sends before it closes its side. The session runs on a real event loop over a
  * socketpair; files are in /dev/shm.
  *
  * Invariants (abort() when one breaks):
@@ -61,7 +61,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NMSGS 4
-#define BIG_LINES 2600 /* about 140 KB: more than one read chunk of the session */
+#define BIG_LINES 3000 /* about 150 KB: more than one read chunk (128 KiB) of the session */
 
 /* alice's messages as stored (LF line ends, as Maildir delivery writes them). */
 struct stored {
@@ -160,12 +160,14 @@ static void make_messages(void)
 		total_size += msgs[k].size;
 	}
 	/* Names in arrival order; the first has the size fields a delivery writes, the third
-	 * is in cur/ already (seen), the others as a client left them: plain names in new/. */
+	 * is in cur/ already (seen), the others plain names in new/. */
 	msgs[0].dir = "new";
 	snprintf(msgs[0].name, sizeof msgs[0].name, "1700000001.M1Q1R0.fuzz,S=%zu,W=%" PRIu64,
 		 msgs[0].len, msgs[0].size);
 	msgs[1].dir = "new";
-	snprintf(msgs[1].name, sizeof msgs[1].name, "1700000002.M2Q2R0.fuzz");
+	/* A name longer than a UIDL may be: the UIDL ends with a hash. */
+	snprintf(msgs[1].name, sizeof msgs[1].name,
+		 "1700000002.M2Q2R0.a-host-name-long-enough-to-need-the-hashed-uidl.example.test");
 	msgs[2].dir = "cur";
 	snprintf(msgs[2].name, sizeof msgs[2].name, "1700000003.M3Q3R0.fuzz:2,S");
 	msgs[3].dir = "new";
@@ -397,8 +399,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* pop3s: TLS records from the first octet. */
 	struct out_check oc = { .mode = (listener->flags & LISTEN_IMPLICIT_TLS) ? O_TLS : O_LINE };
-	size_t chunk = (mode >> 4) ? (mode >> 4) * 7 : size; /* how the client cuts its writes */
-	fuzz_session_run(&d, sv[1], data, size, chunk, check_output, &oc);
+	/* How the client cuts its writes; 15: all at once, then it reads nothing for a while. */
+	unsigned cut = mode >> 4;
+	size_t chunk = cut && cut < 15 ? cut * 7 : size;
+	fuzz_session_run(&d, sv[1], data, size, chunk, cut == 15 ? 300 : 0, check_output, &oc);
 	if (oc.mode != O_TLS) {
 		ASSERT(oc.mode == O_LINE && oc.len == 0); /* nothing cut in the middle */
 		/* Deletions happen at QUIT only, as many as it says. */

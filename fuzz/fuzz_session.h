@@ -25,19 +25,20 @@ typedef void fuzz_output_fn(void *ctx, const char *p, size_t n);
 /*
  * Play the client of the session started on the other end of fd: write data
  * in pieces of chunk octets, then shut the writing side (EOF); run d's loop
- * all along and hand everything the server writes to out. Then close fd and
- * wait for every session to end and the I/O pool to be idle: ASSERT that
- * they do.
+ * all along and hand everything the server writes to out, reading nothing
+ * for the first read_delay turns of the loop (a client that does not read:
+ * the server's output backs up). Then close fd and wait for every session to
+ * end and the I/O pool to be idle: ASSERT that they do.
  */
 static void fuzz_session_run(struct smtpd *d, int fd, const uint8_t *data, size_t size,
-			     size_t chunk, fuzz_output_fn *out, void *ctx)
+			     size_t chunk, unsigned read_delay, fuzz_output_fn *out, void *ctx)
 {
 	static char buf[65536];
 	size_t sent = 0;
 	bool closed_write = false;
 	ssize_t r;
 
-	for (int iter = 0; iter < 200000; iter++) {
+	for (unsigned iter = 0; iter < 200000; iter++) {
 		if (sent < size) {
 			size_t n = size - sent < chunk ? size - sent : chunk;
 			ssize_t w = write(fd, data + sent, n);
@@ -48,7 +49,7 @@ static void fuzz_session_run(struct smtpd *d, int fd, const uint8_t *data, size_
 			closed_write = true;
 		}
 		event_base_loop(d->base, EVLOOP_NONBLOCK);
-		r = read(fd, buf, sizeof buf);
+		r = iter >= read_delay ? read(fd, buf, sizeof buf) : 0;
 		if (r > 0)
 			out(ctx, buf, (size_t)r);
 		else if (r < 0 && errno != EAGAIN)

@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	size_t chunk = (mode >> 2) ? (mode >> 2) * 7 : size; /* how the client cuts its writes */
 	struct reply_check rc = { .len = 0 };
-	fuzz_session_run(&d, sv[1], data, size, chunk, check_replies, &rc);
+	fuzz_session_run(&d, sv[1], data, size, chunk, 0, check_replies, &rc);
 	clear_dir("incoming", true);
 	clear_dir("queue", false);
 	return 0;
