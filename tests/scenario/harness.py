@@ -142,7 +142,8 @@ def slow(fn):
 
 def long_test(fn):
     """Mark a test as long (a minute or more): tests/run.py runs it only with --long (make test
-    TEST_ARGS=--long); the default run (make test, CI) has a shorter version of each."""
+    TEST_ARGS=--long, as CI does: .ci/run); the default run (make test) has a shorter version
+    of each."""
     fn.slow = True
     fn.long = True
     return fn
@@ -710,6 +711,13 @@ def message(subject="test", body="Hello.\r\n", sender="alice@example.org",
     return (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
             f"Message-ID: <{subject.replace(' ', '.')}.{time.time_ns()}@example.org>\r\n"
             f"{extra_headers}\r\n{body}")
+
+
+def subject_of(data):
+    """The Subject of a stored message, read without a full parse (tests that count
+    thousands of messages give each a unique one-line subject)."""
+    m = re.search(rb"^Subject: ([^\r\n]*)", data, re.M)
+    return m.group(1).decode() if m else None
 
 
 def lf(data):

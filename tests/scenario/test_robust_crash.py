@@ -6,7 +6,6 @@ is not delivered, except one whose end of data reached the server while the repl
 (RFC 5321 6.1 lets the client resend it: a possible duplicate, never a loss).
 """
 import collections
-import email
 import os
 import random
 import re
@@ -17,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Raw, ServerTest, lf, message
+from harness import Raw, ServerTest, lf, message, subject_of
 
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
@@ -152,8 +151,7 @@ class KillNine(ServerTest):
         problems = []
         for rcpt in ("demo@example.test", "alice@example.test"):
             for data in srv.mailbox(rcpt):
-                parsed = email.message_from_bytes(data)
-                subject = parsed["Subject"]
+                subject = subject_of(data)
                 delivered[(rcpt, subject)] += 1
                 rec = records.get(subject)
                 if rec is None:

@@ -16,7 +16,7 @@ queue drained):
   had reached the server: "uncertain"), and then to all of its recipients or to none.
 
 The default run (make test) kills 40 times in about 15 seconds; `tests/run.py --long` (CI)
-adds a 200-round run (CARTEIRO_TEST_SEED repeats the kill times of a run). Every client
+adds a 100-round run (CARTEIRO_TEST_SEED repeats the kill times of a run). Every client
 reconnects after a kill; deliveries from earlier rounds are cut by later kills too.
 """
 import collections
@@ -30,7 +30,7 @@ import time
 import unittest
 
 import test_robust_crash as local_crash
-from harness import lf, long_test, message, wait_for
+from harness import lf, long_test, message, subject_of, wait_for
 from outbound_fixture import OutboundWorld
 
 SENDER = "durable@example.org"
@@ -44,12 +44,6 @@ RCPT_SETS = (["demo@example.test"], ["sink@example.net"],
              ["alice@example.test", "other@example.net", "demo@example.test"])
 LOCAL = ("demo@example.test", "alice@example.test")
 DESTINATION_CONCURRENCY = 20  # the default: connections to the sink at once
-
-
-def subject_of(data):
-    """The Subject of a message (the clients' subjects are unique): faster than a parse."""
-    m = re.search(rb"^Subject: ([^\r\n]*)", data, re.M)
-    return m.group(1).decode() if m else None
 
 
 class KillNineLocalAndRemote(local_crash.KillNine):
@@ -253,10 +247,11 @@ class KillNineLocalAndRemote(local_crash.KillNine):
 
 
 class KillNineLong(KillNineLocalAndRemote):
-    """200 kills. The clients pause between messages: at full speed they outrun delivery
-    (local and remote together) by far, and the queue, loaded again at every start, would
-    grow to tens of thousands of messages."""
-    ROUNDS = 200
+    """100 kills (about 45 s; the default run's 40 are already twice what the issue asks, this
+    one runs in CI beside the minute-long load test). The clients pause between messages: at
+    full speed they outrun delivery (local and remote together) by far, and the queue, loaded
+    again at every start, would grow to tens of thousands of messages."""
+    ROUNDS = 100
     PAUSE = 0.05
 
     @long_test
