@@ -55,9 +55,12 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+# Helper programs the scenario tests drive (built with the unit tests, never run as one).
+TOOL_SRC := tests/unit/dkim_tool.c
+TOOL_BIN := $(TOOL_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
-DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_BIN:=.d)
+DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(FUZZ_BIN:=.d)
 
 .PHONY: all build run test unit fuzz fuzz-build clean deps test-deps bench
 .DEFAULT_GOAL := all
@@ -98,7 +101,7 @@ $(B)/fuzz/%: fuzz/%.c $(B)/libcarteiro.a
 	$(say) FUZZ $@
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(TOOL_BIN)
 fuzz-build: $(FUZZ_BIN)
 
 -include $(DEPS)

@@ -723,6 +723,73 @@ static int set_retry_schedule(struct config *cfg, struct directive *d)
 	return 0;
 }
 
+/* A DKIM selector (RFC 6376 3.1): sub-domain *("." sub-domain), '_' allowed as in use. */
+static bool selector_valid(struct slice s)
+{
+	size_t label = 0;
+	if (s.len == 0 || s.len > 63)
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		char c = s.ptr[i];
+		if (c == '.' && label > 0) {
+			label = 0;
+			continue;
+		}
+		if (!ascii_isalnum(c) && c != '-' && c != '_')
+			return false;
+		label++;
+	}
+	return label > 0;
+}
+
+/* dkim-sign DOMAIN SELECTOR KEYFILE: the key is read later, by the master (policy/dkim.h). */
+static int set_dkim_sign(struct config *cfg, struct directive *d)
+{
+	struct dkim_sign_cfg e = { .line = d->line };
+	void *array = cfg->dkim_signs;
+
+	if (!addr_domain_valid(d->words[0], false))
+		return fail(d, "bad domain '%s' for '%s' (expected a domain name such as "
+			       "example.org)", Q(d->words[0]), d->key->name);
+	if (!selector_valid(d->words[1]))
+		return fail(d, "bad selector '%s' for '%s' (expected letters, digits, '-', '_' and "
+			       "dots, at most 63 characters)", Q(d->words[1]), d->key->name);
+	for (size_t i = 0; i < cfg->ndkim_signs; i++)
+		if (slice_eq_cstr_nocase(d->words[0], cfg->dkim_signs[i].domain) &&
+		    slice_eq_cstr_nocase(d->words[1], cfg->dkim_signs[i].selector))
+			return fail(d, "duplicate '%s %s %s' (line %u)", d->key->name,
+				    Q(d->words[0]), Q(d->words[1]), cfg->dkim_signs[i].line);
+	if (cfg->ndkim_signs >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	e.domain = strndup(d->words[0].ptr, d->words[0].len);
+	e.selector = strndup(d->words[1].ptr, d->words[1].len);
+	e.keyfile = strndup(d->words[2].ptr, d->words[2].len);
+	if (!e.domain || !e.selector || !e.keyfile || grow(&array, cfg->ndkim_signs, sizeof e, d) < 0) {
+		free(e.domain);
+		free(e.selector);
+		free(e.keyfile);
+		return fail_nomem(d);
+	}
+	str_lower(e.domain);
+	cfg->dkim_signs = array;
+	cfg->dkim_signs[cfg->ndkim_signs++] = e;
+	return 0;
+}
+
+static void clear_dkim_signs(struct config *cfg, const struct key *k)
+{
+	(void)k;
+	for (size_t i = 0; i < cfg->ndkim_signs; i++) {
+		free(cfg->dkim_signs[i].domain);
+		free(cfg->dkim_signs[i].selector);
+		free(cfg->dkim_signs[i].keyfile);
+	}
+	free(cfg->dkim_signs);
+	cfg->dkim_signs = NULL;
+	cfg->ndkim_signs = 0;
+}
+
 /* ---- the table ----------------------------------------------------------------------------- */
 
 static const struct key_type type_hostname = { set_hostname, clear_string, 1, 1, UNIT_NONE };
@@ -750,6 +817,7 @@ static const struct key_type type_relayhost_tls = { set_relayhost_tls, NULL, 1, 
 static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1,
 						     CONFIG_WORDS_MAX, UNIT_NONE };
 static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
+static const struct key_type type_dkim_sign = { set_dkim_sign, clear_dkim_signs, 3, 3, UNIT_NONE };
 static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
@@ -855,6 +923,11 @@ static const struct key keys[] = {
 	  "DURATION", "how long failures are remembered, and how long a ban lasts" },
 	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
 	  "DURATION", "pause before the 535 reply to a failed AUTH" },
+
+	/* DKIM (RFC 6376) */
+	{ "dkim-sign", &type_dkim_sign, OFF(dkim_signs), 0, NULL, 0, 1000, KEY_REPEAT,
+	  "DOMAIN SELECTOR KEYFILE", "DKIM-sign mail from DOMAIN (and its subdomains) with the "
+	  "PEM key in KEYFILE (RSA or Ed25519, read as root; carteiro dkim-keygen makes one)" },
 
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,

@@ -64,6 +64,14 @@ enum relayhost_tls {
 
 #define RETRY_SCHEDULE_MAX 16
 
+/* One dkim-sign line: sign mail from domain (and its subdomains) with the key in keyfile. */
+struct dkim_sign_cfg {
+	char *domain; /* lower case */
+	char *selector;
+	char *keyfile; /* as written */
+	unsigned line;
+};
+
 struct config {
 	char *source; /* file name, or "<demo>" for the embedded configuration */
 
@@ -124,6 +132,10 @@ struct config {
 	unsigned auth_max_failures;     /* failed AUTHs from one address before a ban */
 	unsigned auth_ban_time;         /* seconds */
 	unsigned auth_failure_delay;    /* seconds before a 535 */
+
+	/* DKIM signing (policy/dkim.h reads the keys) */
+	struct dkim_sign_cfg *dkim_signs;
+	size_t ndkim_signs;
 
 	/* POP3 */
 	enum pop3_plaintext pop3_plaintext_auth; /* login without TLS */

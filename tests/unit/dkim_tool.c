@@ -1,0 +1,281 @@
+/*
+ * dkim_tool: drive carteiro's DKIM code from the command line, for the
+ * interoperability tests against python3-dkim (tests/scenario/test_dkim_interop.py).
+ * Not a unit test (no test_ prefix): built with them, run by the scenario test.
+ *
+ *   dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR KEYFILE [MSG]
+ *       print the DKIM-Signature field(s) for the message (a file, or stdin);
+ *       exit 2 (reason on stderr) when nothing was signed
+ *   dkim_tool verify [-t NOW] KEYS [MSG]
+ *       verify, taking keys from KEYS ("NAME TXT-TEXT" a line, "NAME !TEMPFAIL"
+ *       for a failing lookup, '#' comments), and print one line per signature
+ *       "RESULT d=.. s=.. a=.. b=.. i=.. reason=..", then "auth: <A-R text>"
+ *       and "from: COUNT VALUE". The message is fed whole, then byte by byte,
+ *       then in odd chunks: the results must agree (exit 3 otherwise).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fake_resolver.h"
+#include "policy/dkim.h"
+#include "util/buf.h"
+#include "util/fileio.h"
+
+#define MSG_MAX (64 * 1024 * 1024)
+#define KEYS_MAX 64
+
+static int usage(void)
+{
+	fputs("usage: dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR "
+	      "KEYFILE [MSG]\n"
+	      "       dkim_tool verify [-t NOW] KEYS [MSG]\n",
+	      stderr);
+	return 1;
+}
+
+static int read_input(const char *path, struct buf *b)
+{
+	if (path)
+		return file_read_all(path, MSG_MAX, b);
+	buf_init(b, MSG_MAX);
+	char chunk[65536];
+	ssize_t n;
+	while ((n = read(STDIN_FILENO, chunk, sizeof chunk)) > 0)
+		if (buf_append(b, chunk, (size_t)n) < 0)
+			return -EFBIG;
+	return n < 0 ? -errno : 0;
+}
+
+static int parse_canon(const char *s, enum dkim_canon *h, enum dkim_canon *b)
+{
+	char hs[16], bs[16];
+	if (sscanf(s, "%15[a-z]/%15[a-z]", hs, bs) != 2)
+		return -1;
+	*h = strcmp(hs, "relaxed") == 0 ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+	*b = strcmp(bs, "relaxed") == 0 ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+	return 0;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+	struct dkim_sign_opts opts = { .hcanon = DKIM_CANON_RELAXED, .bcanon = DKIM_CANON_RELAXED };
+	int c;
+
+	while ((c = getopt(argc, argv, "c:t:x:l")) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_canon(optarg, &opts.hcanon, &opts.bcanon) < 0)
+				return usage();
+			break;
+		case 't':
+			opts.time = strtoll(optarg, NULL, 10);
+			break;
+		case 'x':
+			opts.expire = strtoull(optarg, NULL, 10);
+			break;
+		case 'l':
+			opts.body_length = true;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (argc - optind < 3 || argc - optind > 4)
+		return usage();
+	struct dkim_signer_set *set = dkim_signer_set_new();
+	char err[512];
+	bool exposed;
+	if (!set || dkim_signer_set_add(set, argv[optind], argv[optind + 1], argv[optind + 2],
+					&exposed, err, sizeof err) < 0) {
+		fprintf(stderr, "dkim_tool: %s\n", err);
+		dkim_signer_set_free(set);
+		return 1;
+	}
+	struct buf msg;
+	int r = read_input(argc - optind == 4 ? argv[optind + 3] : NULL, &msg);
+	if (r < 0) {
+		fprintf(stderr, "dkim_tool: cannot read the message: %s\n", strerror(-r));
+		dkim_signer_set_free(set);
+		return 1;
+	}
+	struct dkim_sign *s = dkim_sign_new_opts(set, &opts);
+	/* Odd chunks, so that the streaming path is the one tested. */
+	for (size_t off = 0, step = 1; s && off < msg.len; off += step, step = step * 3 % 1021 + 1)
+		dkim_sign_update(s, msg.data + off, step < msg.len - off ? step : msg.len - off);
+	char out[4 * DKIM_SIGNATURE_TEXT_MAX];
+	size_t outlen = 0;
+	int status = 1;
+	r = s ? dkim_sign_finish(s, out, sizeof out, &outlen) : -ENOMEM;
+	if (r < 0) {
+		fprintf(stderr, "dkim_tool: sign: %s\n", strerror(-r));
+	} else if (outlen == 0) {
+		fprintf(stderr, "dkim_tool: nothing signed: %s\n", dkim_sign_skip_reason(s));
+		status = 2;
+	} else {
+		fwrite(out, 1, outlen, stdout);
+		status = 0;
+	}
+	dkim_sign_free(s);
+	dkim_signer_set_free(set);
+	buf_free(&msg);
+	return status;
+}
+
+/* The keys file, as fake DNS entries (the text stays in the buffer). */
+static size_t load_keys(struct buf *b, struct fake_dns_entry *e, size_t max)
+{
+	size_t n = 0;
+	char *line = b->data, *end = b->data + b->len;
+
+	while (line && line < end && n < max) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl)
+			*nl = '\0';
+		char *sp = strchr(line, ' ');
+		if (line[0] != '#' && sp) {
+			*sp = '\0';
+			bool fail = strcmp(sp + 1, "!TEMPFAIL") == 0;
+			e[n++] = (struct fake_dns_entry){ line, DNS_T_TXT, sp + 1,
+							  fail ? DNS_TEMPFAIL : DNS_OK };
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+struct run {
+	bool done;
+	char text[16384];
+};
+
+static void on_done(void *arg, const struct dkim_results *res)
+{
+	struct run *run = arg;
+	struct buf b;
+
+	buf_init(&b, sizeof run->text - 1);
+	for (size_t i = 0; i < res->n; i++) {
+		const struct dkim_sig_result *s = &res->sig[i];
+		buf_appendf(&b, "%s d=%s s=%s a=%s b=%s i=%s reason=\"%s\"%s\n",
+			    dkim_result_name(s->result), s->d, s->s, s->a, s->b, s->i, s->reason,
+			    s->testing ? " testing" : "");
+	}
+	if (res->ignored)
+		buf_appendf(&b, "ignored: %zu\n", res->ignored);
+	char ar[8192];
+	if (dkim_auth_results(res, ar, sizeof ar) == 0)
+		buf_appendf(&b, "auth: %s\n", ar);
+	memcpy(run->text, buf_cstr(&b), b.len + 1);
+	buf_free(&b);
+	run->done = true;
+}
+
+/* One verification of msg fed in chunks of step bytes (0: whole); the output in run. */
+static int verify_once(struct event_base *base, const struct dns_resolver *r,
+		       const struct buf *msg, size_t step, bool now_set, int64_t now,
+		       struct run *run, char *from, size_t fromlen)
+{
+	struct dkim_verify *v = dkim_verify_new();
+	if (!v)
+		return -ENOMEM;
+	if (now_set)
+		dkim_verify_set_time(v, now);
+	for (size_t off = 0; off < msg->len;) {
+		size_t n = step && step < msg->len - off ? step : msg->len - off;
+		if (dkim_verify_update(v, msg->data + off, n) < 0) {
+			dkim_verify_free(v);
+			return -ENOMEM;
+		}
+		off += n;
+	}
+	run->done = false;
+	dkim_verify_finish(v, base, r, on_done, run);
+	if (run->done) {
+		fprintf(stderr, "dkim_tool: the verifier answered inside finish\n");
+		dkim_verify_free(v);
+		return -EPROTO;
+	}
+	while (!run->done)
+		if (event_base_loop(base, EVLOOP_ONCE) < 0)
+			break;
+	size_t count;
+	struct slice first;
+	int fr = dkim_verify_from(v, &count, &first);
+	snprintf(from, fromlen, "from: %s%zu %.*s\n", fr == -E2BIG ? "unknown " : "", count,
+		 (int)first.len, first.ptr);
+	dkim_verify_free(v);
+	return run->done ? 0 : -EIO;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	bool now_set = false;
+	int64_t now = 0;
+	int c;
+
+	while ((c = getopt(argc, argv, "t:")) != -1) {
+		if (c != 't')
+			return usage();
+		now_set = true;
+		now = strtoll(optarg, NULL, 10);
+	}
+	if (argc - optind < 1 || argc - optind > 2)
+		return usage();
+	struct buf keys, msg;
+	int r = file_read_all(argv[optind], 1024 * 1024, &keys);
+	if (r < 0) {
+		fprintf(stderr, "dkim_tool: %s: %s\n", argv[optind], strerror(-r));
+		return 1;
+	}
+	r = read_input(argc - optind == 2 ? argv[optind + 1] : NULL, &msg);
+	if (r < 0) {
+		fprintf(stderr, "dkim_tool: cannot read the message: %s\n", strerror(-r));
+		buf_free(&keys);
+		return 1;
+	}
+	struct fake_dns_entry entries[KEYS_MAX];
+	struct event_base *base = event_base_new();
+	struct fake_dns fd = { base, entries, load_keys(&keys, entries, KEYS_MAX), 0, 0, 0 };
+	struct dns_resolver res = fake_dns_resolver(&fd);
+	static struct run first, other;
+	char from[DKIM_HEADER_MAX / 64], from2[sizeof from];
+	static const size_t steps[] = { 1, 7, 4093 };
+	int status = 0;
+
+	if (!base || verify_once(base, &res, &msg, 0, now_set, now, &first, from, sizeof from) < 0) {
+		status = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		if (verify_once(base, &res, &msg, steps[i], now_set, now, &other, from2,
+				sizeof from2) < 0 ||
+		    strcmp(first.text, other.text) != 0 || strcmp(from, from2) != 0) {
+			fprintf(stderr, "dkim_tool: chunks of %zu give another result:\n%s%s",
+				steps[i], other.text, from2);
+			status = 3;
+		}
+	}
+	fputs(first.text, stdout);
+	fputs(from, stdout);
+out:
+	if (base)
+		event_base_free(base);
+	buf_free(&keys);
+	buf_free(&msg);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (strcmp(argv[1], "sign") == 0)
+		return cmd_sign(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	return usage();
+}
