@@ -15,7 +15,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev"
-test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd fetchmail mpop curl nmap"
+test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd fetchmail mpop curl nmap python3-dkim"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "mail/addr.h"
+#include "policy/dkim.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -723,25 +724,6 @@ static int set_retry_schedule(struct config *cfg, struct directive *d)
 	return 0;
 }
 
-/* A DKIM selector (RFC 6376 3.1): sub-domain *("." sub-domain), '_' allowed as in use. */
-static bool selector_valid(struct slice s)
-{
-	size_t label = 0;
-	if (s.len == 0 || s.len > 63)
-		return false;
-	for (size_t i = 0; i < s.len; i++) {
-		char c = s.ptr[i];
-		if (c == '.' && label > 0) {
-			label = 0;
-			continue;
-		}
-		if (!ascii_isalnum(c) && c != '-' && c != '_')
-			return false;
-		label++;
-	}
-	return label > 0;
-}
-
 /* dkim-sign DOMAIN SELECTOR KEYFILE: the key is read later, by the master (policy/dkim.h). */
 static int set_dkim_sign(struct config *cfg, struct directive *d)
 {
@@ -751,7 +733,7 @@ static int set_dkim_sign(struct config *cfg, struct directive *d)
 	if (!addr_domain_valid(d->words[0], false))
 		return fail(d, "bad domain '%s' for '%s' (expected a domain name such as "
 			       "example.org)", Q(d->words[0]), d->key->name);
-	if (!selector_valid(d->words[1]))
+	if (!dkim_selector_valid(d->words[1]))
 		return fail(d, "bad selector '%s' for '%s' (expected letters, digits, '-', '_' and "
 			       "dots, at most 63 characters)", Q(d->words[1]), d->key->name);
 	for (size_t i = 0; i < cfg->ndkim_signs; i++)

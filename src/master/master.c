@@ -29,6 +29,7 @@
 #include "deliver/relay_auth.h"
 #include "mail/aliases.h"
 #include "mail/users.h"
+#include "policy/dkim.h"
 #include "queue/queue_manager.h"
 #include "queue/queue_store.h"
 #include "smtpd/auth_limit.h"
@@ -66,6 +67,7 @@ struct master {
 	struct userdb *users;     /* last good tables, handed to every new worker */
 	struct aliasdb *aliases;
 	struct relay_auth relay_auth; /* read as root; the queue manager inherits it */
+	struct dkim_signer_set *dkim; /* dkim-sign keys, read as root; the workers inherit them */
 	struct child *children; /* [0] qmgr, [1..] workers */
 	size_t nchildren;
 	pid_t pid;
@@ -205,7 +207,7 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		status = qmgr_main(m->cfg, users, aliases,
 				   m->relay_auth.user ? &m->relay_auth : NULL);
 	} else {
-		struct smtpd_shared shared = { m->limits, m->auth_limits, m->tls };
+		struct smtpd_shared shared = { m->limits, m->auth_limits, m->tls, m->dkim };
 		m->tls = NULL; /* the worker's now */
 		status = smtpd_worker_main(m->cfg, c->index, m->fds, &shared, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */
@@ -363,6 +365,13 @@ static void master_free(struct master *m)
 	if (m->aliases)
 		aliasdb_free(m->aliases);
 	relay_auth_free(&m->relay_auth);
+	dkim_signer_set_free(m->dkim);
+}
+
+static void warn_dkim_key(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("event=dkim_key_warning warning=%s", LOG_ESC(msg));
 }
 
 /* Bind every listener; false (after a message) when one cannot be. */
@@ -443,6 +452,14 @@ int master_main(struct config *cfg)
 			log_warn("event=relayhost_auth_exposed file=%s advice=\"chmod 600: only root "
 				 "should read the password\"", LOG_ESC(cfg->relayhost_auth_file));
 	}
+	char dkim_err[512];
+	if (dkim_signer_set_load(cfg, &m.dkim, warn_dkim_key, NULL, dkim_err, sizeof dkim_err) < 0) {
+		log_err("event=startup_failed error=%s", LOG_ESC(dkim_err));
+		fprintf(stderr, "carteiro: %s\n", dkim_err);
+		goto out;
+	}
+	if (m.dkim)
+		log_info("event=dkim_keys_loaded keys=%zu", dkim_signer_set_count(m.dkim));
 	/* Keys are read now, while root can read them; the workers inherit the context. */
 	char tls_err[TLS_ERROR_MAX];
 	if (tls_server_load(cfg, &m.tls, tls_err, sizeof tls_err) < 0) {

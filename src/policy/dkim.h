@@ -104,6 +104,10 @@ const char *dkim_result_name(enum dkim_result r);
 /* "rsa-sha256", "ed25519-sha256", "rsa-sha1". */
 const char *dkim_alg_name(enum dkim_alg a);
 
+/* A selector as dkim-sign and s= take it: dot-separated labels of letters, digits, '-' and '_'
+ * (RFC 6376 3.1, with the '_' that real selectors use), at most 63 characters. */
+bool dkim_selector_valid(struct slice s);
+
 /* ---- parsers (pure; fuzzed) --------------------------------------------------------------- */
 
 struct dkim_tag {

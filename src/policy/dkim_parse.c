@@ -195,6 +195,11 @@ static bool dkim_name_valid(struct slice s)
 	return label > 0;
 }
 
+bool dkim_selector_valid(struct slice s)
+{
+	return s.len <= 63 && dkim_name_valid(s);
+}
+
 /* A whole slice of digits, saturating at UINT64_MAX; false for none, or more than max digits. */
 static bool parse_digits(struct slice s, size_t max, uint64_t *out)
 {

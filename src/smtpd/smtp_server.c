@@ -231,6 +231,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.limits = shared->limits;
 	d.auth_limits = shared->auth_limits;
 	d.tls = shared->tls;
+	d.dkim_keys = shared->dkim_keys;
 	log_set_role("smtpd");
 	d.base = event_base_new();
 	if (!d.base)

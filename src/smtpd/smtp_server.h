@@ -32,6 +32,7 @@ struct userdb;
 struct aliasdb;
 struct auth_limit;
 struct tls_server;
+struct dkim_signer_set;
 
 /* Results of resolving one RCPT (aliases can fan out). */
 #define SMTPD_RESOLVE_MAX 1000
@@ -49,6 +50,7 @@ struct smtpd {
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits; /* failed AUTHs, shared by the workers */
 	struct tls_server *tls;         /* NULL when no tls-cert is configured */
+	const struct dkim_signer_set *dkim_keys; /* dkim-sign keys (the master's); NULL: none */
 	struct smtpd_listener **listeners;
 	size_t nlisteners;
 	struct smtp_session *sessions; /* every open SMTP session, for shutdown */
@@ -70,6 +72,7 @@ struct smtpd_shared {
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits;
 	struct tls_server *tls; /* the worker owns its copy's reference */
+	const struct dkim_signer_set *dkim_keys; /* read by the master as root; NULL: none */
 };
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,

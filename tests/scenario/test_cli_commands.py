@@ -27,6 +27,7 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
 KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
 KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
+KEYS += ["dkim-sign"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -119,7 +120,8 @@ class Basics(Workdir):
         self.assertEqual(sorted(rows), sorted(KEYS))
         for key, default in KNOWN_DEFAULTS.items():
             self.assertEqual(rows[key][1], default, key)
-        for key in ("listen", "local-domain", "relay-network", "dns-server", "tls-cert", "tls-key"):
+        for key in ("listen", "local-domain", "relay-network", "dns-server", "tls-cert", "tls-key",
+                    "dkim-sign"):
             self.assertIn("may repeat", rows[key][1])
 
     def test_help_config_defaults_are_valid_values(self):

@@ -3,9 +3,10 @@
  * interoperability tests against python3-dkim (tests/scenario/test_dkim_interop.py).
  * Not a unit test (no test_ prefix): built with them, run by the scenario test.
  *
- *   dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR KEYFILE [MSG]
- *       print the DKIM-Signature field(s) for the message (a file, or stdin);
- *       exit 2 (reason on stderr) when nothing was signed
+ *   dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR KEYFILE
+ *                  [SELECTOR KEYFILE...] < MSG
+ *       print the DKIM-Signature field(s) for the message with the keys given
+ *       (all of DOMAIN); exit 2 (reason on stderr) when nothing was signed
  *   dkim_tool verify [-t NOW] KEYS [MSG]
  *       verify, taking keys from KEYS ("NAME TXT-TEXT" a line, "NAME !TEMPFAIL"
  *       for a failing lookup, '#' comments), and print one line per signature
@@ -31,7 +32,7 @@
 static int usage(void)
 {
 	fputs("usage: dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR "
-	      "KEYFILE [MSG]\n"
+	      "KEYFILE [SELECTOR KEYFILE...] < MSG\n"
 	      "       dkim_tool verify [-t NOW] KEYS [MSG]\n",
 	      stderr);
 	return 1;
@@ -84,19 +85,21 @@ static int cmd_sign(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (argc - optind < 3 || argc - optind > 4)
+	if (argc - optind < 3 || (argc - optind) % 2 != 1)
 		return usage();
 	struct dkim_signer_set *set = dkim_signer_set_new();
-	char err[512];
+	char err[512] = "out of memory";
 	bool exposed;
-	if (!set || dkim_signer_set_add(set, argv[optind], argv[optind + 1], argv[optind + 2],
-					&exposed, err, sizeof err) < 0) {
-		fprintf(stderr, "dkim_tool: %s\n", err);
-		dkim_signer_set_free(set);
-		return 1;
+	for (int i = optind + 1; i < argc; i += 2) {
+		if (!set || dkim_signer_set_add(set, argv[optind], argv[i], argv[i + 1], &exposed,
+						err, sizeof err) < 0) {
+			fprintf(stderr, "dkim_tool: %s\n", err);
+			dkim_signer_set_free(set);
+			return 1;
+		}
 	}
 	struct buf msg;
-	int r = read_input(argc - optind == 4 ? argv[optind + 3] : NULL, &msg);
+	int r = read_input(NULL, &msg);
 	if (r < 0) {
 		fprintf(stderr, "dkim_tool: cannot read the message: %s\n", strerror(-r));
 		dkim_signer_set_free(set);
@@ -147,6 +150,21 @@ static size_t load_keys(struct buf *b, struct fake_dns_entry *e, size_t max)
 	return n;
 }
 
+/* CR, LF and TAB as \r \n \t, so that a folded text stays on one output line. */
+static void append_escaped(struct buf *b, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r')
+			buf_append_str(b, "\\r");
+		else if (p[i] == '\n')
+			buf_append_str(b, "\\n");
+		else if (p[i] == '\t')
+			buf_append_str(b, "\\t");
+		else
+			buf_putc(b, p[i]);
+	}
+}
+
 struct run {
 	bool done;
 	char text[16384];
@@ -167,8 +185,11 @@ static void on_done(void *arg, const struct dkim_results *res)
 	if (res->ignored)
 		buf_appendf(&b, "ignored: %zu\n", res->ignored);
 	char ar[8192];
-	if (dkim_auth_results(res, ar, sizeof ar) == 0)
-		buf_appendf(&b, "auth: %s\n", ar);
+	if (dkim_auth_results(res, ar, sizeof ar) == 0) {
+		buf_append_str(&b, "auth: ");
+		append_escaped(&b, ar, strlen(ar));
+		buf_putc(&b, '\n');
+	}
 	memcpy(run->text, buf_cstr(&b), b.len + 1);
 	buf_free(&b);
 	run->done = true;
@@ -205,8 +226,13 @@ static int verify_once(struct event_base *base, const struct dns_resolver *r,
 	size_t count;
 	struct slice first;
 	int fr = dkim_verify_from(v, &count, &first);
-	snprintf(from, fromlen, "from: %s%zu %.*s\n", fr == -E2BIG ? "unknown " : "", count,
-		 (int)first.len, first.ptr);
+	struct buf fb;
+	buf_init(&fb, fromlen - 1);
+	buf_appendf(&fb, "from: %s%zu ", fr == -E2BIG ? "unknown " : "", count);
+	append_escaped(&fb, first.ptr, first.len);
+	buf_putc(&fb, '\n');
+	memcpy(from, buf_cstr(&fb), fb.len + 1);
+	buf_free(&fb);
 	dkim_verify_free(v);
 	return run->done ? 0 : -EIO;
 }
