@@ -597,7 +597,7 @@ int dkim_sign_finish(struct dkim_sign *s, char *out, size_t len, size_t *outlen)
 		*outlen = b.len;
 	}
 	buf_free(&b);
-	return r == -ENOMEM ? -ENOSPC : r;
+	return r;
 }
 
 /* ---- new keys ------------------------------------------------------------------------------ */
