@@ -28,7 +28,7 @@ import nacl.encoding
 import nacl.signing
 from dkim.canonicalization import CanonicalizationPolicy
 
-from harness import BINARY, SANITIZER_PATTERNS
+from harness import BINARY, SANITIZER_PATTERNS, Server
 
 TOOL = os.path.join(os.path.dirname(BINARY), "tests", "dkim_tool")
 DOMAIN = "example.org"
@@ -502,6 +502,36 @@ class PythonSignsCarteiroVerifies(KeysTest):
         results, auth, frm = carteiro_verify(message())
         self.assertEqual(results, [])
         self.assertEqual(auth, "dkim=none")
+
+
+class ServerLoadsKeys(KeysTest):
+    """The master reads the dkim-sign keys before it drops root (the files may be root's alone)."""
+
+    def key_copy(self, name, mode):
+        path = os.path.join(_dir, f"{name}-{os.getpid()}-{time.monotonic_ns()}.key")
+        shutil.copy(KEYS[name]["path"], path)
+        os.chmod(path, mode)
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def test_keys_loaded_at_start(self):
+        ed, rsa = self.key_copy("ed", 0o600), self.key_copy("rsa", 0o600)
+        with Server(extra_config=f"dkim-sign example.test ed {ed}\n"
+                                 f"dkim-sign example.test rsa {rsa}\n") as srv:
+            srv.wait_log(r"event=dkim_keys_loaded keys=2")
+            self.assertNotIn("dkim_key_warning", srv.log())
+
+    def test_key_readable_by_others_is_a_warning(self):
+        ed = self.key_copy("ed", 0o644)
+        with Server(extra_config=f"dkim-sign example.test ed {ed}\n") as srv:
+            srv.wait_log(r"event=dkim_key_warning warning=.*readable by others")
+
+    def test_bad_key_stops_the_start(self):
+        srv = Server(extra_config="dkim-sign example.test ed /nonexistent/ed.key\n")
+        with self.assertRaises(RuntimeError) as e:
+            srv.start()
+        srv.cleanup()
+        self.assertIn("dkim-sign key /nonexistent/ed.key: No such file", str(e.exception))
 
 
 def _py_case(key, c):
