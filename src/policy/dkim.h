@@ -299,8 +299,9 @@ int dkim_sign_update(struct dkim_sign *s, const char *p, size_t n);
 /*
  * The DKIM-Signature header field(s), folded and CRLF-terminated, into out
  * (NUL-terminated): one per key of the most specific dkim-sign domain that is
- * the From domain or a parent of it. *outlen 0 when none applies (no such key,
- * no single From with a domain, header section too large). 0, -ENOSPC, or
+ * the From domain or a parent of it, to be put on top of the message. *outlen
+ * 0 when none applies (no such key, no single From with a domain, header
+ * section too large or starting with a continuation line). 0, -ENOSPC, or
  * -EIO (OpenSSL failed).
  */
 int dkim_sign_finish(struct dkim_sign *s, char *out, size_t len, size_t *outlen);

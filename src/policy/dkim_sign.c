@@ -374,6 +374,11 @@ static void header_section_done(struct dkim_sign *s)
 	size_t from = 0, nfrom = 0;
 	char d[ADDR_DOMAIN_MAX + 1];
 
+	/* The signature goes on top: a first line that is a continuation would join it. */
+	if (m->head.len > 0 && (m->head.data[0] == ' ' || m->head.data[0] == '\t')) {
+		s->skip = "header section starts with a continuation line";
+		return;
+	}
 	for (size_t i = 0; i < m->nfields; i++)
 		if (dkim_field_is(m, &m->fields[i], SLICE_LIT("From")) && nfrom++ == 0)
 			from = i;

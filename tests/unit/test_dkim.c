@@ -628,6 +628,8 @@ TEST(signer_picks_the_from_domain)
 		{ "From: undisclosed\r\n", NULL, "no domain in From" },
 		{ "From: a@example.org\r\nFrom: b@example.org\r\n", NULL, "several From fields" },
 		{ "Subject: x\r\n", NULL, "no From field" },
+		{ " folded\r\nFrom: a@example.org\r\n", NULL,
+		  "header section starts with a continuation line" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char msg[256];
