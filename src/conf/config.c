@@ -908,8 +908,8 @@ static const struct key keys[] = {
 
 	/* DKIM (RFC 6376) */
 	{ "dkim-sign", &type_dkim_sign, OFF(dkim_signs), 0, NULL, 0, 1000, KEY_REPEAT,
-	  "DOMAIN SELECTOR KEYFILE", "DKIM-sign mail from DOMAIN (and its subdomains) with the "
-	  "PEM key in KEYFILE (RSA or Ed25519, read as root; carteiro dkim-keygen makes one)" },
+	  "DOMAIN SELECTOR KEYFILE", "DKIM-sign mail from DOMAIN and subdomains with the RSA/Ed25519 "
+	  "PEM key KEYFILE" },
 
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
