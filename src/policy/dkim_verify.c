@@ -161,7 +161,7 @@ static int64_t now_of(const struct dkim_verify *v)
 }
 
 /* One DKIM-Signature field: parse, check what needs no key, hash its headers. */
-static int signature_start(struct dkim_verify *v, const struct dkim_field *f)
+static void signature_start(struct dkim_verify *v, const struct dkim_field *f)
 {
 	struct vsig *s = &v->sig[v->nsig];
 	struct dkim_sig_result *res = &v->results.sig[v->nsig];
@@ -180,24 +180,23 @@ static int signature_start(struct dkim_verify *v, const struct dkim_field *f)
 		if (strcmp(reason, "unknown algorithm") != 0)
 			str_copy(res->a, sizeof res->a, dkim_alg_name(s->sig.alg));
 		set_reason(res, DKIM_NEUTRAL, reason);
-		return 0;
+		return;
 	}
 	str_copy(res->a, sizeof res->a, dkim_alg_name(s->sig.alg));
 	if (s->sig.alg == DKIM_ALG_RSA_SHA1) {
 		set_reason(res, DKIM_POLICY, "rsa-sha1 is not accepted (RFC 8301)");
-		return 0;
+		return;
 	}
 	if (s->sig.has_x && s->sig.x < (uint64_t)now_of(v)) {
 		set_reason(res, DKIM_FAIL, "signature expired");
-		return 0;
+		return;
 	}
 	s->body = body_hash_get(v, s->sig.bcanon, s->sig.has_l ? s->sig.l : UINT64_MAX);
 	if (!s->body || (r = header_hash(v, s, f)) < 0) {
 		set_reason(res, DKIM_TEMPERROR, "out of memory");
-		return 0;
+		return;
 	}
 	s->pending = true;
-	return 0;
 }
 
 static void header_section_done(struct dkim_verify *v)
