@@ -881,12 +881,12 @@ static const struct key keys[] = {
 
 	/* Sender authentication of inbound mail (not of relay-network or authenticated clients). */
 	{ "spf-policy", &type_spf_policy, OFF(spf_policy), 0, "tag", 0, 0, 0,
-	  "off|tag|reject-fail", "SPF (RFC 7208) of the MAIL FROM (or HELO) domain: add "
-	  "Received-SPF, or also refuse a \"fail\" at RCPT with 550 5.7.23" },
+	  "off|tag|reject-fail", "SPF of inbound mail: add Received-SPF, or also refuse "
+	  "\"fail\" at RCPT (550 5.7.23)" },
 	{ "dkim-verify", &type_bool, OFF(dkim_verify), 0, "yes", 0, 0, 0,
 	  "yes|no", "verify the DKIM signatures of inbound mail (Authentication-Results)" },
 	{ "msgauth-timeout", &type_duration, OFF(msgauth_timeout), 0, "20s", 1, 300, 0,
-	  "DURATION", "time allowed for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
+	  "DURATION", "time for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
 
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
