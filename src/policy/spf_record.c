@@ -557,8 +557,9 @@ int spf_macro_expand(struct slice s, const struct spf_macro_ctx *ctx, unsigned f
 {
 	struct macro_tok t;
 	size_t base = out->len;
-	int rc = 0;
+	int rc = spf_macro_check(s, flags & ~(unsigned)SPF_MACRO_ANY);
 
+	/* Syntax first, so that a bad macro is -EINVAL wherever it is. */
 	for (size_t i = 0; i < s.len && rc == 0; i += t.len) {
 		if (!macro_token(s, i, flags & ~(unsigned)SPF_MACRO_ANY, &t))
 			return -EINVAL;
