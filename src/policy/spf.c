@@ -304,6 +304,23 @@ static enum flow ptr_next(struct spf_check *c);
 static enum flow p_next(struct spf_check *c);
 static enum flow matched(struct spf_check *c, const struct spf_term *t);
 
+/* One more void lookup (4.6.4): a permerror past the limit. */
+static enum flow add_void(struct spf_check *c)
+{
+	if (++c->voids <= SPF_VOID_MAX)
+		return GO;
+	return error_result(c, SPF_PERMERROR, "more than %d void lookups", SPF_VOID_MAX);
+}
+
+/* The ptr mechanism over the fetched names (a void PTR answer counts each time). */
+static enum flow ptr_scan(struct spf_check *c)
+{
+	c->iptr = 0;
+	if ((c->ptr_status == DNS_NXDOMAIN || c->ptr_status == DNS_NODATA) && add_void(c) == STOP)
+		return STOP;
+	return ptr_next(c);
+}
+
 static enum flow got_ptr_addr(struct spf_check *c, const struct dns_result *res)
 {
 	struct ptr_name *p = &c->ptr[c->iptr];
@@ -326,15 +343,7 @@ static enum flow got_ptr(struct spf_check *c, const struct dns_result *res)
 		if (spf_target_name((struct slice){ res->rr[i].text, res->rr[i].len }, p->name) < 0)
 			p->state = PTR_INVALID;
 	}
-	if (c->ptr_for_p)
-		return p_next(c);
-	c->iptr = 0;
-	if (c->ptr_status == DNS_NXDOMAIN || c->ptr_status == DNS_NODATA) {
-		if (++c->voids > SPF_VOID_MAX)
-			return error_result(c, SPF_PERMERROR, "more than %d void lookups",
-					    SPF_VOID_MAX);
-	}
-	return ptr_next(c);
+	return c->ptr_for_p ? p_next(c) : ptr_scan(c);
 }
 
 static enum flow ask_ptr(struct spf_check *c)
@@ -514,11 +523,8 @@ static enum flow count_void(struct spf_check *c, const struct dns_result *res)
 	if (res->status == DNS_TEMPFAIL)
 		return error_result(c, SPF_TEMPERROR, "DNS error for %s: %s", c->target,
 				    res->error[0] ? res->error : "temporary failure");
-	if (res->status != DNS_OK || res->n == 0) {
-		if (++c->voids > SPF_VOID_MAX)
-			return error_result(c, SPF_PERMERROR, "more than %d void lookups",
-					    SPF_VOID_MAX);
-	}
+	if (res->status != DNS_OK || res->n == 0)
+		return add_void(c);
 	return GO;
 }
 
@@ -681,15 +687,7 @@ static enum flow step_term(struct spf_check *c, struct spf_frame *f, const struc
 		return ask(c, c->target, DNS_T_MX, got_mx);
 	case SPF_MECH_PTR:
 		c->ptr_for_p = false;
-		if (!c->ptr_fetched)
-			return ask_ptr(c);
-		c->iptr = 0;
-		if (c->ptr_status == DNS_NXDOMAIN || c->ptr_status == DNS_NODATA) {
-			if (++c->voids > SPF_VOID_MAX)
-				return error_result(c, SPF_PERMERROR, "more than %d void lookups",
-						    SPF_VOID_MAX);
-		}
-		return ptr_next(c);
+		return c->ptr_fetched ? ptr_scan(c) : ask_ptr(c);
 	case SPF_MECH_INCLUDE: {
 		if (c->depth >= SPF_DEPTH_MAX)
 			return error_result(c, SPF_PERMERROR, "includes nested too deep");

@@ -407,6 +407,10 @@ int spf_record_parse(struct slice txt, struct spf_record *out)
 		if (c != ' ' && txt.ptr[i - 1] == ' ')
 			nterms++;
 	}
+	if (nterms > SPF_TERMS_MAX) {
+		str_format(out->error, sizeof out->error, "more than %d terms", SPF_TERMS_MAX);
+		return -EINVAL;
+	}
 	if (nterms > 0) {
 		out->terms = calloc(nterms, sizeof *out->terms);
 		if (!out->terms)

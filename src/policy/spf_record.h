@@ -17,8 +17,9 @@
  *
  * Security: records and TXT explanations are untrusted. Only SP and visible
  * ASCII are accepted (3.1, 4.6.1), so no control byte, NUL or 8-bit byte
- * survives parsing; every length is checked before it is used, and a macro
- * value is split with fixed-size tables.
+ * survives parsing; every length is checked before it is used, a record has
+ * at most SPF_TERMS_MAX terms, and a macro value is split with fixed-size
+ * tables.
  */
 #ifndef CARTEIRO_POLICY_SPF_RECORD_H
 #define CARTEIRO_POLICY_SPF_RECORD_H
@@ -38,6 +39,12 @@
 /* Longest macro value that is split by transformers (longer: the expansion fails). */
 #define SPF_VALUE_MAX 1024
 #define SPF_ERROR_MAX 160
+/*
+ * Most terms in one record. RFC 7208 sets none, but a record is meant to fit
+ * one 512-octet answer (3.4); this keeps an include chain of records as long
+ * as DNS allows from costing megabytes per check.
+ */
+#define SPF_TERMS_MAX 512
 /* "1.0.0.0.(32 nibbles)": %{i} of an IPv6 address. */
 #define SPF_IP_DOTTED_MAX 64
 

@@ -155,6 +155,22 @@ TEST(record_parse_fields)
 	spf_record_free(&r);
 }
 
+TEST(record_parse_term_limit)
+{
+	static char rec[8 + 2 * (SPF_TERMS_MAX + 1)];
+	struct spf_record r;
+
+	strcpy(rec, "v=spf1");
+	for (int i = 0; i < SPF_TERMS_MAX; i++)
+		strcat(rec, " a");
+	CHECK_INT(spf_record_parse(slice_from_cstr(rec), &r), 0);
+	CHECK_INT(r.nterms, SPF_TERMS_MAX);
+	spf_record_free(&r);
+	strcat(rec, " a");
+	CHECK_INT(spf_record_parse(slice_from_cstr(rec), &r), -EINVAL);
+	CHECK(strstr(r.error, "terms") != NULL);
+}
+
 TEST(record_selection)
 {
 	CHECK(spf_record_is_spf(SLICE_LIT("v=spf1")));
