@@ -348,16 +348,10 @@ static enum flow got_ptr(struct spf_check *c, const struct dns_result *res)
 
 static enum flow ask_ptr(struct spf_check *c)
 {
-	struct buf b;
-	char name[SPF_DOMAIN_MAX + 1];
-	int rc;
+	char name[DNS_REVERSE_MAX + 1];
 
-	buf_init(&b, SPF_EXPAND_MAX);
-	rc = spf_macro_expand(SLICE_LIT("%{ir}.%{v}.arpa"), &c->mc, 0, &b);
-	if (rc == 0)
-		rc = spf_target_name(buf_slice(&b), name);
-	buf_free(&b);
-	if (rc < 0)
+	if (dns_reverse_name((const struct sockaddr *)&c->client,
+			     c->mc.ipv6 ? "ip6.arpa" : "in-addr.arpa", name, sizeof name) < 0)
 		return error_result(c, SPF_TEMPERROR, "cannot build the PTR name");
 	return ask(c, name, DNS_T_PTR, got_ptr);
 }
