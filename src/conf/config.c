@@ -943,49 +943,38 @@ static const struct key keys[] = {
 	/* Anti-abuse on the smtp listeners: DNS lists, local lists, greylisting, rate limits.
 	 * Clients of relay-network and authenticated users are exempt from all of them. */
 	{ "dnsbl", &type_dnsbl, OFF(dnsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
-	  "DNS blocklist of client addresses: a listed client's recipients get 554 5.7.1 with "
-	  "the list's reason; CODES: the answers that count, e.g. 127.0.0.2-127.0.0.11 or "
-	  "127.0.0.[2..11] (default: 127.0.0.0/8 but .0, .1 and the lists' error answers)" },
+	  "DNS blocklist of clients (554 5.7.1 at RCPT); CODES e.g. 127.0.0.[2..11]" },
 	{ "rhsbl", &type_dnsbl, OFF(rhsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
-	  "DNS blocklist of domains, asked for the MAIL FROM and HELO domains (554 5.7.1 at "
-	  "RCPT)" },
+	  "DNS blocklist of the MAIL FROM and HELO domains (554 5.7.1 at RCPT)" },
 	{ "dnswl", &type_dnsbl, OFF(dnswl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
-	  "DNS allowlist: a listed client skips the DNS blocklists, rhsbl, greylisting and "
-	  "SPF" },
+	  "DNS allowlist: listed clients skip DNS blocklists, greylisting and SPF" },
 	{ "dnsbl-timeout", &type_duration, OFF(dnsbl_timeout), 0, "5s", 1, 60, 0, "DURATION",
-	  "longest wait for the DNS lists (the greeting waits for them); then the check passes" },
+	  "longest wait for the DNS lists' answers; then the check passes" },
 	{ "block-networks", &type_file, OFF(block_networks_file), OFF(block_networks_line),
-	  NULL, 0, 0, 0, "PATH", "file of networks (CIDR, one a line, # or ; comments) whose "
-	  "clients' recipients get 554 5.7.1; re-read on SIGHUP" },
+	  NULL, 0, 0, 0, "PATH", "networks (CIDR, one a line) refused with 554 5.7.1 at RCPT" },
 	{ "allow-networks", &type_file, OFF(allow_networks_file), OFF(allow_networks_line),
-	  NULL, 0, 0, 0, "PATH", "file of networks whose clients skip block-networks, the DNS "
-	  "lists, greylisting and SPF; re-read on SIGHUP" },
+	  NULL, 0, 0, 0, "PATH", "networks that skip block-networks, DNS lists, greylisting, SPF" },
 	{ "block-senders", &type_file, OFF(block_senders_file), OFF(block_senders_line),
-	  NULL, 0, 0, 0, "PATH", "file of refused MAIL FROM senders: user@domain, @domain, or "
-	  "domain (with its subdomains); re-read on SIGHUP" },
+	  NULL, 0, 0, 0, "PATH", "MAIL FROM refused: user@domain, @domain, domain (and subdomains)" },
 	{ "greylist", &type_bool, OFF(greylist), 0, "no", 0, 0, 0, "yes|no",
-	  "refuse the first attempt of each new (client /24 or /64, sender, recipient) with "
-	  "451 4.7.1; state in spool/greylist.db" },
+	  "451 4.7.1 to the first attempt of a new (client /24, sender, recipient)" },
 	{ "greylist-delay", &type_duration, OFF(greylist_delay), 0, "5m", 1, 86400, 0,
 	  "DURATION", "how long after its first attempt a retry passes" },
 	{ "greylist-retry-window", &type_duration, OFF(greylist_retry_window), 0, "1d", 60,
-	  30 * 86400, 0, "DURATION", "how long the first attempt of a triplet that has not "
-	  "passed yet is remembered" },
+	  30 * 86400, 0, "DURATION", "how long a first attempt is remembered until a retry" },
 	{ "greylist-expire", &type_duration, OFF(greylist_expire), 0, "36d", 3600, 365 * 86400,
-	  0, "DURATION", "how long a triplet that passed is remembered after it was last seen" },
+	  0, "DURATION", "how long a triplet that passed is remembered after its last use" },
 	{ "greylist-max-entries", &type_count, OFF(greylist_max_entries), 0, "262144",
 	  GREYLIST_ENTRIES_MIN, GREYLIST_ENTRIES_MAX, 0, "NUMBER",
-	  "triplets the greylist table holds (32 bytes each); the stalest give way" },
+	  "triplets kept in spool/greylist.db (32 bytes each)" },
 	{ "ratelimit-connections", &type_rate, OFF(ratelimit_connections), 0, "off", 0, 0, 0,
 	  "COUNT/DURATION|off", "connections per client address, e.g. 60/1m; beyond: 421 4.7.0" },
 	{ "ratelimit-messages", &type_rate, OFF(ratelimit_messages), 0, "off", 0, 0, 0,
-	  "COUNT/DURATION|off", "messages (MAIL commands) per client address, e.g. 200/1h; "
-	  "beyond: 451 4.7.1" },
+	  "COUNT/DURATION|off", "messages (MAIL) per client address, e.g. 200/1h; beyond: 451 4.7.1" },
 	{ "ratelimit-user-messages", &type_rate, OFF(ratelimit_user_messages), 0, "off", 0, 0,
-	  0, "COUNT/DURATION|off", "messages per authenticated user; beyond: 451 4.7.1 at MAIL" },
+	  0, "COUNT/DURATION|off", "messages (MAIL) per authenticated user; beyond: 451 4.7.1" },
 	{ "ratelimit-user-recipients", &type_rate, OFF(ratelimit_user_recipients), 0, "off", 0,
-	  0, 0, "COUNT/DURATION|off", "recipients (RCPT commands) per authenticated user; "
-	  "beyond: 451 4.7.1 at RCPT" },
+	  0, 0, "COUNT/DURATION|off", "recipients (RCPT) per authenticated user; beyond: 451 4.7.1" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */

@@ -4,8 +4,9 @@
  * A check holds one query per (zone, name), all started at once. A query
  * asks for A records; when one of them is a listing code of a blocklist, the
  * same name is asked for TXT (the reason) before the query counts as done.
- * The check ends when every query is done (from the last DNS callback) or
- * at the deadline (from its timer, which cancels what is left); the
+ * The check ends when every query is done (from the last DNS callback), as
+ * soon as an allowlist lists the client, or at the deadline (from its
+ * timer); what is still out then is cancelled. The
  * verdict is computed then, from the queries' results in their fixed order,
  * so it does not depend on which server answered first.
  *
@@ -324,7 +325,14 @@ static void on_a(void *arg, const struct dns_result *res)
 			inet_ntop(AF_INET, &res->rr[i].addr.v4, q->answer, sizeof q->answer);
 		}
 	}
-	if (q->listed && !q->allow) {
+	if (q->listed && q->allow) {
+		/* Allowed whatever the blocklists say: decided now, what is still out is moot. */
+		cancel_lookups(c, NULL);
+		evtimer_del(c->timer);
+		check_finish(c, 0, NULL);
+		return;
+	}
+	if (q->listed) {
 		/* The reason is wanted for the reply; without memory, the reply goes without. */
 		q->req = c->res.lookup(c->res.ctx, q->name, DNS_T_TXT, on_txt, q);
 		if (q->req)

@@ -25,8 +25,9 @@
  *
  * A check asks every name under every zone at once, each a lookup of the
  * caller's resolver (the DNS cache is the resolver's), and ends when all have
- * answered or when the deadline passes: then the lookups still out are
- * cancelled and counted as timeouts, so a slow or dead list fails open.
+ * answered, when an allowlist lists the client, or when the deadline passes:
+ * then the lookups still out are cancelled (at the deadline, counted as
+ * timeouts), so a slow or dead list fails open.
  * Temporary DNS failures fail open too. Contract of a check (as dns.h): the
  * callback never runs inside dnsbl_check_start(), runs once unless the check
  * is cancelled, and its result is valid only during the call.

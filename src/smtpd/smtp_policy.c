@@ -121,10 +121,10 @@ static bool have_resolver(struct smtp_policy *p, const char *what)
 static void dnsbl_log(const struct smtp_policy *p, const char *event, const char *result,
 		      const struct dnsbl_result *r, const char *extra)
 {
-	log_info("sid=%s event=%s client=%s result=%s%s%s answer=%s reason=%s%s lookups=%u "
-		 "timeouts=%u errors=%u", p->sid, event, p->peer_ip, result,
+	log_info("sid=%s event=%s client=%s result=%s%s%s answer=%s reason=%s lookups=%u "
+		 "timeouts=%u errors=%u%s", p->sid, event, p->peer_ip, result,
 		 r->zone ? " zone=" : "", r->zone ? r->zone : "", r->answer[0] ? r->answer : "-",
-		 LOG_ESC(r->reason), extra, r->lookups, r->timeouts, r->errors);
+		 LOG_ESC(r->reason), r->lookups, r->timeouts, r->errors, extra);
 }
 
 /* "; reason" when the list gave one. */

@@ -1580,11 +1580,19 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 		session_free(s, "rate limit"); /* not worth a handshake, as for connection limits */
 		return;
 	}
-	if (ps == SMTP_POLICY_REFUSE)
+	if (ps == SMTP_POLICY_REFUSE) {
 		reply_and_close(s, v.reply, "rate limit");
-	else if (ps == SMTP_POLICY_WAIT)
-		session_enter(s, S_POLICY); /* the greeting waits for the DNS lists */
-	else if (implicit)
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	if (ps == SMTP_POLICY_WAIT) {
+		/* The greeting waits for the DNS lists: nothing is read or written meanwhile (an
+		 * implicit TLS bufferevent starts its handshake with both enabled). */
+		session_enter(s, S_POLICY);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (implicit)
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
 		session_greet(s);
@@ -1599,6 +1607,7 @@ static void policy_connect_done(void *arg)
 
 	if (s->state != S_POLICY)
 		return; /* closing already */
+	bufferevent_enable(s->bev, EV_WRITE); /* reading follows the state (update_reading) */
 	if (s->stop_requested && !implicit) {
 		reply_and_close(s, R_SHUTDOWN, "shutdown");
 	} else if (implicit) {
