@@ -20,17 +20,18 @@
  * public resolver", "over the query limit": Spamhaus 127.255.255.252-255,
  * dnswl.org 127.0.0.255), which must not reject (or allow) every client:
  * they never count, whatever the codes, and are logged as dnsbl_error. An
- * answer outside
- * 127/8 (a resolver that forges NXDOMAIN answers) never counts by default.
+ * answer outside 127/8 (a resolver that forges NXDOMAIN answers) never
+ * counts by default.
  *
  * A check asks every name under every zone at once, each a lookup of the
  * caller's resolver (the DNS cache is the resolver's), and ends when all have
  * answered, when an allowlist lists the client, or when the deadline passes:
  * then the lookups still out are cancelled (at the deadline, counted as
- * timeouts), so a slow or dead list fails open.
- * Temporary DNS failures fail open too. Contract of a check (as dns.h): the
- * callback never runs inside dnsbl_check_start(), runs once unless the check
- * is cancelled, and its result is valid only during the call.
+ * timeouts), so a slow or dead list fails open; temporary DNS failures fail
+ * open too. Contract of a check (as dns.h): the callback never runs inside
+ * dnsbl_check_client/domains(), runs once unless the check is cancelled,
+ * its result is valid only during the call, and the check is freed when the
+ * callback returns.
  *
  * Verdict: a client listed by any allowlist zone is DNSBL_ALLOWED (whatever
  * the blocklists say); else the first blocklist zone (in configuration
