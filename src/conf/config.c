@@ -827,6 +827,29 @@ static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1
 static const struct key_type type_dnsbl = { set_dnsbl, clear_dnsbl, 1, 2, UNIT_NONE };
 static const struct key_type type_rate = { set_rate, NULL, 1, 1, UNIT_NONE };
 
+static int set_spf_policy(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum spf_policy mode;
+	} modes[] = {
+		{ "off", SPF_POLICY_OFF },
+		{ "tag", SPF_POLICY_TAG },
+		{ "reject-fail", SPF_POLICY_REJECT_FAIL },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			*FIELD(cfg, d->key, enum spf_policy) = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected off, tag or reject-fail)",
+		    Q(d->words[0]), d->key->name);
+}
+
+static const struct key_type type_spf_policy = { set_spf_policy, NULL, 1, 1, UNIT_NONE };
+
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
 #define GIB (1024ULL * 1024 * 1024)
@@ -930,6 +953,15 @@ static const struct key keys[] = {
 	  "DURATION", "how long failures are remembered, and how long a ban lasts" },
 	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
 	  "DURATION", "pause before the 535 reply to a failed AUTH" },
+
+	/* Sender authentication of inbound mail (not of relay-network or authenticated clients). */
+	{ "spf-policy", &type_spf_policy, OFF(spf_policy), 0, "tag", 0, 0, 0,
+	  "off|tag|reject-fail", "SPF (RFC 7208) of the MAIL FROM (or HELO) domain: add "
+	  "Received-SPF, or also refuse a \"fail\" at RCPT with 550 5.7.23" },
+	{ "dkim-verify", &type_bool, OFF(dkim_verify), 0, "yes", 0, 0, 0,
+	  "yes|no", "verify the DKIM signatures of inbound mail (Authentication-Results)" },
+	{ "msgauth-timeout", &type_duration, OFF(msgauth_timeout), 0, "20s", 1, 300, 0,
+	  "DURATION", "time allowed for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
 
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,

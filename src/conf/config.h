@@ -37,6 +37,13 @@ enum pop3_plaintext {
 	POP3_PLAINTEXT_ALWAYS,
 };
 
+/* What an SPF "fail" of inbound mail leads to (spf-policy). */
+enum spf_policy {
+	SPF_POLICY_OFF,         /* no check */
+	SPF_POLICY_TAG,         /* Received-SPF and Authentication-Results only */
+	SPF_POLICY_REJECT_FAIL, /* fail: 550 5.7.23 at RCPT; other results tagged */
+};
+
 /* Listener options (struct listen_cfg.flags); the kind implies some (see config.c). */
 enum {
 	LISTEN_STARTTLS = 1 << 0,      /* offer STARTTLS (RFC 3207) */
@@ -123,6 +130,9 @@ struct config {
 	struct str_list tls_keys;
 	bool auth_plaintext_loopback;   /* AUTH without TLS for loopback clients */
 	bool received_show_auth;        /* name the AUTH user in Received */
+	enum spf_policy spf_policy;     /* SPF checks of inbound mail */
+	bool dkim_verify;               /* verify DKIM signatures of inbound mail */
+	unsigned msgauth_timeout;       /* seconds for SPF, DKIM and DMARC lookups */
 	unsigned auth_max_failures;     /* failed AUTHs from one address before a ban */
 	unsigned auth_ban_time;         /* seconds */
 	unsigned auth_failure_delay;    /* seconds before a 535 */

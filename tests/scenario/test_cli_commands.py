@@ -31,6 +31,7 @@ KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-ne
          "block-senders", "greylist", "greylist-delay", "greylist-retry-window",
          "greylist-expire", "greylist-max-entries", "ratelimit-connections",
          "ratelimit-messages", "ratelimit-user-messages", "ratelimit-user-recipients"]
+KEYS += ["spf-policy", "dkim-verify", "msgauth-timeout"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
