@@ -194,6 +194,9 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != m->pid)
 		exit(1); /* the master died before prctl took effect */
+	/* A reload (SIGHUP) that comes before the child has its own handler must not kill it:
+	 * it starts with the tables the master has just reloaded anyway. */
+	signal(SIGHUP, SIG_IGN);
 	sigprocmask(SIG_UNBLOCK, &m->blocked, NULL);
 	close(m->sigfd);
 	m->sigfd = -1;

@@ -56,7 +56,11 @@ class PolicyWorld:
         os.replace(tmp, self.path(key))
 
     def start(self):
+        """Start the server and wait until every worker and the queue manager run."""
         self.server.start()
+        if not wait_for(lambda: self.server.log().count("info: event=started worker=")
+                        >= self.server.workers and "carteiro/qmgr" in self.server.log()):
+            raise AssertionError("children not started:\n" + self.server.log()[-3000:])
         return self
 
     def reload(self, processes=3):

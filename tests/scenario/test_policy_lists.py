@@ -4,6 +4,7 @@ by the master and every worker (a broken file keeps the previous table, and a wo
 after the reload gets the new one), and `carteiro check` reporting a bad line."""
 import os
 import signal
+import time
 import unittest
 
 from harness import BINARY, children, wait_for
@@ -96,6 +97,27 @@ class LocalLists(PolicyAssertions, unittest.TestCase):
         for _ in range(3):
             self.deliver("127.0.0.2")
             self.refused_at_rcpt("127.0.0.3", 554, "5.7.1")
+
+
+class ReloadStorm(PolicyAssertions, unittest.TestCase):
+    def test_sighup_while_children_start_kills_none(self):
+        """SIGHUPs (reloads) keep coming while a worker is being restarted: the new worker
+        must not die of one before it has installed its handler (regression)."""
+        world = PolicyWorld(self, lists={"block-networks": ["127.0.0.2"]}).start()
+        self.server = world.server
+        workers = [p for p in children(self.server.proc.pid)]
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.5  # past the master's 1 s restart delay
+        while time.monotonic() < deadline:
+            self.server.reload()
+            time.sleep(0.003)
+        self.assertTrue(wait_for(lambda: self.server.log().count("info: event=started worker=")
+                                 >= 4, timeout=20), self.server.log()[-2000:])
+        time.sleep(0.5)
+        self.assertNotRegex(self.server.log(), r"event=child_died .* signal=1 ")
+        self.refused_at_rcpt("127.0.0.2", 554, "5.7.1")
+        self.deliver("127.0.0.3")
 
 
 class LocalListsIpv6(PolicyAssertions, unittest.TestCase):
