@@ -28,6 +28,7 @@
 #include "mail/sasl.h"
 #include "mail/users.h"
 #include "master/master.h"
+#include "policy/policy_lists.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
 #include "queue/queue_list.h"
@@ -197,6 +198,13 @@ static int cmd_check(int argc, char **argv)
 		}
 	}
 	int maps = smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases);
+	struct policy_lists *lists = NULL;
+	if (policy_lists_load(&cfg, config_report_stdio, stderr, &lists) < 0 && maps == 0) {
+		userdb_free(users);
+		aliasdb_free(aliases);
+		maps = -EINVAL;
+	}
+	policy_lists_free(lists);
 	if (cfg.relayhost_auth_file) {
 		struct relay_auth ra = { 0 };
 		char err[128];

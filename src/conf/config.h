@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy/dnsbl.h"
+#include "policy/ratelimit.h"
 #include "util/log.h"
 #include "util/netaddr.h"
 
@@ -139,6 +141,25 @@ struct config {
 	enum pop3_plaintext pop3_plaintext_auth; /* login without TLS */
 	unsigned pop3_idle_timeout;              /* seconds */
 	unsigned pop3_max_errors;                /* bad commands before a disconnect */
+
+	/* Anti-abuse (src/policy/, src/smtpd/smtp_policy.c) */
+	struct dnsbl_list dnsbl;     /* client blocklists */
+	struct dnsbl_list rhsbl;     /* MAIL FROM and HELO domain blocklists */
+	struct dnsbl_list dnswl;     /* client allowlists */
+	unsigned dnsbl_timeout;      /* seconds */
+	char *block_networks_file;   /* NULL when not configured */
+	char *allow_networks_file;
+	char *block_senders_file;
+	unsigned block_networks_line, allow_networks_line, block_senders_line;
+	bool greylist;
+	unsigned greylist_delay;        /* seconds */
+	unsigned greylist_retry_window; /* seconds */
+	unsigned greylist_expire;       /* seconds */
+	unsigned greylist_max_entries;
+	struct ratelimit_rate ratelimit_connections;     /* per client address */
+	struct ratelimit_rate ratelimit_messages;        /* per client address */
+	struct ratelimit_rate ratelimit_user_messages;   /* per authenticated user */
+	struct ratelimit_rate ratelimit_user_recipients; /* per authenticated user */
 
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;
