@@ -55,9 +55,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
-# Helper programs the scenario tests drive (built with the unit tests, never run as one).
-TOOL_SRC := tests/unit/dkim_tool.c
-TOOL_BIN := $(TOOL_SRC:tests/unit/%.c=$(B)/tests/%)
+# Programs that scenario tests drive (not run bare by tests/run.py: no test_ prefix);
+# dkim_tool is built by the tests/% rule from tests/unit/dkim_tool.c.
+TOOL_BIN := $(B)/tests/spf_suite $(B)/tests/dkim_tool
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
 DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(FUZZ_BIN:=.d)
@@ -93,6 +93,12 @@ $(B)/%.o: %.c
 $(B)/tests/%: tests/unit/%.c $(B)/libcarteiro.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(say) TEST $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< \
+		$(B)/libcarteiro.a $(LIBS)
+
+$(B)/tests/spf_suite: tests/unit/spf_suite_driver.c $(B)/libcarteiro.a
+	@mkdir -p $(dir $@)
+	$(say) TOOL $@
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/libcarteiro.a $(LIBS)
 

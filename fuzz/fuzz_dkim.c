@@ -30,7 +30,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../tests/unit/fake_resolver.h"
 #include "../tests/unit/rfc8463.h"
 #include "policy/dkim.h"
 #include "util/str.h"
@@ -52,8 +51,6 @@ static const char ed_pem[] = "-----BEGIN PRIVATE KEY-----\n"
 			     "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
 			     "-----END PRIVATE KEY-----\n";
 
-/* The RFC 8463 keys, and a selector whose lookup fails. */
-static struct fake_dns_entry keys[3];
 
 static struct event_base *base;
 static struct fake_dns fdns;
@@ -65,11 +62,10 @@ static void setup(void)
 	if (base)
 		return;
 	base = event_base_new();
-	keys[0] = rfc8463_keys[0];
-	keys[1] = rfc8463_keys[1];
-	keys[2] = (struct fake_dns_entry){ "temp._domainkey.football.example.com", DNS_T_TXT, "",
-					   DNS_TEMPFAIL };
-	fdns = (struct fake_dns){ base, keys, sizeof keys / sizeof keys[0], 0, 0, 0 };
+	/* The RFC 8463 keys, and a selector whose lookup fails. */
+	fake_dns_init(&fdns, base);
+	txt_records_add(&fdns, rfc8463_keys, 2);
+	fake_dns_timeout(&fdns, "temp._domainkey.football.example.com", DNS_T_TXT);
 	resolver = fake_dns_resolver(&fdns);
 	char path[] = "/tmp/fuzz_dkim_key_XXXXXX";
 	int fd = mkstemp(path);

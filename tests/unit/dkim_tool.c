@@ -21,13 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fake_resolver.h"
+#include "fake_dns.h"
 #include "policy/dkim.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 
 #define MSG_MAX (64 * 1024 * 1024)
-#define KEYS_MAX 64
 
 static int usage(void)
 {
@@ -128,26 +127,25 @@ static int cmd_sign(int argc, char **argv)
 	return status;
 }
 
-/* The keys file, as fake DNS entries (the text stays in the buffer). */
-static size_t load_keys(struct buf *b, struct fake_dns_entry *e, size_t max)
+/* The keys file into the fake DNS: "NAME TEXT" a line, "NAME !TEMPFAIL", '#' comments. */
+static void load_keys(const struct buf *b, struct fake_dns *d)
 {
-	size_t n = 0;
-	char *line = b->data, *end = b->data + b->len;
+	const char *line = b->data, *end = b->data + b->len;
 
-	while (line && line < end && n < max) {
-		char *nl = memchr(line, '\n', (size_t)(end - line));
-		if (nl)
-			*nl = '\0';
-		char *sp = strchr(line, ' ');
+	while (line && line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *eol = nl ? nl : end, *sp = memchr(line, ' ', (size_t)(eol - line));
 		if (line[0] != '#' && sp) {
-			*sp = '\0';
-			bool fail = strcmp(sp + 1, "!TEMPFAIL") == 0;
-			e[n++] = (struct fake_dns_entry){ line, DNS_T_TXT, sp + 1,
-							  fail ? DNS_TEMPFAIL : DNS_OK };
+			char name[DNS_NAME_MAX + 1];
+			snprintf(name, sizeof name, "%.*s", (int)(sp - line), line);
+			struct slice text = { sp + 1, (size_t)(eol - sp - 1) };
+			if (slice_eq(text, SLICE_LIT("!TEMPFAIL")))
+				fake_dns_timeout(d, name, DNS_T_TXT);
+			else
+				fake_dns_txt(d, name, DNS_T_TXT, text.ptr, text.len);
 		}
 		line = nl ? nl + 1 : NULL;
 	}
-	return n;
 }
 
 /* CR, LF and TAB as \r \n \t, so that a folded text stays on one output line. */
@@ -263,9 +261,10 @@ static int cmd_verify(int argc, char **argv)
 		buf_free(&keys);
 		return 1;
 	}
-	struct fake_dns_entry entries[KEYS_MAX];
 	struct event_base *base = event_base_new();
-	struct fake_dns fd = { base, entries, load_keys(&keys, entries, KEYS_MAX), 0, 0, 0 };
+	struct fake_dns fd;
+	fake_dns_init(&fd, base);
+	load_keys(&keys, &fd);
 	struct dns_resolver res = fake_dns_resolver(&fd);
 	static struct run first, other;
 	char from[DKIM_HEADER_MAX / 64], from2[sizeof from];
@@ -288,6 +287,7 @@ static int cmd_verify(int argc, char **argv)
 	fputs(first.text, stdout);
 	fputs(from, stdout);
 out:
+	fake_dns_clear(&fd);
 	if (base)
 		event_base_free(base);
 	buf_free(&keys);

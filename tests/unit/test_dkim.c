@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "fake_resolver.h"
 #include "rfc8463.h"
 #include "policy/dkim.h"
 #include "unit.h"
@@ -324,10 +323,12 @@ static void on_results(void *arg, const struct dkim_results *res)
 
 /* Verify msg (fed in chunks of step, 0: whole) against entries; the outcome. */
 static struct outcome verify_msg(const char *msg, size_t len, size_t step,
-				 const struct fake_dns_entry *entries, size_t n)
+				 const struct txt_record *entries, size_t n)
 {
 	struct event_base *base = event_base_new();
-	struct fake_dns fd = { base, entries, n, 0, 0, 0 };
+	struct fake_dns fd;
+	fake_dns_init(&fd, base);
+	txt_records_add(&fd, entries, n);
 	struct dns_resolver r = fake_dns_resolver(&fd);
 	struct outcome o = { 0 };
 	struct dkim_verify *v = dkim_verify_new();
@@ -343,6 +344,7 @@ static struct outcome verify_msg(const char *msg, size_t len, size_t step,
 	CHECK_INT(o.calls, 1);
 	CHECK(dkim_verify_update(v, "x", 1) == -EINVAL);
 	dkim_verify_free(v);
+	fake_dns_clear(&fd);
 	event_base_free(base);
 	return o;
 }
@@ -393,9 +395,9 @@ TEST(rfc8463_tampered)
 
 TEST(key_lookup_outcomes)
 {
-	struct fake_dns_entry e[] = {
-		{ "brisbane._domainkey.football.example.com", DNS_T_TXT, "", DNS_TEMPFAIL },
-		{ "test._domainkey.football.example.com", DNS_T_TXT, "v=DKIM1; p=", DNS_OK },
+	struct txt_record e[] = {
+		{ "brisbane._domainkey.football.example.com", NULL },
+		{ "test._domainkey.football.example.com", "v=DKIM1; p=" },
 	};
 	struct outcome o = verify_msg(rfc8463_message, strlen(rfc8463_message), 0, e, 2);
 	CHECK(o.res.sig[0].result == DKIM_TEMPERROR);
@@ -407,8 +409,8 @@ TEST(key_lookup_outcomes)
 	CHECK_STR(o.res.sig[0].reason, "no key for signature");
 
 	/* A bad record first, a good one after it: the good one is used (3.6.2.2). */
-	struct fake_dns_entry two[] = {
-		{ "brisbane._domainkey.football.example.com", DNS_T_TXT, "garbage", DNS_OK },
+	struct txt_record two[] = {
+		{ "brisbane._domainkey.football.example.com", "garbage" },
 		rfc8463_keys[0],
 		rfc8463_keys[1],
 	};
@@ -416,10 +418,9 @@ TEST(key_lookup_outcomes)
 	CHECK(o.res.sig[0].result == DKIM_PASS && o.res.sig[1].result == DKIM_PASS);
 
 	/* Key type and the strict flag (t=s: i= must be exactly d=). */
-	struct fake_dns_entry swapped[] = {
-		{ "brisbane._domainkey.football.example.com", DNS_T_TXT, rfc8463_keys[1].text,
-		  DNS_OK },
-		{ "test._domainkey.football.example.com", DNS_T_TXT, rfc8463_keys[0].text, DNS_OK },
+	struct txt_record swapped[] = {
+		{ "brisbane._domainkey.football.example.com", rfc8463_keys[1].text },
+		{ "test._domainkey.football.example.com", rfc8463_keys[0].text },
 	};
 	o = verify_msg(rfc8463_message, strlen(rfc8463_message), 0, swapped, 2);
 	CHECK_STR(o.res.sig[0].reason, "key type does not match a=");
@@ -440,14 +441,16 @@ TEST(unsigned_message_and_time)
 TEST(free_cancels_lookups)
 {
 	struct event_base *base = event_base_new();
-	struct fake_dns fd = { base, rfc8463_keys, 2, 0, 0, 0 };
+	struct fake_dns fd;
+	fake_dns_init(&fd, base);
+	txt_records_add(&fd, rfc8463_keys, 2);
 	struct dns_resolver r = fake_dns_resolver(&fd);
 	struct outcome o = { 0 };
 	struct dkim_verify *v = dkim_verify_new();
 
 	CHECK(dkim_verify_update(v, rfc8463_message, strlen(rfc8463_message)) == 0);
 	dkim_verify_finish(v, base, &r, on_results, &o);
-	CHECK_INT(fd.lookups, 2);
+	CHECK_INT(fd.queries, 2);
 	dkim_verify_free(v);
 	CHECK_INT(fd.cancelled, 2);
 	event_base_dispatch(base);
@@ -459,6 +462,8 @@ TEST(free_cancels_lookups)
 	dkim_verify_free(v);
 	event_base_dispatch(base);
 	CHECK_INT(o.calls, 0);
+	CHECK_INT(fd.pending, 0);
+	fake_dns_clear(&fd);
 	event_base_free(base);
 }
 
@@ -483,7 +488,8 @@ TEST(from_for_dmarc)
 	v = dkim_verify_new();
 	dkim_verify_update(v, "From: x@example.org", 19);
 	struct event_base *base = event_base_new();
-	struct fake_dns fd = { base, NULL, 0, 0, 0, 0 };
+	struct fake_dns fd;
+	fake_dns_init(&fd, base);
 	struct dns_resolver r = fake_dns_resolver(&fd);
 	struct outcome o = { 0 };
 	dkim_verify_finish(v, base, &r, on_results, &o);
@@ -677,7 +683,7 @@ TEST(sign_then_verify)
 	buf_init(&msg, 1 << 16);
 	buf_append_str(&msg, out);
 	buf_append_str(&msg, body);
-	struct fake_dns_entry key = { "s1._domainkey.example.org", DNS_T_TXT, pub, DNS_OK };
+	struct txt_record key = { "s1._domainkey.example.org", pub };
 	struct outcome o = verify_msg(msg.data, msg.len, 5, &key, 1);
 	CHECK_MSG(o.res.n == 1 && o.res.sig[0].result == DKIM_PASS, "%s", o.res.sig[0].reason);
 	/* An added Subject is caught by the over-signing. */
