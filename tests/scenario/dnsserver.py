@@ -14,7 +14,9 @@
         ... carteiro with dns-server = dns.server ("127.0.0.1:PORT") ...
         rcode, answers = dns.query("example.test", "MX")   # a check by hand, if wanted
 
-Every key is optional; a name may have several records of a type (one tuple each).
+Every key is optional; a name may have several records of a type (one tuple each). A TXT
+record given as a list of strings, ("name", ["part1", "part2"]), is one record of several
+character-strings, as a DKIM key longer than 255 bytes is published.
 Answers for names under the test zones come only from these records: a name that has none
 of them gets NXDOMAIN, a name that has records but not of the type asked gets NODATA
 (NOERROR, empty answer). The zones are, unless given as zones=[...], the last label of every
@@ -143,7 +145,9 @@ class DnsServer:
             socket.inet_pton(socket.AF_INET6, ip)
             lines.append(f"host-record={_check_name(name)},{ip}")
         for name, text in r.get("txt", []):
-            lines.append(f"txt-record={_check_name(name)},{_quote(text)}")
+            # A list of strings is one record of several character-strings (RFC 1035 3.3.14).
+            parts = [text] if isinstance(text, str) else list(text)
+            lines.append(f"txt-record={_check_name(name)}," + ",".join(_quote(p) for p in parts))
         for alias, target in r.get("cname", []):
             lines.append(f"cname={_check_name(alias)},{_check_name(target)}")
         return lines

@@ -28,6 +28,7 @@ import nacl.encoding
 import nacl.signing
 from dkim.canonicalization import CanonicalizationPolicy
 
+from dnsserver import DnsServer
 from harness import BINARY, SANITIZER_PATTERNS, Server
 
 TOOL = os.path.join(os.path.dirname(BINARY), "tests", "dkim_tool")
@@ -532,6 +533,56 @@ class ServerLoadsKeys(KeysTest):
             srv.start()
         srv.cleanup()
         self.assertIn("dkim-sign key /nonexistent/ed.key: No such file", str(e.exception))
+
+
+class RealDns(KeysTest):
+    """Keys from dnsmasq through carteiro's own resolver (c-ares): a 2048-bit RSA record is
+    published as dkim-keygen prints it, several 255-byte strings that the resolver joins."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="carteiro-dkim-dns-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def sign(self, msg, domain, selector, key):
+        rc, out, err = tool("sign", domain, selector, key, input=msg)
+        self.assertEqual(rc, 0, err)
+        return out.encode() + msg
+
+    def verify(self, dns, signed):
+        rc, out, err = tool("verify", "-s", dns.server, input=signed)
+        self.assertEqual(rc, 0, err)
+        return [line.split()[0] for line in out.splitlines() if line[:1].isalpha()
+                and not line.startswith(("auth:", "from:"))], out
+
+    def test_keygen_record_served_by_dnsmasq(self):
+        key = os.path.join(self.dir, "big.key")
+        p = subprocess.run([BINARY, "dkim-keygen", "example.test", "big", "-o", key],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = re.search(r"big\._domainkey\.example\.test\. IN TXT \((.*?)\)\n", p.stdout, re.S)
+        strings = re.findall(r'"([^"]*)"', m.group(1))
+        self.assertGreater(len(strings), 1)  # over 255 bytes: several strings
+        records = {"txt": [("big._domainkey.example.test", strings),
+                           ("ed._domainkey.example.test", KEYS["ed"]["record"]),
+                           ("gone._domainkey.example.test", "v=DKIM1; k=ed25519; p=")]}
+        with DnsServer(self.dir, records) as dns:
+            msg = message(frm="Ann <ann@example.test>")
+            signed = self.sign(msg, "example.test", "big", key)
+            signed = self.sign(signed, "example.test", "ed", KEYS["ed"]["path"])
+            results, out = self.verify(dns, signed)
+            self.assertEqual(results, ["pass", "pass"], out)
+            # Revoked key, no key record, and a zone the server refuses (a temporary failure).
+            revoked = self.sign(msg, "example.test", "gone", KEYS["ed"]["path"])
+            self.assertEqual(self.verify(dns, revoked)[0], ["permerror"])
+            missing = self.sign(msg, "example.test", "nokey", KEYS["ed"]["path"])
+            self.assertEqual(self.verify(dns, missing)[0], ["permerror"])
+            other = message(frm="bob@other.example")
+            refused = self.sign(other, "other.example", "ed", KEYS["ed"]["path"])
+            results, out = self.verify(dns, refused)
+            self.assertEqual(results, ["temperror"], out)
+            self.assertIn('reason="key lookup failed"', out)
+            self.assertIn("big._domainkey.example.test", dns.log())
 
 
 def _py_case(key, c):

@@ -7,9 +7,10 @@
  *                  [SELECTOR KEYFILE...] < MSG
  *       print the DKIM-Signature field(s) for the message with the keys given
  *       (all of DOMAIN); exit 2 (reason on stderr) when nothing was signed
- *   dkim_tool verify [-t NOW] KEYS [MSG]
+ *   dkim_tool verify [-t NOW] (KEYS | -s SERVER) [MSG]
  *       verify, taking keys from KEYS ("NAME TXT-TEXT" a line, "NAME !TEMPFAIL"
- *       for a failing lookup, '#' comments), and print one line per signature
+ *       for a failing lookup, '#' comments), or from the DNS server SERVER
+ *       (IP:PORT) through carteiro's resolver, and print one line per signature
  *       "RESULT d=.. s=.. a=.. b=.. i=.. reason=..", then "auth: <A-R text>"
  *       and "from: COUNT VALUE". The message is fed whole, then byte by byte,
  *       then in odd chunks: the results must agree (exit 3 otherwise).
@@ -32,7 +33,7 @@ static int usage(void)
 {
 	fputs("usage: dkim_tool sign [-c HDR/BODY] [-t TIME] [-x SECONDS] [-l] DOMAIN SELECTOR "
 	      "KEYFILE [SELECTOR KEYFILE...] < MSG\n"
-	      "       dkim_tool verify [-t NOW] KEYS [MSG]\n",
+	      "       dkim_tool verify [-t NOW] (KEYS | -s SERVER) [MSG]\n",
 	      stderr);
 	return 1;
 }
@@ -239,23 +240,30 @@ static int cmd_verify(int argc, char **argv)
 {
 	bool now_set = false;
 	int64_t now = 0;
+	const char *server = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "t:")) != -1) {
-		if (c != 't')
+	while ((c = getopt(argc, argv, "t:s:")) != -1) {
+		if (c == 't') {
+			now_set = true;
+			now = strtoll(optarg, NULL, 10);
+		} else if (c == 's') {
+			server = optarg;
+		} else {
 			return usage();
-		now_set = true;
-		now = strtoll(optarg, NULL, 10);
+		}
 	}
-	if (argc - optind < 1 || argc - optind > 2)
+	int nargs = argc - optind, need = server ? 0 : 1;
+	if (nargs < need || nargs > need + 1)
 		return usage();
 	struct buf keys, msg;
-	int r = file_read_all(argv[optind], 1024 * 1024, &keys);
+	buf_init(&keys, 1);
+	int r = server ? 0 : file_read_all(argv[optind], 1024 * 1024, &keys);
 	if (r < 0) {
 		fprintf(stderr, "dkim_tool: %s: %s\n", argv[optind], strerror(-r));
 		return 1;
 	}
-	r = read_input(argc - optind == 2 ? argv[optind + 1] : NULL, &msg);
+	r = read_input(nargs > need ? argv[optind + need] : NULL, &msg);
 	if (r < 0) {
 		fprintf(stderr, "dkim_tool: cannot read the message: %s\n", strerror(-r));
 		buf_free(&keys);
@@ -263,9 +271,21 @@ static int cmd_verify(int argc, char **argv)
 	}
 	struct event_base *base = event_base_new();
 	struct fake_dns fd;
+	struct dns *dns = NULL;
+	char err[256];
 	fake_dns_init(&fd, base);
 	load_keys(&keys, &fd);
 	struct dns_resolver res = fake_dns_resolver(&fd);
+	if (server && base) {
+		dns = dns_new(base, &server, 1, err, sizeof err);
+		if (!dns) {
+			fprintf(stderr, "dkim_tool: %s\n", err);
+			event_base_free(base);
+			base = NULL;
+		} else {
+			res = dns_resolver_of(dns);
+		}
+	}
 	static struct run first, other;
 	char from[DKIM_HEADER_MAX / 64], from2[sizeof from];
 	static const size_t steps[] = { 1, 7, 4093 };
@@ -287,6 +307,8 @@ static int cmd_verify(int argc, char **argv)
 	fputs(first.text, stdout);
 	fputs(from, stdout);
 out:
+	if (dns)
+		dns_free(dns);
 	fake_dns_clear(&fd);
 	if (base)
 		event_base_free(base);
