@@ -237,6 +237,13 @@ void dkim_verify_finish(struct dkim_verify *v, struct event_base *base,
 			const struct dns_resolver *r, dkim_verify_done_fn *fn, void *arg);
 /* Free; pending lookups are cancelled and fn will not be called. NULL is fine. */
 void dkim_verify_free(struct dkim_verify *v);
+/*
+ * The caller's time limit (msgauth-timeout) ran out after finish: cancel the
+ * lookups still pending, make their signatures temperror ("key lookup timed
+ * out"), and return the results at once; fn will not be called. Valid while v
+ * lives. There is no timer in here: this is how the caller imposes one.
+ */
+const struct dkim_results *dkim_verify_timeout(struct dkim_verify *v);
 /* Verify at this Unix time instead of the clock's (tests). */
 void dkim_verify_set_time(struct dkim_verify *v, int64_t now);
 

@@ -345,7 +345,8 @@ static void check_with_key(struct vsig *s, const struct dkim_key_record *kr)
 
 static void deliver(struct dkim_verify *v)
 {
-	v->fn(v->arg, &v->results); /* may free v */
+	if (v->fn)
+		v->fn(v->arg, &v->results); /* may free v */
 }
 
 static void on_key(void *arg, const struct dns_result *dr)
@@ -435,6 +436,24 @@ void dkim_verify_finish(struct dkim_verify *v, struct event_base *base,
 		/* No way to defer: the caller's loop is out of memory too; still answer once. */
 		deliver(v);
 	}
+}
+
+const struct dkim_results *dkim_verify_timeout(struct dkim_verify *v)
+{
+	for (size_t i = 0; i < v->nsig; i++) {
+		struct vsig *s = &v->sig[i];
+		if (s->req)
+			v->resolver.cancel(v->resolver.ctx, s->req);
+		if (s->req || s->pending)
+			set_reason(s->res, DKIM_TEMPERROR, "key lookup timed out");
+		s->req = NULL;
+		s->pending = false;
+	}
+	if (v->ev_done)
+		evtimer_del(v->ev_done);
+	v->outstanding = 0;
+	v->fn = NULL;
+	return &v->results;
 }
 
 void dkim_verify_free(struct dkim_verify *v)

@@ -467,6 +467,74 @@ TEST(free_cancels_lookups)
 	event_base_free(base);
 }
 
+/* A resolver that passes lookups to a fake_dns, except those of held_name: never answered. */
+struct holding {
+	struct fake_dns *fd;
+	const char *held_name;
+	char held; /* its address is the held request */
+	int held_lookups, held_cancels;
+};
+
+static struct dns_req *holding_lookup(void *ctx, const char *name, enum dns_type type,
+				      dns_result_fn *fn, void *arg)
+{
+	struct holding *h = ctx;
+	if (strcmp(name, h->held_name) != 0)
+		return fake_dns_lookup(h->fd, name, type, fn, arg);
+	h->held_lookups++;
+	return (struct dns_req *)(void *)&h->held;
+}
+
+static void holding_cancel(void *ctx, struct dns_req *req)
+{
+	struct holding *h = ctx;
+	if (req == (struct dns_req *)(void *)&h->held)
+		h->held_cancels++;
+	else
+		fake_dns_cancel(h->fd, req);
+}
+
+TEST(timeout_gives_what_is_known)
+{
+	struct event_base *base = event_base_new();
+	struct fake_dns fd;
+	fake_dns_init(&fd, base);
+	txt_records_add(&fd, rfc8463_keys, 2);
+	/* The RSA key's lookup is still pending at the timeout. */
+	struct holding h = { &fd, "test._domainkey.football.example.com", 0, 0, 0 };
+	struct dns_resolver r = { holding_lookup, holding_cancel, &h };
+	struct outcome o = { 0 };
+	struct dkim_verify *v = dkim_verify_new();
+
+	CHECK(dkim_verify_update(v, rfc8463_message, strlen(rfc8463_message)) == 0);
+	dkim_verify_finish(v, base, &r, on_results, &o);
+	CHECK_INT(fd.queries, 1);
+	CHECK_INT(h.held_lookups, 1);
+	event_base_dispatch(base);
+	CHECK_INT(o.calls, 0);
+	const struct dkim_results *res = dkim_verify_timeout(v);
+	CHECK_INT(h.held_cancels, 1);
+	CHECK_INT(res->n, 2);
+	CHECK(res->sig[0].result == DKIM_PASS);
+	CHECK(res->sig[1].result == DKIM_TEMPERROR);
+	CHECK_STR(res->sig[1].reason, "key lookup timed out");
+	event_base_dispatch(base);
+	CHECK_INT(o.calls, 0);
+	dkim_verify_free(v);
+	CHECK_INT(h.held_cancels, 1); /* not cancelled twice */
+
+	/* A timeout before the deferred answer of an unsigned message: nothing more runs. */
+	v = dkim_verify_new();
+	dkim_verify_update(v, "From: a@b.example\r\n\r\n", 21);
+	dkim_verify_finish(v, base, &r, on_results, &o);
+	CHECK_INT(dkim_verify_timeout(v)->n, 0);
+	event_base_dispatch(base);
+	CHECK_INT(o.calls, 0);
+	dkim_verify_free(v);
+	fake_dns_clear(&fd);
+	event_base_free(base);
+}
+
 TEST(from_for_dmarc)
 {
 	struct dkim_verify *v = dkim_verify_new();
