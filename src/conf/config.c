@@ -704,6 +704,52 @@ static int set_pop3_plaintext(struct config *cfg, struct directive *d)
 		    Q(d->words[0]), d->key->name);
 }
 
+static int set_dmarc_reject_policy(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum dmarc_reject_policy mode;
+	} modes[] = {
+		{ "reject", DMARC_REJECT_POLICY_REJECT },
+		{ "quarantine", DMARC_REJECT_POLICY_QUARANTINE },
+		{ "tag", DMARC_REJECT_POLICY_TAG },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			*FIELD(cfg, d->key, enum dmarc_reject_policy) = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected reject, quarantine or tag)",
+		    Q(d->words[0]), d->key->name);
+}
+
+/*
+ * A header field name (RFC 5322 3.6.8: printable ASCII but ':'), at most 64
+ * characters, that is not one carteiro or the sender's client writes itself:
+ * X- names and other private ones are what a filter looks for.
+ */
+static int set_header_name(struct config *cfg, struct directive *d)
+{
+	static const char *const taken[] = { "from", "to", "cc", "bcc", "subject", "date",
+					     "message-id", "received", "return-path",
+					     "delivered-to", "authentication-results", "sender",
+					     "reply-to", "dkim-signature", "received-spf" };
+	struct slice w = d->words[0];
+	bool ok = w.len > 0 && w.len <= 64;
+
+	for (size_t i = 0; ok && i < w.len; i++)
+		ok = ascii_isgraph((unsigned char)w.ptr[i]) && w.ptr[i] != ':';
+	for (size_t i = 0; ok && i < ARRAY_LEN(taken); i++)
+		ok = !slice_eq_cstr_nocase(w, taken[i]);
+	if (!ok)
+		return fail(d, "bad value '%s' for '%s' (expected a header field name such as "
+			       "X-Carteiro-Quarantine: printable ASCII without ':', at most 64 "
+			       "characters, not a standard field)", Q(w), d->key->name);
+	return store_string(FIELD(cfg, d->key, char *), w, d);
+}
+
 /* retry-schedule DURATION...: delays between attempts; the last one repeats. */
 static int set_retry_schedule(struct config *cfg, struct directive *d)
 {
@@ -751,6 +797,9 @@ static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1
 						     CONFIG_WORDS_MAX, UNIT_NONE };
 static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
 static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dmarc_reject_policy = { set_dmarc_reject_policy, NULL, 1, 1,
+							  UNIT_NONE };
+static const struct key_type type_header_name = { set_header_name, clear_string, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -864,6 +913,19 @@ static const struct key keys[] = {
 	  "DURATION", "idle time allowed between POP3 commands (RFC 1939: at least 10m)" },
 	{ "pop3-max-errors", &type_count, OFF(pop3_max_errors), 0, "20", 1, 1000, 0,
 	  "NUMBER", "bad POP3 commands in one session before a disconnect" },
+
+	/* Sender authentication of inbound mail (RFC 7489); not for relay or AUTH clients. */
+	{ "dmarc", &type_bool, OFF(dmarc), 0, "on", 0, 0, 0,
+	  "on|off", "check the DMARC policy of the From domain of inbound mail (RFC 7489)" },
+	{ "dmarc-reject-policy", &type_dmarc_reject_policy, OFF(dmarc_reject_policy), 0, "reject", 0,
+	  0, 0, "reject|quarantine|tag", "p=reject failures: refused (550 5.7.1), quarantined, "
+	  "or only noted in Authentication-Results" },
+	{ "dmarc-quarantine-header", &type_header_name, OFF(dmarc_quarantine_header), 0,
+	  "X-Carteiro-Quarantine", 0, 0, 0, "NAME", "header field added (value 'dmarc') to mail "
+	  "whose DMARC policy asks for quarantine" },
+	{ "public-suffix-list", &type_path, OFF(public_suffix_list), 0,
+	  "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0, 0, "PATH",
+	  "the Public Suffix List (Debian package publicsuffix), for DMARC's organizational domains" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */

@@ -62,6 +62,13 @@ enum relayhost_tls {
 	RELAYHOST_NONE,     /* plaintext: no AUTH possible */
 };
 
+/* What carteiro does with a message whose DMARC policy asks to reject it (dmarc-reject-policy). */
+enum dmarc_reject_policy {
+	DMARC_REJECT_POLICY_REJECT,     /* 550 5.7.1 at the end of DATA */
+	DMARC_REJECT_POLICY_QUARANTINE, /* deliver with the quarantine header */
+	DMARC_REJECT_POLICY_TAG,        /* deliver; only Authentication-Results says it */
+};
+
 #define RETRY_SCHEDULE_MAX 16
 
 struct config {
@@ -129,6 +136,12 @@ struct config {
 	enum pop3_plaintext pop3_plaintext_auth; /* login without TLS */
 	unsigned pop3_idle_timeout;              /* seconds */
 	unsigned pop3_max_errors;                /* bad commands before a disconnect */
+
+	/* Sender authentication of inbound mail */
+	bool dmarc;                                /* check DMARC (RFC 7489) */
+	enum dmarc_reject_policy dmarc_reject_policy;
+	char *dmarc_quarantine_header;             /* header field name of a quarantined message */
+	char *public_suffix_list;                  /* file of the Public Suffix List */
 
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;

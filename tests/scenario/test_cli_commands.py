@@ -27,6 +27,7 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
 KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
 KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
+KEYS += ["dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -37,6 +38,9 @@ KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/car
 KNOWN_DEFAULTS.update({"auth-plaintext-loopback": "no", "received-show-auth": "no",
                        "auth-max-failures": "5", "auth-ban-time": "10m",
                        "auth-failure-delay": "2s"})
+KNOWN_DEFAULTS.update({"dmarc": "on", "dmarc-reject-policy": "reject",
+                       "dmarc-quarantine-header": "X-Carteiro-Quarantine",
+                       "public-suffix-list": "/usr/share/publicsuffix/public_suffix_list.dat"})
 
 
 def run(*args, cwd=None, timeout=60):
