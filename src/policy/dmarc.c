@@ -240,10 +240,12 @@ static int from_domain(struct from_lexer *lx, struct dmarc_from *f, bool record)
 			from_record(f, "", 0, true);
 		return 0;
 	}
+	/* Invariant: n < sizeof raw, so that the room left is never negative. */
 	for (;;) {
 		if (from_peek(lx) != FT_ATOM)
 			return -EINVAL;
-		if (lx->text.len > sizeof raw - n - 1)
+		/* The atom and one more byte (a dot, or the end) must fit. */
+		if (lx->text.len >= sizeof raw - n)
 			return -EINVAL;
 		memcpy(raw + n, lx->text.ptr, lx->text.len);
 		n += lx->text.len;

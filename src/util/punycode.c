@@ -141,8 +141,12 @@ static int domain_to_ascii(struct slice domain, char *out, size_t outlen)
 		if (label.len > sizeof lower)
 			return -ENAMETOOLONG;
 		for (size_t k = 0; k < label.len; k++) {
-			lower[k] = ascii_tolower(label.ptr[k]);
-			wide |= (unsigned char)label.ptr[k] >= 0x80;
+			unsigned char c = (unsigned char)label.ptr[k];
+			/* A NUL would cut the C string short; no control byte is part of a name. */
+			if (c < 0x20 || c == 0x7f)
+				return -EINVAL;
+			lower[k] = ascii_tolower((char)c);
+			wide |= c >= 0x80;
 		}
 		if (wide) {
 			memcpy(ascii, "xn--", 4);

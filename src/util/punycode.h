@@ -36,7 +36,8 @@ int punycode_encode(struct slice label, char *out, size_t outlen);
 /*
  * The ASCII form of a domain name: ASCII labels lower-cased, every label with
  * a non-ASCII byte replaced by "xn--" and its Punycode. Empty labels (leading,
- * trailing or double dots) are -EINVAL, as is malformed UTF-8; -ENAMETOOLONG
+ * trailing or double dots), control characters (NUL included) and malformed
+ * UTF-8 are -EINVAL; -ENAMETOOLONG
  * when a label or the whole name does not fit (in out, or in 253 octets).
  */
 int punycode_domain_to_ascii(struct slice domain, char *out, size_t outlen);

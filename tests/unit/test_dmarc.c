@@ -334,6 +334,17 @@ TEST(from_nul_and_limits)
 	memcpy(big + n, "com", 3);
 	n += 3;
 	CHECK_INT(from_one((struct slice){ big, n }, &f), DMARC_FROM_NO_DOMAIN);
+	/* Raw domains that fill the parser's buffer to the byte: a dot then more (a fuzzer
+	 * found the buffer overrun this once caused), and the longest one that fits. */
+	for (size_t fill = 4 * DMARC_DOMAIN_MAX - 3; fill <= 4 * DMARC_DOMAIN_MAX; fill++) {
+		memcpy(big, "a@", 2);
+		memset(big + 2, 'x', fill);
+		memcpy(big + 2 + fill, ".b.c", 4);
+		CHECK_INT(from_one((struct slice){ big, 2 + fill + 4 }, &f), DMARC_FROM_SYNTAX);
+	}
+	memset(big + 2, 'x', 4 * DMARC_DOMAIN_MAX - 1);
+	CHECK_INT(from_one((struct slice){ big, 2 + 4 * DMARC_DOMAIN_MAX - 1 }, &f),
+		  DMARC_FROM_NO_DOMAIN);
 	/* Very many mailboxes of one domain are still one domain. */
 	n = 0;
 	while (n + 20 < DMARC_FROM_VALUE_MAX) {

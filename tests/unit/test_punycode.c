@@ -96,6 +96,8 @@ TEST(domain_to_ascii)
 		{ "example.", "", -EINVAL },
 		{ "a..b", "", -EINVAL },
 		{ "\xff.example", "", -EINVAL },
+		{ "exa\tmple.com", "", -EINVAL },
+		{ "example.co\x7f", "", -EINVAL },
 	};
 	char out[256];
 
@@ -125,6 +127,10 @@ TEST(domain_length_limits)
 	in[n - 2] = '\0';
 	CHECK_INT(punycode_domain_to_ascii(slice_from_cstr(in), out, sizeof out), 0);
 	CHECK_INT((long long)strlen(out), 253);
+	/* A NUL inside the name would cut the output short: refused. */
+	CHECK_INT(punycode_domain_to_ascii((struct slice){ "ex\0mple.com", 11 }, out, sizeof out),
+		  -EINVAL);
+	CHECK_STR(out, "");
 	/* The caller's buffer is the other limit. */
 	CHECK_INT(punycode_domain_to_ascii(slice_from_cstr("example.com"), out, 11),
 		  -ENAMETOOLONG);
