@@ -310,8 +310,13 @@ static int from_addr_spec(struct from_lexer *lx, struct dmarc_from *f)
  */
 static int from_angle(struct from_lexer *lx, struct dmarc_from *f)
 {
+	bool commas = false;
+
+	/* Commas may lead a route, never an address. */
 	while (from_accept(lx, ','))
-		;
+		commas = true;
+	if (commas && !from_peek_special(lx, '@'))
+		return -EINVAL;
 	if (from_accept(lx, '@')) {
 		if (from_domain(lx, f, false) < 0)
 			return -EINVAL;

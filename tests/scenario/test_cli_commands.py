@@ -147,6 +147,22 @@ class Check(Workdir):
                                    f"1 alias)\n")
         self.assertEqual(p.stderr, "")
 
+    def test_public_suffix_list_is_loaded(self):
+        # A missing or truncated list is an error while DMARC is on, and no concern when off.
+        truncated = os.path.join(self.dir, "psl.dat")
+        self.write(truncated, "// ===BEGIN ICANN DOMAINS===\ncom\nco.uk\n")
+        for path, why in ((os.path.join(self.dir, "missing.dat"), "No such file"),
+                          (truncated, "truncated")):
+            self.config(extra=f"public-suffix-list {path}\n")
+            p = run("check", "-c", self.conf)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn(f"{self.conf}: public-suffix-list: ", p.stderr)
+            self.assertIn(path, p.stderr)
+            self.assertIn(why, p.stderr)
+            self.config(extra=f"public-suffix-list {path}\ndmarc off\n")
+            p = run("check", "-c", self.conf)
+            self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_demo_configuration(self):
         p = run("check", "--demo", cwd=self.dir)
         self.assertEqual(p.returncode, 0, p.stderr)
