@@ -6,7 +6,8 @@
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
 #                           the tests talk to the server with (Python, swaks, msmtp,
 #                           openssl), ss, and the test network's DNS and SMTP peers
-#                           (dnsmasq, aiosmtpd), and nmap (its smtp-open-relay script)
+#                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script) and
+#                           python3-yaml (the SPF test suite's data)
 #
 # It runs apt-get only when a package is missing (with sudo when not root).
 # When run as root it also creates the system user 'carteiro' that the
@@ -16,7 +17,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev publicsuffix"
-test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd fetchmail mpop curl nmap"
+test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;

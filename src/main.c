@@ -28,6 +28,7 @@
 #include "mail/sasl.h"
 #include "mail/users.h"
 #include "master/master.h"
+#include "policy/policy_lists.h"
 #include "policy/psl.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
@@ -36,6 +37,7 @@
 #include "tls/tls_server.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "util/fileio.h"
 
 #define DEFAULT_CONFIG "/etc/carteiro/carteiro.conf"
 
@@ -197,6 +199,13 @@ static int cmd_check(int argc, char **argv)
 		}
 	}
 	int maps = smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases);
+	struct policy_lists *lists = NULL;
+	if (policy_lists_load(&cfg, config_report_stdio, stderr, &lists) < 0 && maps == 0) {
+		userdb_free(users);
+		aliasdb_free(aliases);
+		maps = -EINVAL;
+	}
+	policy_lists_free(lists);
 	if (cfg.relayhost_auth_file) {
 		struct relay_auth ra = { 0 };
 		char err[128];
@@ -270,8 +279,14 @@ static void print_headers(const char *spool, const char *id)
 	envelope_init(&env);
 	if (queue_file_read_envelope(fd, &env) == 0) {
 		char buf[64 * 1024];
-		size_t want = env.msg_size < sizeof buf ? (size_t)env.msg_size : sizeof buf;
-		ssize_t n = pread(fd, buf, want, env.msg_offset);
+		uint64_t total = envelope_msg_total(&env);
+		size_t want = total < sizeof buf ? (size_t)total : sizeof buf, got = 0;
+		ssize_t n = 0;
+		while (got < want &&
+		       (n = pread_joined(fd, env.pre_offset, env.pre_size, env.msg_offset, buf + got,
+					 want - got, got)) > 0)
+			got += (size_t)n;
+		n = (ssize_t)got;
 		fputs("headers:\n", stdout);
 		for (ssize_t i = 0, start = 0; n > 0 && i < n; i++) {
 			if (buf[i] != '\n')

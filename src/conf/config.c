@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "mail/addr.h"
+#include "policy/greylist.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -769,6 +770,78 @@ static int set_retry_schedule(struct config *cfg, struct directive *d)
 	return 0;
 }
 
+/* dnsbl, rhsbl, dnswl ZONE [CODES], or Postfix's ZONE=CODES in one word. */
+static int set_dnsbl(struct config *cfg, struct directive *d)
+{
+	struct dnsbl_list *list = FIELD(cfg, d->key, struct dnsbl_list);
+	struct slice zone = d->words[0], codes = { NULL, 0 };
+	struct dnsbl_zone z;
+	void *array = list->zones;
+	char err[128];
+
+	memset(&z, 0, sizeof z);
+	const char *eq = memchr(zone.ptr, '=', zone.len);
+	if (eq) {
+		if (d->nwords > 1)
+			return fail(d, "codes given twice for '%s' (ZONE=CODES or ZONE CODES)",
+				    d->key->name);
+		codes = (struct slice){ eq + 1, zone.len - (size_t)(eq - zone.ptr) - 1 };
+		zone.len = (size_t)(eq - zone.ptr);
+	} else if (d->nwords > 1) {
+		codes = d->words[1];
+	}
+	if (zone.len && zone.ptr[zone.len - 1] == '.')
+		zone.len--;
+	if (!dnsbl_zone_valid(zone))
+		return fail(d, "bad zone '%s' for '%s' (expected a domain name such as "
+			       "zen.spamhaus.org, at most %d characters)", Q(zone), d->key->name,
+			    DNSBL_ZONE_MAX);
+	if ((eq || d->nwords > 1) && dnsbl_codes_parse(codes, &z.codes, err, sizeof err) < 0)
+		return fail(d, "bad codes '%s' for '%s': %s (expected such as 127.0.0.2, "
+			       "127.0.0.2-127.0.0.11, 127.0.0.[2..11], comma-separated)", Q(codes),
+			    d->key->name, err);
+	if (list->n >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	z.zone = strndup(zone.ptr, zone.len);
+	if (!z.zone)
+		return fail_nomem(d);
+	str_lower(z.zone);
+	for (size_t i = 0; i < list->n; i++) {
+		if (strcmp(list->zones[i].zone, z.zone) == 0) {
+			free(z.zone);
+			return fail(d, "duplicate %s zone '%s'", d->key->name, Q(zone));
+		}
+	}
+	if (grow(&array, list->n, sizeof z, d) < 0) {
+		free(z.zone);
+		return -ENOMEM;
+	}
+	list->zones = array;
+	list->zones[list->n++] = z;
+	return 0;
+}
+
+static void clear_dnsbl(struct config *cfg, const struct key *k)
+{
+	struct dnsbl_list *list = FIELD(cfg, k, struct dnsbl_list);
+	for (size_t i = 0; i < list->n; i++)
+		free(list->zones[i].zone);
+	free(list->zones);
+	list->zones = NULL;
+	list->n = 0;
+}
+
+/* N/DURATION, or off. */
+static int set_rate(struct config *cfg, struct directive *d)
+{
+	if (ratelimit_rate_parse(d->words[0], FIELD(cfg, d->key, struct ratelimit_rate)) < 0)
+		return fail(d, "bad value '%s' for '%s' (expected COUNT/DURATION such as 30/1m or "
+			       "500/1h, at most %u per up to 7d, or off)", Q(d->words[0]),
+			    d->key->name, RATELIMIT_COUNT_MAX);
+	return 0;
+}
+
 /* ---- the table ----------------------------------------------------------------------------- */
 
 static const struct key_type type_hostname = { set_hostname, clear_string, 1, 1, UNIT_NONE };
@@ -797,6 +870,31 @@ static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1
 						     CONFIG_WORDS_MAX, UNIT_NONE };
 static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
 static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dnsbl = { set_dnsbl, clear_dnsbl, 1, 2, UNIT_NONE };
+static const struct key_type type_rate = { set_rate, NULL, 1, 1, UNIT_NONE };
+
+static int set_spf_policy(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum spf_policy mode;
+	} modes[] = {
+		{ "off", SPF_POLICY_OFF },
+		{ "tag", SPF_POLICY_TAG },
+		{ "reject-fail", SPF_POLICY_REJECT_FAIL },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			*FIELD(cfg, d->key, enum spf_policy) = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected off, tag or reject-fail)",
+		    Q(d->words[0]), d->key->name);
+}
+
+static const struct key_type type_spf_policy = { set_spf_policy, NULL, 1, 1, UNIT_NONE };
 static const struct key_type type_dmarc_reject_policy = { set_dmarc_reject_policy, NULL, 1, 1,
 							  UNIT_NONE };
 static const struct key_type type_header_name = { set_header_name, clear_string, 1, 1, UNIT_NONE };
@@ -905,16 +1003,14 @@ static const struct key keys[] = {
 	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
 	  "DURATION", "pause before the 535 reply to a failed AUTH" },
 
-	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
-	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
-	  0, 0, "loopback|never|always", "POP3 logins without TLS: from loopback clients only, "
-	  "never, or always" },
-	{ "pop3-idle-timeout", &type_duration, OFF(pop3_idle_timeout), 0, "10m", 1, 86400, 0,
-	  "DURATION", "idle time allowed between POP3 commands (RFC 1939: at least 10m)" },
-	{ "pop3-max-errors", &type_count, OFF(pop3_max_errors), 0, "20", 1, 1000, 0,
-	  "NUMBER", "bad POP3 commands in one session before a disconnect" },
-
-	/* Sender authentication of inbound mail (RFC 7489); not for relay or AUTH clients. */
+	/* Sender authentication of inbound mail (not of relay-network or authenticated clients). */
+	{ "spf-policy", &type_spf_policy, OFF(spf_policy), 0, "tag", 0, 0, 0,
+	  "off|tag|reject-fail", "SPF of inbound mail: add Received-SPF, or also refuse "
+	  "\"fail\" at RCPT (550 5.7.23)" },
+	{ "dkim-verify", &type_bool, OFF(dkim_verify), 0, "yes", 0, 0, 0,
+	  "yes|no", "verify the DKIM signatures of inbound mail (Authentication-Results)" },
+	{ "msgauth-timeout", &type_duration, OFF(msgauth_timeout), 0, "20s", 1, 300, 0,
+	  "DURATION", "time for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
 	{ "dmarc", &type_bool, OFF(dmarc), 0, "on", 0, 0, 0,
 	  "on|off", "check the DMARC policy of the From domain of inbound mail (RFC 7489)" },
 	{ "dmarc-reject-policy", &type_dmarc_reject_policy, OFF(dmarc_reject_policy), 0, "reject", 0,
@@ -926,6 +1022,51 @@ static const struct key keys[] = {
 	{ "public-suffix-list", &type_path, OFF(public_suffix_list), 0,
 	  "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0, 0, "PATH",
 	  "the Public Suffix List (Debian package publicsuffix), for DMARC's organizational domains" },
+
+	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
+	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
+	  0, 0, "loopback|never|always", "POP3 logins without TLS: from loopback clients only, "
+	  "never, or always" },
+	{ "pop3-idle-timeout", &type_duration, OFF(pop3_idle_timeout), 0, "10m", 1, 86400, 0,
+	  "DURATION", "idle time allowed between POP3 commands (RFC 1939: at least 10m)" },
+	{ "pop3-max-errors", &type_count, OFF(pop3_max_errors), 0, "20", 1, 1000, 0,
+	  "NUMBER", "bad POP3 commands in one session before a disconnect" },
+
+	/* Anti-abuse on the smtp listeners: DNS lists, local lists, greylisting, rate limits.
+	 * Clients of relay-network and authenticated users are exempt from all of them. */
+	{ "dnsbl", &type_dnsbl, OFF(dnsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS blocklist of clients (554 5.7.1 at RCPT); CODES e.g. 127.0.0.[2..11]" },
+	{ "rhsbl", &type_dnsbl, OFF(rhsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS blocklist of the MAIL FROM and HELO domains (554 5.7.1 at RCPT)" },
+	{ "dnswl", &type_dnsbl, OFF(dnswl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS allowlist: listed clients skip DNS blocklists, greylisting and SPF" },
+	{ "dnsbl-timeout", &type_duration, OFF(dnsbl_timeout), 0, "5s", 1, 60, 0, "DURATION",
+	  "longest wait for the DNS lists' answers; then the check passes" },
+	{ "block-networks", &type_file, OFF(block_networks_file), OFF(block_networks_line),
+	  NULL, 0, 0, 0, "PATH", "networks (CIDR, one a line) refused with 554 5.7.1 at RCPT" },
+	{ "allow-networks", &type_file, OFF(allow_networks_file), OFF(allow_networks_line),
+	  NULL, 0, 0, 0, "PATH", "networks that skip block-networks, DNS lists, greylisting, SPF" },
+	{ "block-senders", &type_file, OFF(block_senders_file), OFF(block_senders_line),
+	  NULL, 0, 0, 0, "PATH", "MAIL FROM refused: user@domain, @domain, domain (and subdomains)" },
+	{ "greylist", &type_bool, OFF(greylist), 0, "no", 0, 0, 0, "yes|no",
+	  "451 4.7.1 to the first attempt of a new (client /24, sender, recipient)" },
+	{ "greylist-delay", &type_duration, OFF(greylist_delay), 0, "5m", 1, 86400, 0,
+	  "DURATION", "how long after its first attempt a retry passes" },
+	{ "greylist-retry-window", &type_duration, OFF(greylist_retry_window), 0, "1d", 60,
+	  30 * 86400, 0, "DURATION", "how long a first attempt is remembered until a retry" },
+	{ "greylist-expire", &type_duration, OFF(greylist_expire), 0, "36d", 3600, 365 * 86400,
+	  0, "DURATION", "how long a triplet that passed is remembered after its last use" },
+	{ "greylist-max-entries", &type_count, OFF(greylist_max_entries), 0, "262144",
+	  GREYLIST_ENTRIES_MIN, GREYLIST_ENTRIES_MAX, 0, "NUMBER",
+	  "triplets kept in spool/greylist.db (32 bytes each)" },
+	{ "ratelimit-connections", &type_rate, OFF(ratelimit_connections), 0, "off", 0, 0, 0,
+	  "COUNT/DURATION|off", "connections per client address, e.g. 60/1m; beyond: 421 4.7.0" },
+	{ "ratelimit-messages", &type_rate, OFF(ratelimit_messages), 0, "off", 0, 0, 0,
+	  "COUNT/DURATION|off", "messages (MAIL) per client address, e.g. 200/1h; beyond: 451 4.7.1" },
+	{ "ratelimit-user-messages", &type_rate, OFF(ratelimit_user_messages), 0, "off", 0, 0,
+	  0, "COUNT/DURATION|off", "messages (MAIL) per authenticated user; beyond: 451 4.7.1" },
+	{ "ratelimit-user-recipients", &type_rate, OFF(ratelimit_user_recipients), 0, "off", 0,
+	  0, 0, "COUNT/DURATION|off", "recipients (RCPT) per authenticated user; beyond: 451 4.7.1" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */
@@ -1261,6 +1402,13 @@ static void check_whole(struct parser *p)
 		reportf(p, line, "max-connections-per-ip (%u) is larger than max-connections (%u)",
 			cfg->max_connections_per_ip, cfg->max_connections);
 	}
+	if (cfg->greylist_retry_window <= cfg->greylist_delay) {
+		unsigned line = p->seen[find_key_cstr("greylist-retry-window") - keys];
+		if (!line)
+			line = p->seen[find_key_cstr("greylist-delay") - keys];
+		reportf(p, line, "greylist-retry-window (%us) must be longer than greylist-delay "
+			"(%us): no retry could pass", cfg->greylist_retry_window, cfg->greylist_delay);
+	}
 	check_tls(p);
 }
 
@@ -1337,7 +1485,10 @@ void config_print_keys(FILE *out)
 			snprintf(def, sizeof def, "none; may repeat");
 		else
 			snprintf(def, sizeof def, "%s", k->def ? k->def : "none");
-		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wsyntax, k->syntax, def);
+		/* A long default (a path) takes from the value column's padding: 100 columns. */
+		int wrow = 100 - (wname + 2) - 2 - (int)strlen(def);
+		wrow = wrow < wsyntax ? wrow : wsyntax;
+		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wrow, k->syntax, def);
 		if (k->type->unit != UNIT_NONE)
 			fprintf(out, "    %s; %s\n", k->doc, RANGE(k));
 		else if (k->flags & KEY_REPEAT)

@@ -26,6 +26,11 @@ configuration in <tmpdir>/dnsmasq.conf and its log (every query) in <tmpdir>/dns
 (.log() returns it). stop() ends it (SIGTERM, then SIGKILL); so does the end of the Python
 process, should a test forget.
 
+DNS lists (the anti-abuse tests): a list is A and TXT records under a zone such as bl.test;
+dnsbl_name("192.0.2.7", "bl.test") gives the name a client is listed under ("7.2.0.192.bl.test",
+32 nibbles for IPv6, RFC 5782 2.1 and 2.4). SilentDns is a "server" that takes queries and never
+answers, for timeouts.
+
 Only the standard library: the readiness check and query() build DNS messages by hand.
 """
 import atexit
@@ -215,6 +220,43 @@ class DnsServer:
                 data = s.recv(65535)
                 if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
                     return _decode_answer(data)
+
+
+def dnsbl_name(ip, zone):
+    """The name under which a DNS list lists the address ip (IPv4 or IPv6) in zone."""
+    if ":" in ip:
+        nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+        return ".".join(reversed(nibbles)) + "." + zone
+    return ".".join(reversed(ip.split("."))) + "." + zone
+
+
+class SilentDns:
+    """A UDP socket on 127.0.0.1 that receives queries and never answers (nor refuses): a
+    resolver pointed at it waits until its own timeout. .server is the dns-server value."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+
+    @property
+    def server(self):
+        return f"{self.host}:{self.port}"
+
+    def queries(self):
+        """How many queries have arrived (and been dropped) so far."""
+        self.sock.setblocking(False)
+        n = 0
+        try:
+            while True:
+                self.sock.recv(65535)
+                n += 1
+        except BlockingIOError:
+            pass
+        return n
+
+    def stop(self):
+        self.sock.close()
 
 
 def _encode_name(name):

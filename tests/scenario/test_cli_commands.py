@@ -28,6 +28,11 @@ KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
 KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
 KEYS += ["dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list"]
+KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
+         "block-senders", "greylist", "greylist-delay", "greylist-retry-window",
+         "greylist-expire", "greylist-max-entries", "ratelimit-connections",
+         "ratelimit-messages", "ratelimit-user-messages", "ratelimit-user-recipients"]
+KEYS += ["spf-policy", "dkim-verify", "msgauth-timeout"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -41,6 +46,9 @@ KNOWN_DEFAULTS.update({"auth-plaintext-loopback": "no", "received-show-auth": "n
 KNOWN_DEFAULTS.update({"dmarc": "on", "dmarc-reject-policy": "reject",
                        "dmarc-quarantine-header": "X-Carteiro-Quarantine",
                        "public-suffix-list": "/usr/share/publicsuffix/public_suffix_list.dat"})
+KNOWN_DEFAULTS.update({"dnsbl-timeout": "5s", "greylist": "no", "greylist-delay": "5m",
+                       "greylist-retry-window": "1d", "greylist-expire": "36d",
+                       "ratelimit-connections": "off", "ratelimit-messages": "off"})
 
 
 def run(*args, cwd=None, timeout=60):
