@@ -1001,6 +1001,16 @@ void dmarc_check_cancel(struct dmarc_check *c)
 	free(c);
 }
 
+void dmarc_check_timeout(struct dmarc_check *c, struct dmarc_outcome *o)
+{
+	*o = c->out;
+	o->result = DMARC_RESULT_TEMPERROR;
+	o->policy = o->disposition = o->p = o->sp = DMARC_POLICY_UNSET;
+	o->record_domain[0] = '\0';
+	str_format(o->problem, sizeof o->problem, "no answer in time for %s", c->qname);
+	dmarc_check_cancel(c);
+}
+
 void dmarc_outcome_undetermined(struct dmarc_outcome *o, enum dmarc_from_status st)
 {
 	static const struct {

@@ -64,7 +64,9 @@
  * outcome valid only during the callback; the check is freed after its
  * callback returns (do not cancel it then). NULL (no callback) when out of
  * memory, or when in->from_domain is not an ASCII domain name (errno
- * ENOMEM/EINVAL): the parser gives only valid ones.
+ * ENOMEM/EINVAL): the parser gives only valid ones. There is no timer here:
+ * the caller imposes its limit (msgauth-timeout) with dmarc_check_timeout(),
+ * which cancels the check and gives its temperror outcome.
  *
  * Security: every input is untrusted (the From header, the DNS answers, and
  * the SPF/DKIM domains that came from the client). Parsers work on
@@ -85,7 +87,7 @@
 #include "util/buf.h"
 
 #define DMARC_DOMAIN_MAX 253      /* a domain name in text form, no trailing dot */
-#define DMARC_PROBLEM_MAX 200     /* outcome.problem and record.problem */
+#define DMARC_PROBLEM_MAX 640     /* outcome.problem and record.problem: two domains fit */
 #define DMARC_URIS_MAX 512        /* rua and ruf text kept from a record */
 #define DMARC_FROM_VALUE_MAX 16384 /* longest From field value parsed */
 #define DMARC_COMMENT_DEPTH_MAX 32 /* nested comments in a From field */
@@ -222,6 +224,11 @@ struct dmarc_check *dmarc_check_start(const struct dns_resolver *r, const struct
 				      const struct dmarc_input *in, dmarc_done_fn *fn, void *arg);
 /* Stop a check whose callback has not run: it never will. */
 void dmarc_check_cancel(struct dmarc_check *c);
+/*
+ * The caller's time limit passed: stop the check as dmarc_check_cancel() does
+ * and fill o with its outcome, temperror (From and organizational domains set).
+ */
+void dmarc_check_timeout(struct dmarc_check *c, struct dmarc_outcome *o);
 
 /* The outcome for a message without one author domain (st != DMARC_FROM_OK): permerror. */
 void dmarc_outcome_undetermined(struct dmarc_outcome *o, enum dmarc_from_status st);

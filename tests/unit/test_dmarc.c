@@ -868,6 +868,26 @@ TEST(check_cancel_and_errors)
 	CHECK_INT(d.calls, 0);
 	f.break_on_second = false;
 
+	/* The caller's deadline during the fallback: temperror, and no callback later. */
+	f.break_on_second = true;
+	f.nasked = 0;
+	c = dmarc_check_start(&r, test_psl(), &in, on_done, &d);
+	event_base_dispatch(f.base);
+	struct dmarc_outcome o;
+	dmarc_check_timeout(c, &o);
+	CHECK_INT(f.dns.cancelled, 3);
+	CHECK_INT(o.result, DMARC_RESULT_TEMPERROR);
+	CHECK_INT(o.disposition, DMARC_POLICY_UNSET);
+	CHECK_STR(o.from_domain, "nodata.example.com");
+	CHECK_STR(o.org_domain, "example.com");
+	CHECK_STR(o.problem, "no answer in time for _dmarc.example.com");
+	char ar[100];
+	CHECK_INT(dmarc_auth_results(&o, ar, sizeof ar), 0);
+	CHECK_STR(ar, "dmarc=temperror header.from=nodata.example.com");
+	event_base_dispatch(f.base);
+	CHECK_INT(d.calls, 0);
+	f.break_on_second = false;
+
 	/* Out of memory at the first lookup: NULL and no callback. */
 	f.fail_after = 0;
 	errno = 0;
