@@ -34,6 +34,7 @@
 #include "master/master.h"
 #include "policy/dkim.h"
 #include "policy/policy_lists.h"
+#include "policy/psl.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
 #include "queue/queue_list.h"
@@ -240,6 +241,17 @@ static int cmd_check(int argc, char **argv)
 		errors++;
 	}
 	dkim_signer_set_free(dkim);
+	/* The Public Suffix List that DMARC's organizational domains come from. */
+	if (cfg.dmarc) {
+		char err[PATH_MAX + 128];
+		struct psl *psl = psl_load(cfg.public_suffix_list, err, sizeof err);
+		if (!psl) {
+			fprintf(stderr, "%s: public-suffix-list: %s\n",
+				cli.demo ? "<demo>" : cli.config_path, err);
+			errors++;
+		}
+		psl_free(psl);
+	}
 	/* Certificates and keys as the server will load them: unreadable, broken, mismatched. */
 	struct tls_server *tls = NULL;
 	char tls_err[TLS_ERROR_MAX];

@@ -706,6 +706,52 @@ static int set_pop3_plaintext(struct config *cfg, struct directive *d)
 		    Q(d->words[0]), d->key->name);
 }
 
+static int set_dmarc_reject_policy(struct config *cfg, struct directive *d)
+{
+	static const struct {
+		const char *name;
+		enum dmarc_reject_policy mode;
+	} modes[] = {
+		{ "reject", DMARC_REJECT_POLICY_REJECT },
+		{ "quarantine", DMARC_REJECT_POLICY_QUARANTINE },
+		{ "tag", DMARC_REJECT_POLICY_TAG },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
+		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
+			*FIELD(cfg, d->key, enum dmarc_reject_policy) = modes[i].mode;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected reject, quarantine or tag)",
+		    Q(d->words[0]), d->key->name);
+}
+
+/*
+ * A header field name (RFC 5322 3.6.8: printable ASCII but ':'), at most 64
+ * characters, that is not one carteiro or the sender's client writes itself:
+ * X- names and other private ones are what a filter looks for.
+ */
+static int set_header_name(struct config *cfg, struct directive *d)
+{
+	static const char *const taken[] = { "from", "to", "cc", "bcc", "subject", "date",
+					     "message-id", "received", "return-path",
+					     "delivered-to", "authentication-results", "sender",
+					     "reply-to", "dkim-signature", "received-spf" };
+	struct slice w = d->words[0];
+	bool ok = w.len > 0 && w.len <= 64;
+
+	for (size_t i = 0; ok && i < w.len; i++)
+		ok = ascii_isgraph((unsigned char)w.ptr[i]) && w.ptr[i] != ':';
+	for (size_t i = 0; ok && i < ARRAY_LEN(taken); i++)
+		ok = !slice_eq_cstr_nocase(w, taken[i]);
+	if (!ok)
+		return fail(d, "bad value '%s' for '%s' (expected a header field name such as "
+			       "X-Carteiro-Quarantine: printable ASCII without ':', at most 64 "
+			       "characters, not a standard field)", Q(w), d->key->name);
+	return store_string(FIELD(cfg, d->key, char *), w, d);
+}
+
 /* retry-schedule DURATION...: delays between attempts; the last one repeats. */
 static int set_retry_schedule(struct config *cfg, struct directive *d)
 {
@@ -899,6 +945,9 @@ static int set_spf_policy(struct config *cfg, struct directive *d)
 }
 
 static const struct key_type type_spf_policy = { set_spf_policy, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dmarc_reject_policy = { set_dmarc_reject_policy, NULL, 1, 1,
+							  UNIT_NONE };
+static const struct key_type type_header_name = { set_header_name, clear_string, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -1016,6 +1065,17 @@ static const struct key keys[] = {
 	  "yes|no", "verify the DKIM signatures of inbound mail (Authentication-Results)" },
 	{ "msgauth-timeout", &type_duration, OFF(msgauth_timeout), 0, "20s", 1, 300, 0,
 	  "DURATION", "time for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
+	{ "dmarc", &type_bool, OFF(dmarc), 0, "on", 0, 0, 0,
+	  "on|off", "check the DMARC policy of the From domain of inbound mail (RFC 7489)" },
+	{ "dmarc-reject-policy", &type_dmarc_reject_policy, OFF(dmarc_reject_policy), 0, "reject", 0,
+	  0, 0, "reject|quarantine|tag", "p=reject failures: refused (550 5.7.1), quarantined, "
+	  "or only noted in Authentication-Results" },
+	{ "dmarc-quarantine-header", &type_header_name, OFF(dmarc_quarantine_header), 0,
+	  "X-Carteiro-Quarantine", 0, 0, 0, "NAME", "header field added (value 'dmarc') to mail "
+	  "whose DMARC policy asks for quarantine" },
+	{ "public-suffix-list", &type_path, OFF(public_suffix_list), 0,
+	  "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0, 0, "PATH",
+	  "the Public Suffix List (Debian package publicsuffix), for DMARC's organizational domains" },
 
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
@@ -1479,7 +1539,10 @@ void config_print_keys(FILE *out)
 			snprintf(def, sizeof def, "none; may repeat");
 		else
 			snprintf(def, sizeof def, "%s", k->def ? k->def : "none");
-		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wsyntax, k->syntax, def);
+		/* A long default (a path) takes from the value column's padding: 100 columns. */
+		int wrow = 100 - (wname + 2) - 2 - (int)strlen(def);
+		wrow = wrow < wsyntax ? wrow : wsyntax;
+		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wrow, k->syntax, def);
 		if (k->type->unit != UNIT_NONE)
 			fprintf(out, "    %s; %s\n", k->doc, RANGE(k));
 		else if (k->flags & KEY_REPEAT)

@@ -44,6 +44,13 @@ enum spf_policy {
 	SPF_POLICY_REJECT_FAIL, /* fail: 550 5.7.23 at RCPT; other results tagged */
 };
 
+/* What carteiro does with a message whose DMARC policy asks to reject it (dmarc-reject-policy). */
+enum dmarc_reject_policy {
+	DMARC_REJECT_POLICY_REJECT,     /* 550 5.7.1 at the end of DATA */
+	DMARC_REJECT_POLICY_QUARANTINE, /* deliver with the quarantine header */
+	DMARC_REJECT_POLICY_TAG,        /* deliver; only Authentication-Results says it */
+};
+
 /* Listener options (struct listen_cfg.flags); the kind implies some (see config.c). */
 enum {
 	LISTEN_STARTTLS = 1 << 0,      /* offer STARTTLS (RFC 3207) */
@@ -141,6 +148,10 @@ struct config {
 	enum spf_policy spf_policy;     /* SPF checks of inbound mail */
 	bool dkim_verify;               /* verify DKIM signatures of inbound mail */
 	unsigned msgauth_timeout;       /* seconds for SPF, DKIM and DMARC lookups */
+	bool dmarc;                     /* check DMARC (RFC 7489) */
+	enum dmarc_reject_policy dmarc_reject_policy;
+	char *dmarc_quarantine_header;  /* header field name of a quarantined message */
+	char *public_suffix_list;       /* file of the Public Suffix List */
 	unsigned auth_max_failures;     /* failed AUTHs from one address before a ban */
 	unsigned auth_ban_time;         /* seconds */
 	unsigned auth_failure_delay;    /* seconds before a 535 */

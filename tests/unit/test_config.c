@@ -152,6 +152,14 @@ static void render(const struct config *c, const char *key, char *out, size_t ou
 					      c->retry_schedule[i]);
 	else if (strcmp(key, "queue-lifetime") == 0)
 		snprintf(out, outlen, "%u", c->queue_lifetime);
+	else if (strcmp(key, "dmarc") == 0)
+		snprintf(out, outlen, "%s", c->dmarc ? "yes" : "no");
+	else if (strcmp(key, "dmarc-reject-policy") == 0)
+		snprintf(out, outlen, "%d", (int)c->dmarc_reject_policy);
+	else if (strcmp(key, "dmarc-quarantine-header") == 0)
+		snprintf(out, outlen, "%s", c->dmarc_quarantine_header);
+	else if (strcmp(key, "public-suffix-list") == 0)
+		snprintf(out, outlen, "%s", c->public_suffix_list);
 	else if (strcmp(key, "delay-warning") == 0)
 		snprintf(out, outlen, "%u", c->delay_warning);
 	else if (strcmp(key, "outbound-port") == 0)
@@ -224,6 +232,10 @@ TEST(defaults)
 		{ "delay-warning", "14400" },
 		{ "outbound-port", "25" },
 		{ "log-level", "2" },
+		{ "dmarc", "yes" },
+		{ "dmarc-reject-policy", "0" },
+		{ "dmarc-quarantine-header", "X-Carteiro-Quarantine" },
+		{ "public-suffix-list", "/usr/share/publicsuffix/public_suffix_list.dat" },
 	};
 	struct config cfg;
 	char got[512];
@@ -296,6 +308,11 @@ TEST(valid_values)
 		{ "retry-schedule 1s", "retry-schedule", "1" },
 		{ "retry-schedule 1m 5m 1h", "retry-schedule", "60,300,3600" },
 		{ "queue-lifetime 2d", "queue-lifetime", "172800" },
+		{ "dmarc off", "dmarc", "no" },
+		{ "dmarc-reject-policy quarantine", "dmarc-reject-policy", "1" },
+		{ "dmarc-reject-policy TAG", "dmarc-reject-policy", "2" },
+		{ "dmarc-quarantine-header X-Spam-Flag", "dmarc-quarantine-header", "X-Spam-Flag" },
+		{ "public-suffix-list /srv/psl.dat", "public-suffix-list", "/srv/psl.dat" },
 		{ "delay-warning 0", "delay-warning", "0" },
 		{ "outbound-port 2525", "outbound-port", "2525" },
 		{ "max-message-size 4096", "max-message-size", "4096" },
@@ -445,6 +462,20 @@ TEST(bad_values)
 		{ "retry-schedule 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s",
 		  { "1: 'retry-schedule'" } },
 		{ "queue-lifetime 0", { "1: bad value '0' for 'queue-lifetime'" } },
+		{ "dmarc maybe", { "1: bad value 'maybe' for 'dmarc' (expected yes or no)" } },
+		{ "dmarc-reject-policy discard",
+		  { "1: bad value 'discard' for 'dmarc-reject-policy' (expected reject, quarantine "
+		    "or tag)" } },
+		{ "dmarc-quarantine-header X-Bad:Name",
+		  { "1: bad value 'X-Bad:Name' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header Subject",
+		  { "1: bad value 'Subject' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header authentication-results",
+		  { "1: bad value 'authentication-results' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header X-\xc3\xa9", { "1: bad value 'X-\\xc3\\xa9'" } },
+		{ "dmarc-quarantine-header "
+		  "X-123456789012345678901234567890123456789012345678901234567890123",
+		  { "1: bad value" } },
 		{ "queue-lifetime 31d", { "1: bad value '31d' for 'queue-lifetime'" } },
 		{ "outbound-port 65536", { "1: bad value '65536' for 'outbound-port'" } },
 		{ "max-message-size 1023",
@@ -908,6 +939,8 @@ TEST(print_keys)
 		"KIND ADDR:PORT", "may repeat", "tls-cert", "tls-key", "auth-plaintext-loopback",
 		"received-show-auth", "auth-max-failures", "auth-ban-time", "auth-failure-delay",
 		"pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors", "loopback|never|always",
+		"dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list",
+		"reject|quarantine|tag",
 		"dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
 		"block-senders", "greylist", "greylist-delay", "greylist-retry-window",
 		"greylist-expire", "greylist-max-entries", "ratelimit-connections",
