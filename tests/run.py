@@ -155,6 +155,8 @@ def main():
     args = ap.parse_args()
 
     os.environ["CARTEIRO_BINARY"] = os.path.abspath(args.binary)
+    # Scenario tests that drive a test program (tests/unit/spf_suite_driver.c) find it here.
+    os.environ["CARTEIRO_UNIT_DIR"] = os.path.abspath(args.unit_dir)
     results = Results()
     t0 = time.monotonic()
     run_unit(args.unit_dir, results, args.pattern)

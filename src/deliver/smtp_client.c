@@ -59,6 +59,7 @@
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/str.h"
+#include "util/fileio.h"
 
 /* libevent stops reading the socket once this much input is buffered. */
 #define INPUT_HIGH (64u * 1024)
@@ -599,7 +600,8 @@ static void content_fill(struct smtpc *c)
 	while (t->done < m->size && evbuffer_get_length(out) < OUTPUT_HIGH) {
 		uint64_t left = m->size - t->done;
 		size_t want = left < CHUNK_SIZE ? (size_t)left : CHUNK_SIZE;
-		ssize_t n = pread(m->fd, c->chunk, want, m->offset + (off_t)t->done);
+		ssize_t n = pread_joined(m->fd, m->pre_offset, m->pre_size, m->offset, c->chunk, want,
+					 t->done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

@@ -467,7 +467,9 @@ static int qjob_local(struct qjob *j, struct qmgr *q)
 		.return_path = m->env.sender,
 		.fd = j->fd,
 		.offset = m->env.msg_offset,
-		.size = m->env.msg_size,
+		.size = envelope_msg_total(&m->env),
+		.pre_offset = m->env.pre_offset,
+		.pre_size = m->env.pre_size,
 	};
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		if (j->results[i] != 0)
@@ -1055,7 +1057,9 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 		p->d.msg.body_8bit = m->env.body_8bit;
 		p->d.msg.smtputf8 = m->env.smtputf8;
 		p->d.msg.offset = m->env.msg_offset;
-		p->d.msg.size = m->env.msg_size;
+		p->d.msg.size = envelope_msg_total(&m->env);
+		p->d.msg.pre_offset = m->env.pre_offset;
+		p->d.msg.pre_size = m->env.pre_size;
 		p->d.done = outbound_done;
 		p->d.open_message = outbound_open_message;
 		m->inflight++;
@@ -1312,7 +1316,7 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 		queue_list_format_header(out);
 		for (size_t i = 0; i < count; i++) {
 			describe(v[i], out, m != NULL);
-			total += v[i]->env.msg_size;
+			total += envelope_msg_total(&v[i]->env);
 		}
 		queue_list_format_footer(out, count, total);
 		free(v);

@@ -30,6 +30,9 @@
  *    the workers (auth_limit.c), which bans an address after
  *    auth-max-failures. An authenticated user may relay, and may use as
  *    sender only addresses that resolve to their own mailbox (or <>).
+ *  - Anti-abuse checks (rate limits, local and DNS lists, greylisting) are
+ *    smtp_policy.c's: the session asks it at connect, MAIL and RCPT, and
+ *    waits in S_POLICY (reading nothing) while its DNS lookups run.
  */
 #include "smtpd/smtp_session.h"
 
@@ -53,6 +56,7 @@
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_data.h"
+#include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
 #include "tls/tls_bev.h"
@@ -89,12 +93,13 @@ enum smtp_state {
 	S_TLS_HANDSHAKE, /* the TLS handshake runs; no command is read */
 	S_AUTH,       /* AUTH: a challenge was sent, the response line is due */
 	S_AUTH_CHECK, /* AUTH: the password is being checked (or a failure delayed) */
+	S_POLICY,     /* a policy check's lookups run (before the greeting, or at MAIL) */
 	S_COUNT
 };
 
 static const char *const state_names[S_COUNT] = {
 	"connected", "ready", "mail", "rcpt", "data", "bdat-chunk", "bdat", "commit", "closing",
-	"tls-start", "tls-handshake", "auth", "auth-check",
+	"tls-start", "tls-handshake", "auth", "auth-check", "policy",
 };
 
 #define ST(x) (1u << (x))
@@ -159,6 +164,7 @@ struct smtp_session {
 	struct event *auth_delay;       /* the pause before a failure reply */
 	bool auth_banned;               /* the failure being delayed banned the client */
 	enum smtp_reply_id refused;     /* the 421 of a connection limit (when !counted) */
+	struct smtp_policy *policy;     /* the anti-abuse checks (smtp_policy.c) */
 };
 
 /* An address for a log line: escaped, and "" for the null path. */
@@ -549,6 +555,9 @@ static bool sender_owned(struct smtp_session *s, const struct addr *from)
 	return false;
 }
 
+static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdict *v);
+static void policy_mail_done(void *arg);
+
 static void cmd_mail(struct smtp_session *s, struct slice arg)
 {
 	struct smtp_txn *txn;
@@ -603,12 +612,44 @@ static void cmd_mail(struct smtp_session *s, struct slice arg)
 	env->ret = txn->mail.ret == SMTP_RET_FULL ? 'F' : txn->mail.ret == SMTP_RET_HDRS ? 'H' : 0;
 	queue_store_new_id(&s->d->store, env->id);
 	s->txn = txn;
+	struct smtp_policy_verdict v;
+	enum smtp_policy_status ps = smtp_policy_mail(s->policy, &txn->mail.from, s->helo,
+						      s->auth_user, policy_mail_done, s, &v);
+	if (ps == SMTP_POLICY_WAIT)
+		session_enter(s, S_POLICY);
+	else
+		mail_checked(s, ps == SMTP_POLICY_REFUSE ? &v : NULL);
+}
+
+/* MAIL once its policy checks are done: 250, or the refusal v. */
+static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdict *v)
+{
+	struct smtp_txn *txn = s->txn;
+	struct envelope *env = &txn->env;
+
+	if (v) {
+		log_info("sid=%s qid=%s event=reject stage=mail reason=%s from=<%s>", s->id, env->id,
+			 v->reason, ESC_ADDR(env->sender));
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, v->reply, v->detail);
+		return;
+	}
 	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu%s%s", s->id,
 		 env->id, s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
 		 (unsigned long long)txn->mail.size, s->auth_user ? " user=" : "",
 		 s->auth_user ? s->auth_user : "");
 	session_enter(s, S_MAIL);
 	reply(s, R_SENDER_OK, NULL);
+}
+
+static void policy_mail_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	mail_checked(s, NULL);
+	session_process(s);
 }
 
 static bool txn_has_rcpt(const struct envelope *env, const char *address)
@@ -631,6 +672,16 @@ static void rcpt_reject(struct smtp_session *s, const char *to, const char *reas
 		reply_error(s, id, NULL);
 }
 
+/* A recipient refused by a policy check: a verdict, not a client error (not counted). */
+static void rcpt_policy_refused(struct smtp_session *s, const char *to,
+				const struct smtp_policy_verdict *v)
+{
+	s->txn->rcpt_refused++;
+	log_info("sid=%s qid=%s event=rcpt to=<%s> result=rejected reason=%s", s->id,
+		 s->txn->env.id, LOG_ESC(to), v->reason);
+	reply(s, v->reply, v->detail);
+}
+
 static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 {
 	struct smtp_txn *txn = s->txn;
@@ -649,6 +700,11 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 	}
 	if (txn->rcpt_cmds >= cfg->max_recipients) {
 		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+	struct smtp_policy_verdict v;
+	if (!smtp_policy_rcpt(s->policy, s->auth_user, &v)) {
+		rcpt_policy_refused(s, ra.to.text, &v);
 		return;
 	}
 
@@ -680,6 +736,10 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 
 	if (txn->env.nrcpts + n > TXN_RCPTS_MAX) {
 		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+	if (!smtp_policy_greylist(s->policy, &txn->mail.from, ra.to.text, s->auth_user, &v)) {
+		rcpt_policy_refused(s, ra.to.text, &v);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1266,7 +1326,7 @@ static bool bdat_input(struct smtp_session *s, struct evbuffer *in)
 static bool session_waiting(const struct smtp_session *s)
 {
 	return s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_TLS_START ||
-	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK;
+	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK || s->state == S_POLICY;
 }
 
 static void update_reading(struct smtp_session *s)
@@ -1407,6 +1467,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	txn_reset(s);
 	if (s->counted)
 		conn_limit_release(d->limits, d->worker, (struct sockaddr *)&s->peer);
+	smtp_policy_free(s->policy); /* a lookup in flight is cancelled */
 	if (s->auth_check)
 		auth_check_detach(s->auth_check); /* it finishes alone and frees itself */
 	if (s->auth_delay)
@@ -1452,6 +1513,8 @@ static void session_greet(struct smtp_session *s)
 				    d->cfg->hostname);
 	evbuffer_add_printf(out, "220 %s ESMTP carteiro\r\n", d->cfg->hostname);
 }
+
+static void policy_connect_done(void *arg);
 
 void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockaddr *peer,
 			socklen_t peerlen, const struct listen_cfg *listener)
@@ -1506,11 +1569,54 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s kind=%s", s->id,
 		 s->peer_ip, port, listener->text, s->relay_client ? "yes" : "no",
 		 listen_kind_name(listener->kind));
+	s->policy = smtp_policy_new(d, s->id, peer, s->peer_ip, s->relay_client, listener);
+	if (!s->policy) {
+		session_free(s, "out of memory");
+		return;
+	}
+	struct smtp_policy_verdict v;
+	enum smtp_policy_status ps = smtp_policy_connect(s->policy, policy_connect_done, s, &v);
+	if (ps == SMTP_POLICY_REFUSE && implicit) {
+		session_free(s, "rate limit"); /* not worth a handshake, as for connection limits */
+		return;
+	}
+	if (ps == SMTP_POLICY_REFUSE) {
+		reply_and_close(s, v.reply, "rate limit");
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	if (ps == SMTP_POLICY_WAIT) {
+		/* The greeting waits for the DNS lists: nothing is read or written meanwhile (an
+		 * implicit TLS bufferevent starts its handshake with both enabled). */
+		session_enter(s, S_POLICY);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
 	if (implicit)
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
 		session_greet(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* The connect-time checks are done: greet (or start the implicit TLS handshake). */
+static void policy_connect_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	bool implicit = (s->listener->flags & LISTEN_IMPLICIT_TLS) && s->d->tls;
+
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	bufferevent_enable(s->bev, EV_WRITE); /* reading follows the state (update_reading) */
+	if (s->stop_requested && !implicit) {
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+	} else if (implicit) {
+		session_enter(s, S_TLS_HANDSHAKE);
+	} else {
+		session_enter(s, S_CONNECTED);
+		session_greet(s);
+	}
+	session_process(s);
 }
 
 void smtp_session_stop(struct smtp_session *s)
