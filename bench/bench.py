@@ -120,20 +120,19 @@ def relay_run(srv, sink, sessions, count, size, timeout):
 
 
 def bench_accept(args, table, root):
-    sinks = {"carteiro": servers.Sink(root, "sink-carteiro").start(),
-             "postfix": servers.Sink(root, "sink-postfix").start()}
-    c = servers.Carteiro(root, relay_port=sinks["carteiro"].port).start()
-    p = servers.Postfix(root, relay_port=sinks["postfix"].port).start()
-    pairs = [(c, sinks["carteiro"]), (p, sinks["postfix"])]
-    loads = [(s, size) for size in (4096, 102400) for s in (1, 20, 100)]
+    sinks = [servers.Sink(root, "sink-carteiro").start(), servers.Sink(root, "sink-ref").start()]
+    c = servers.Carteiro(root, relay_port=sinks[0].port).start()
+    p = args.reference(root, sinks[1].port, "reference").start()
+    pairs = [(c, sinks[0]), (p, sinks[1])]
+    loads = [(s, size) for size in args.sizes for s in args.sessions]
     results = {}
     for sessions, size in loads:
         count = args.count(sessions, size)
         # A warm-up run each (not counted): page cache, process pools, queue directories.
         for srv, sink in pairs:
             relay_run(srv, sink, sessions, min(count, 200), size, 120)
-        acc = {"carteiro": [], "postfix": []}
-        e2e = {"carteiro": [], "postfix": []}
+        acc = {"carteiro": [], p.name: []}
+        e2e = {"carteiro": [], p.name: []}
         for i in range(args.runs):
             order = pairs if i % 2 == 0 else pairs[::-1]
             for srv, sink in order:
@@ -151,7 +150,7 @@ def bench_accept(args, table, root):
             d = acc if kind == "accept" else e2e
             ceiling = args.ceilings.get((sessions, size))
             table.add(f"{kind} {size // 1024} KiB -s {sessions}", "msg/s",
-                      median(d["carteiro"]), median(d["postfix"]), "postfix", ceiling)
+                      median(d["carteiro"]), median(d[p.name]), p.name, ceiling)
     return results
 
 
@@ -194,11 +193,11 @@ def local_run(srv, sessions, count, timeout):
 def bench_local(args, table, root):
     sink = servers.Sink(root, "sink-local").start()
     c = servers.Carteiro(root, relay_port=sink.port, name="carteiro-local").start()
-    p = servers.Postfix(root, relay_port=sink.port, name="postfix-local").start()
+    p = args.reference(root, sink.port, "reference-local").start()
     count = args.count(20, 4096)
     for srv in (c, p):
         local_run(srv, 20, min(200, count), 120)
-    rates = {"carteiro": [], "postfix": []}
+    rates = {"carteiro": [], p.name: []}
     for i in range(args.runs):
         for srv in ((c, p) if i % 2 == 0 else (p, c)):
             r = local_run(srv, 20, count, args.e2e_timeout)
@@ -208,7 +207,7 @@ def bench_local(args, table, root):
     p.stop()
     sink.stop()
     table.add("local Maildir 4 KiB -s 20", "msg/s", median(rates["carteiro"]),
-              median(rates["postfix"]), "postfix")
+              median(rates[p.name]), p.name)
 
 
 # --- idle sessions --------------------------------------------------------------------------
@@ -446,8 +445,8 @@ def bench_pop3(args, table, root):
 def bench_ceiling(args, root):
     sink = servers.Sink(root, "sink-ceiling").start()
     out = {}
-    for size in (4096, 102400):
-        for sessions in (1, 20, 100):
+    for size in args.sizes:
+        for sessions in args.sessions:
             count = args.count(sessions, size)
             rates = []
             for _ in range(args.runs):
@@ -486,6 +485,11 @@ def main():
     ap.add_argument("--idle-postfix", type=int, default=1000,
                     help="idle sessions held at Postfix (one smtpd process each; 0: skip)")
     ap.add_argument("--pop3", type=int, default=10000, help="messages downloaded over POP3")
+    ap.add_argument("--against", metavar="BINARY",
+                    help="accept and local: compare with another carteiro binary instead of "
+                    "Postfix (what an optimisation bought)")
+    ap.add_argument("--sessions", default="1,20,100", help="smtp-source -s values")
+    ap.add_argument("--sizes", default="4096,102400", help="message sizes in bytes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -495,12 +499,20 @@ def main():
     scale = 0.2 if args.quick else 1.0
 
     def count(sessions, size):
-        base = {1: 1000, 20: 5000, 100: 5000}[sessions]
+        base = 1000 if sessions < 5 else 5000
         if size > 8192:
             base //= 2
         return max(100, int(base * scale))
 
     args.count = count
+    args.sessions = [int(x) for x in args.sessions.split(",")]
+    args.sizes = [int(x) for x in args.sizes.split(",")]
+    if args.against:
+        args.reference = lambda root, port, name: servers.Carteiro(
+            root, relay_port=port, name=name, binary=os.path.abspath(args.against))
+    else:
+        args.reference = lambda root, port, name: servers.Postfix(root, relay_port=port,
+                                                                  name=name)
     args.e2e_timeout = 300
     if args.quick:
         args.pop3 = min(args.pop3, 10000)

@@ -277,8 +277,11 @@ class Carteiro(Base):
     name = "carteiro"
 
     def __init__(self, root, relay_port=None, dns=None, outbound_port=None, pop3=False,
-                 name="carteiro"):
+                 name="carteiro", binary=None):
         super().__init__(root, name)
+        self.binary = binary or CARTEIRO
+        if binary:
+            self.name = "baseline"
         self.port = free_port()
         self.pop3_port = free_port() if pop3 else None
         self.proc = None
@@ -311,7 +314,7 @@ class Carteiro(Base):
 
     def start(self):
         self.log = open(self.path("server.log"), "ab")
-        self.proc = subprocess.Popen([CARTEIRO, "serve", "-c", self.config], stdout=self.log,
+        self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         wait_port(self.port, proc=self.proc, what="carteiro")

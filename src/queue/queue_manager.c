@@ -15,7 +15,10 @@
  *      written as new queue files, durably (queue_inject);
  *   2. the recipients' status bytes ('D' delivered, 'F' failed) are written
  *      in place and the file is fdatasync'd;
- *   3. when no recipient is left, the file is unlinked and queue/ fsync'd.
+ *   3. when no recipient is left, the file is unlinked. queue/ is not
+ *      fsync'd for that: the next journal commit (the next message's, or the
+ *      file system's own within seconds) carries the unlink, and a sync per
+ *      delivered message doubled the commits that incoming mail waits on.
  * A part's outcome is recorded as soon as that part is over, not at the end
  * of the attempt, so a remote 250 is on disk within one fsync.
  *
@@ -24,6 +27,9 @@
  * deterministic name, a remote server may get a duplicate, RFC 5321 6.1).
  * Killed between 1 and 2: the bounce exists and may be sent twice. Between 2
  * and 3: the file is loaded again, has nothing pending, and is removed.
+ * After 3 but before the unlink reached the disk (a power cut, not a kill:
+ * the unlink is in the kernel already), as before 1 when the last recipient
+ * was delivered without a status write: delivered again, at most once more.
  */
 #include "queue/queue_manager.h"
 
@@ -519,8 +525,7 @@ static int qjob_commit(struct iojob *job)
 		return 0;
 	if (unlinkat(m->q->queue_fd, m->id, 0) < 0)
 		return -errno;
-	j->unlinked = true;
-	job->sync_dir = m->q->queue_fd;
+	j->unlinked = true; /* no sync_dir: see crash state 3 at the top */
 	return 0;
 }
 
