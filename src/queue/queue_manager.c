@@ -517,7 +517,13 @@ static int qjob_commit(struct iojob *job)
 	struct qjob *j = (struct qjob *)job;
 	struct qmsg *m = j->m;
 
-	if (j->fd >= 0) {
+	/*
+	 * Close before the unlink, here on the I/O thread: the last close of an
+	 * unlinked file frees it and may wait for the journal, which must not
+	 * happen on the loop. A file whose fdatasync is still to run (after this
+	 * step) stays open until qjob_done; it is never the unlinked one.
+	 */
+	if (j->fd >= 0 && job->sync_fd != j->fd) {
 		close(j->fd);
 		j->fd = -1;
 	}

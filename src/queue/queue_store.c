@@ -3,12 +3,20 @@
  *
  * Crash states, in the order a message goes through them:
  *   1. incoming/<id> partly written          -> removed at start-up; client got no 250
- *   2. incoming/<id> complete, fdatasync'd   -> removed at start-up; client got no 250
- *   3. renamed into queue/, queue/ not synced -> may or may not survive; no 250 yet
- *   4. queue/ fsync'd                         -> durable; now the 250 may be sent
+ *   2. incoming/<id> complete in the page cache, renamed into queue/; then
+ *      the file's fdatasync and queue/'s fsync run together (iopool)
+ *                                            -> after a kill: complete, may be
+ *                                               delivered, no 250 yet; after a
+ *                                               power cut: gone, or in queue/
+ *                                               but incomplete (its K mark
+ *                                               missing: the queue manager moves
+ *                                               it to corrupt/), or complete
+ *   3. both syncs done                        -> durable; now the 250 may be sent
  * So a 250 always names a message that is in queue/ after any crash, and a
- * message that got no 250 may at worst be delivered once anyway (state 3
+ * message that got no 250 may at worst be delivered once anyway (state 2
  * surviving), which RFC 5321 6.1 accepts (the client will send it again).
+ * Renaming before the syncs lets the two run at once, one journal commit
+ * instead of two in a row (see iopool.c for the figures).
  */
 #include "queue/queue_store.h"
 
@@ -235,11 +243,7 @@ static int txn_step_commit(struct iojob *job)
 
 	if (txn->op != OP_FINAL)
 		return 0;
-	if (close(txn->fd) < 0) {
-		txn->fd = -1;
-		return -errno;
-	}
-	txn->fd = -1;
+	/* The file's fdatasync runs after this, at the same time as queue/'s fsync. */
 	int r = spool_publish(qs->incoming_fd, qs->queue_fd, txn->id);
 	if (r < 0)
 		return r;
@@ -313,6 +317,11 @@ static void txn_job_done(struct iojob *job)
 
 	txn->in_flight = false;
 	buf_reset(&txn->inflight);
+	if (op == OP_FINAL && txn->fd >= 0) {
+		/* Synced (or failed) already: the close cannot lose data now. */
+		close(txn->fd);
+		txn->fd = -1;
+	}
 	if (job->result < 0 && txn->error == 0 && op != OP_CLEANUP) {
 		txn->error = job->result;
 		log_err("qid=%s event=spool_write_failed error=\"%s\"", txn->id,

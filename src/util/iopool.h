@@ -3,23 +3,30 @@
  *
  * A job has up to three steps:
  *   write(job)   on an I/O thread: write data; may set job->sync_fd, a file
- *                whose data must be durable before the next step;
- *   commit(job)  on an I/O thread, after the data of every job of the batch
- *                is durable: renames; may set job->sync_dir, a directory
- *                whose entries must be durable before done;
- *   done(job)    on the event loop, after the batch's directories are synced.
+ *                whose data must be durable before done;
+ *   commit(job)  on an I/O thread, right after the writes of its batch and
+ *                BEFORE their data is durable: renames, unlinks; may set
+ *                job->sync_dir, a directory whose entries must be durable
+ *                before done. A crash may therefore leave a renamed file
+ *                whose data never reached the disk: readers check that a
+ *                file is complete (the queue file's K mark does);
+ *   done(job)    on the event loop, once the job's data and directory are
+ *                durable (or job->result says why not).
  *
- * A thread takes every job queued when it wakes up as one batch and runs the
- * steps batch-wide: all writes, then the data syncs, then all commits, then
- * one fsync per distinct directory, then the completions. So N messages
- * committed together cost one directory fsync, and the data syncs of a batch
- * run back to back, where the filesystem journal merges them. Several
- * threads let one batch sync while the next one fills.
+ * A thread takes its share of the queued jobs as one batch and runs the
+ * steps batch-wide: all writes, all commits, then every sync of the batch
+ * (each job's fdatasync and one fsync per distinct directory) issued at once
+ * by the batch thread and a few helper threads, then the completions. Syncs
+ * in flight together share one journal commit, so N messages committed
+ * together cost about one, and one message's file and directory syncs cost
+ * one instead of two in a row. Several threads let one batch sync while the
+ * next one fills.
  *
  * The pool never reorders the steps of one job; two jobs of the same file
- * must not be in flight at once (callers submit the next after done).
- * job->result is the first error (negative errno) of any step; a job whose
- * write failed is not committed.
+ * must not be in flight at once (callers submit the next after done). The
+ * sync_fd stays open until done (the job closes it there). job->result is
+ * the first error (negative errno) of any step; a job whose write failed is
+ * not committed.
  */
 #ifndef CARTEIRO_UTIL_IOPOOL_H
 #define CARTEIRO_UTIL_IOPOOL_H
