@@ -16,7 +16,7 @@
  *   2. the recipients' status bytes ('D' delivered, 'F' failed) are written
  *      in place and the file is fdatasync'd;
  *   3. when no recipient is left, the file is unlinked. queue/ is not
- *      fsync'd for that: the next journal commit (the next message's, or the
+ *      fsync'd for that: the next sync of queue/ (the next message's, or the
  *      file system's own within seconds) carries the unlink, and a sync per
  *      delivered message doubled the commits that incoming mail waits on.
  * A part's outcome is recorded as soon as that part is over, not at the end

@@ -15,7 +15,7 @@
  * So a 250 always names a message that is in queue/ after any crash, and a
  * message that got no 250 may at worst be delivered once anyway (state 2
  * surviving), which RFC 5321 6.1 accepts (the client will send it again).
- * Renaming before the syncs lets the two run at once, one journal commit
+ * Renaming before the syncs lets the two run at once, about one sync's time
  * instead of two in a row (see iopool.c for the figures).
  */
 #include "queue/queue_store.h"

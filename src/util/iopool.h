@@ -17,10 +17,10 @@
  * steps batch-wide: all writes, all commits, then every sync of the batch
  * (each job's fdatasync and one fsync per distinct directory) issued at once
  * by the batch thread and a few helper threads, then the completions. Syncs
- * in flight together share one journal commit, so N messages committed
- * together cost about one, and one message's file and directory syncs cost
- * one instead of two in a row. Several threads let one batch sync while the
- * next one fills.
+ * in flight together overlap (with a journal they share one commit), so N
+ * messages committed together cost about one sync, and one message's file
+ * and directory syncs about one instead of two in a row. Several threads let
+ * one batch sync while the next one fills.
  *
  * The pool never reorders the steps of one job; two jobs of the same file
  * must not be in flight at once (callers submit the next after done). The
