@@ -2,8 +2,9 @@
 and listening on loopback only:
 
     Sink      Postfix's smtp-sink on 127.0.0.1:PORT, counting the messages it receives
-    Carteiro  build/release/carteiro serve, relaying to a Sink (relayhost) or through a dnsmasq
-              test DNS, local domain example.test (Maildir), optionally POP3
+    Dns       the scenario tests' dnsmasq fixture (tests/scenario/dnsserver.py) with an MX
+    Carteiro  build/release/carteiro serve, relaying to a Sink (relayhost) or through a Dns
+              by MX, local domain example.test (Maildir), optionally POP3
     Postfix   a private Postfix instance: its own config_directory, queue_directory,
               data_directory, a master.cf with only an smtpd on the chosen loopback port (plus
               the internal services), mail_owner postfix, no chroot, relayhost = the Sink,
@@ -27,17 +28,20 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "scenario"))
+from dnsserver import DnsServer  # noqa: E402  (the tests' dnsmasq fixture)
+from harness import alive as pid_alive, group_running  # noqa: E402
 CARTEIRO = os.environ.get("CARTEIRO_BINARY") or os.path.join(ROOT, "build", "release",
                                                                  "carteiro")
 POSTFIX = "/usr/sbin/postfix"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 DOVECOT = "/usr/sbin/dovecot"
-DNSMASQ = "/usr/sbin/dnsmasq"
 
 # crypt(3) SHA-512 hash of "secret": the bench user's password on both POP3 servers.
 PASSWORD = "secret"
@@ -82,14 +86,6 @@ def wait_port(port, host="127.0.0.1", timeout=20, proc=None, what="server"):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not answer on {host}:{port} within {timeout}s")
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def descendants(pid):
@@ -137,20 +133,6 @@ def kill_group(pgid, timeout=10):
             if not group_running(pgid):
                 return
             time.sleep(0.05)
-
-
-def group_running(pgid):
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def maildir_count(path):
@@ -236,38 +218,25 @@ class Sink(Base):
 
 
 class Dns(Base):
-    """dnsmasq on 127.0.0.1:port answering MX for remote.test -> mx.remote.test -> 127.0.0.1."""
+    """The tests' dnsmasq fixture answering MX for remote.test -> mx.remote.test -> 127.0.0.1."""
 
     def __init__(self, root, name="dns"):
         super().__init__(root, name)
-        self.port = free_port()
-        self.proc = None
+        self.dns = DnsServer(self.dir, {
+            "mx": [(REMOTE_DOMAIN, f"mx.{REMOTE_DOMAIN}", 10)],
+            "a": [(f"mx.{REMOTE_DOMAIN}", "127.0.0.1")],
+        })
 
     def start(self):
-        conf = self.write("dnsmasq.conf", "\n".join([
-            "port=%d" % self.port, "listen-address=127.0.0.1", "bind-interfaces",
-            "no-resolv", "no-hosts", "no-poll", "user=nobody", "group=nogroup",
-            f"pid-file={self.path('dnsmasq.pid')}",
-            f"local=/{REMOTE_DOMAIN}/",
-            f"mx-host={REMOTE_DOMAIN},mx.{REMOTE_DOMAIN},10",
-            f"host-record=mx.{REMOTE_DOMAIN},127.0.0.1",
-        ]) + "\n")
-        self.proc = subprocess.Popen([DNSMASQ, "-k", "-C", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise RuntimeError("dnsmasq did not start")
+        self.dns.start()
         return self
 
     @property
     def server(self):
-        return f"127.0.0.1:{self.port}"
+        return self.dns.server
 
     def stop(self):
-        if self.proc:
-            kill_group(self.proc.pid)
-            self.proc.wait()
-            self.proc = None
+        self.dns.stop()
 
 
 class Carteiro(Base):
