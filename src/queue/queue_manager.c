@@ -1127,7 +1127,7 @@ static void rescan(struct qmgr *q, bool startup)
 	size_t n = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
-			continue;
+			continue; /* queue/.<id>: not yet durable (queue_store.c) */
 		discover(q, de->d_name, startup);
 		n++;
 	}

@@ -3,18 +3,24 @@
  *
  * Crash states, in the order a message goes through them:
  *   1. incoming/<id> partly written          -> removed at start-up; client got no 250
- *   2. incoming/<id> complete in the page cache, renamed into queue/; then
- *      the file's fdatasync and queue/'s fsync run together (iopool)
- *                                            -> after a kill: complete, may be
- *                                               delivered, no 250 yet; after a
- *                                               power cut: gone, or in queue/
- *                                               but incomplete (its K mark
- *                                               missing: the queue manager moves
- *                                               it to corrupt/), or complete
- *   3. both syncs done                        -> durable; now the 250 may be sent
- * So a 250 always names a message that is in queue/ after any crash, and a
- * message that got no 250 may at worst be delivered once anyway (state 2
- * surviving), which RFC 5321 6.1 accepts (the client will send it again).
+ *   2. incoming/<id> complete in the page cache, renamed to queue/.<id>
+ *      (hidden: the queue manager ignores it); then the file's fdatasync and
+ *      queue/'s fsync run together (iopool)
+ *                                            -> after a kill: complete; after a
+ *                                               power cut: gone, or complete,
+ *                                               or incomplete (K mark missing)
+ *   3. both syncs done                        -> durable
+ *   4. queue/.<id> renamed to queue/<id> (no sync needed: .<id> is found
+ *      again at start-up) -> the queue manager sees it; the 250 is sent
+ * Before a worker starts (the master, at start-up and when it restarts a
+ * dead one) every queue/.<id> of its id slot is renamed to queue/<id>, so
+ * states 2 to 4 end as a queued message, which the queue manager's loader
+ * checks: an incomplete one (a power cut in state 2; it never got a
+ * 250) is refused and moved to corrupt/. So a 250 always names a message that
+ * is in queue/ after any crash, and a message that got no 250 may at worst be
+ * delivered once anyway, which RFC 5321 6.1 accepts (the client sends it
+ * again). The queue manager never delivers a message before its 250 could
+ * be sent (state 4), so a kill does not catch deliveries of unanswered mail.
  * Renaming before the syncs lets the two run at once, about one sync's time
  * instead of two in a row (see iopool.c for the figures).
  */
@@ -63,7 +69,8 @@ struct queue_txn {
 	bool in_flight;
 	bool submitted; /* some job ran: there may be a file to remove */
 	bool was_busy;
-	bool renamed;
+	bool renamed;   /* queue/.<id> exists */
+	bool published; /* renamed on to queue/<id> */
 	int fd;
 	int error;
 	struct buf pending;  /* loop side */
@@ -141,9 +148,52 @@ int queue_spool_prepare(const char *path, long uid, long gid)
 	return r;
 }
 
+/* Is name (or, with hidden, name without its leading '.') an id of slot (-1: any)? */
+static bool slot_file(const char *name, int slot, bool hidden)
+{
+	if (hidden) {
+		if (name[0] != '.')
+			return false;
+		name++;
+	} else if (name[0] == '.') {
+		return false;
+	}
+	if (slot < 0)
+		return !hidden || queue_id_valid(name);
+	return queue_id_valid(name) && queue_id_slot(name) == (unsigned)slot;
+}
+
+/* Rename queue/.<id> files of slot to queue/<id>: durable or not, their 250 may have gone. */
+static void publish_hidden(const char *spool, int slot)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof path, "%s/queue", spool) >= sizeof path)
+		return;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!slot_file(de->d_name, slot, true))
+			continue;
+		if (renameat2(dfd, de->d_name, dfd, de->d_name + 1, RENAME_NOREPLACE) < 0)
+			log_err("qid=%s event=recover_failed error=\"%s\"", de->d_name + 1,
+				strerror(errno));
+		else
+			log_info("qid=%s event=recovered_unpublished", de->d_name + 1);
+	}
+	closedir(d);
+}
+
 int queue_spool_clean_incoming(const char *spool, int slot)
 {
 	char path[4096];
+	publish_hidden(spool, slot);
 	if ((size_t)snprintf(path, sizeof path, "%s/incoming", spool) >= sizeof path)
 		return -ENAMETOOLONG;
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -157,10 +207,7 @@ int queue_spool_clean_incoming(const char *spool, int slot)
 	struct dirent *de;
 	int removed = 0;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (slot >= 0 && (!queue_id_valid(de->d_name) ||
-				  queue_id_slot(de->d_name) != (unsigned)slot))
+		if (!slot_file(de->d_name, slot, false))
 			continue;
 		if (unlinkat(dfd, de->d_name, 0) == 0)
 			removed++;
@@ -193,10 +240,17 @@ static int spool_create(int incoming_fd, const char *id)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Move a complete, synced file into queue/; a file already there is never replaced. */
-static int spool_publish(int incoming_fd, int queue_fd, const char *id)
+/* queue/.<id>: where a message waits, hidden from the queue manager, until it is durable. */
+static void hidden_name(const char *id, char out[QUEUE_ID_LEN + 2])
 {
-	if (renameat2(incoming_fd, id, queue_fd, id, RENAME_NOREPLACE) < 0)
+	out[0] = '.';
+	memcpy(out + 1, id, QUEUE_ID_LEN + 1);
+}
+
+/* Move a complete file from incoming/<from> to queue/<to>; never replacing a file there. */
+static int spool_publish(int incoming_fd, int queue_fd, const char *from, const char *to)
+{
+	if (renameat2(incoming_fd, from, queue_fd, to, RENAME_NOREPLACE) < 0)
 		return -errno;
 	return 0;
 }
@@ -215,7 +269,11 @@ static int txn_step_write(struct iojob *job)
 		if (unlinkat(qs->incoming_fd, txn->id, 0) < 0 && errno != ENOENT)
 			log_warn("qid=%s event=cleanup_failed dir=incoming error=\"%s\"", txn->id,
 				 strerror(errno));
-		if (txn->renamed && unlinkat(qs->queue_fd, txn->id, 0) < 0 && errno != ENOENT)
+		char hidden[QUEUE_ID_LEN + 2];
+		hidden_name(txn->id, hidden);
+		if (txn->renamed &&
+		    unlinkat(qs->queue_fd, txn->published ? txn->id : hidden, 0) < 0 &&
+		    errno != ENOENT)
 			log_warn("qid=%s event=cleanup_failed dir=queue error=\"%s\"", txn->id,
 				 strerror(errno));
 		return 0;
@@ -244,11 +302,29 @@ static int txn_step_commit(struct iojob *job)
 	if (txn->op != OP_FINAL)
 		return 0;
 	/* The file's fdatasync runs after this, at the same time as queue/'s fsync. */
-	int r = spool_publish(qs->incoming_fd, qs->queue_fd, txn->id);
+	char hidden[QUEUE_ID_LEN + 2];
+	hidden_name(txn->id, hidden);
+	int r = spool_publish(qs->incoming_fd, qs->queue_fd, txn->id, hidden);
 	if (r < 0)
 		return r;
 	txn->renamed = true;
 	job->sync_dir = qs->queue_fd;
+	return 0;
+}
+
+/* After the syncs: show the durable file to the queue manager (crash state 4). */
+static int txn_step_publish(struct iojob *job)
+{
+	struct queue_txn *txn = (struct queue_txn *)job;
+	struct queue_store *qs = txn->qs;
+	char hidden[QUEUE_ID_LEN + 2];
+
+	if (txn->op != OP_FINAL)
+		return 0;
+	hidden_name(txn->id, hidden);
+	if (renameat2(qs->queue_fd, hidden, qs->queue_fd, txn->id, RENAME_NOREPLACE) < 0)
+		return -errno;
+	txn->published = true;
 	return 0;
 }
 
@@ -274,6 +350,7 @@ static void txn_submit(struct queue_txn *txn, enum txn_op op)
 	txn->in_flight = true;
 	txn->submitted = true;
 	iojob_init(&txn->job, txn_step_write, txn_step_commit, txn_job_done);
+	txn->job.publish = txn_step_publish;
 	iopool_submit(txn->qs->pool, &txn->job);
 }
 
@@ -498,7 +575,7 @@ int queue_inject(int spool_fd, struct envelope *env, const void *msg, size_t len
 		r = -errno;
 	fd = -1;
 	if (r == 0)
-		r = spool_publish(incoming_fd, queue_fd, env->id);
+		r = spool_publish(incoming_fd, queue_fd, env->id, env->id);
 	if (r == 0) {
 		renamed = true;
 		if (fsync(queue_fd) < 0)

@@ -56,7 +56,12 @@ void queue_store_close(struct queue_store *qs);
  * (uid_t)-1, give it to uid/gid. Used by the master before it drops root.
  */
 int queue_spool_prepare(const char *path, long uid, long gid);
-/* Remove every file of incoming/ (start-up), or only those of one id slot (a dead worker's). */
+/*
+ * Recovery of what dead workers left (at start-up: slot -1, all; before a
+ * worker is restarted: its id slot only): remove every file of incoming/, and
+ * rename every queue/.<id> to queue/<id> (see the crash states in
+ * queue_store.c). The number of files removed, or -errno.
+ */
 int queue_spool_clean_incoming(const char *spool, int slot);
 
 struct queue_txn;

@@ -72,6 +72,7 @@ void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
 {
 	job->write = write;
 	job->commit = commit;
+	job->publish = NULL;
 	job->done = done;
 	job->sync_fd = -1;
 	job->sync_dir = -1;
@@ -232,6 +233,9 @@ static void run_batch(struct iopool *pool, struct iojob *batch)
 	sync_all(pool, reqs, n);
 	sync_results(batch, reqs, n);
 	free(reqs);
+	for (struct iojob *j = batch; j; j = j->next)
+		if (j->publish && j->result == 0)
+			j->result = j->publish(j);
 }
 
 static void *iopool_thread(void *arg)

@@ -10,6 +10,9 @@
  *                before done. A crash may therefore leave a renamed file
  *                whose data never reached the disk: readers check that a
  *                file is complete (the queue file's K mark does);
+ *   publish(job) optional (set after iojob_init), on an I/O thread once the
+ *                job's syncs are done: a step that needs no sync of its own,
+ *                such as the rename that shows a durable file to its reader;
  *   done(job)    on the event loop, once the job's data and directory are
  *                durable (or job->result says why not).
  *
@@ -42,6 +45,7 @@ typedef void iojob_done_fn(struct iojob *job);
 struct iojob {
 	iojob_step_fn *write;  /* may be NULL */
 	iojob_step_fn *commit; /* may be NULL */
+	iojob_step_fn *publish; /* may be NULL (iojob_init sets it so) */
 	iojob_done_fn *done;   /* required */
 	int sync_fd;           /* set by write: fdatasync this fd (-1: none) */
 	int sync_dir;          /* set by commit: fsync this directory fd (-1: none) */

@@ -254,6 +254,35 @@ class StartupRecovery(ServerTest):
             time.sleep(0.05)
         self.assertEqual(srv.queue_files(), [qid])
 
+    def test_unpublished_queue_files_are_recovered(self):
+        # A worker killed between the rename to queue/.<id> and the one to queue/<id>
+        # (queue_store.c crash states 2-4): the client may have been told 250, so a complete
+        # file is delivered after the restart, and an incomplete one (a power cut before the
+        # syncs; never answered 250) goes to corrupt/. A dot name that is no id stays put.
+        srv = self.server
+        qid = relay_one(srv, "unpublished")
+        queue = os.path.join(srv.dir, "spool", "queue")
+        with open(os.path.join(queue, qid), "rb") as f:
+            real = f.read()
+        srv.kill9()
+        os.unlink(os.path.join(queue, qid))
+        files = {"." + qid: real, ".1K0T8FKD06V2": real[:len(real) // 2], ".junk": b"x"}
+        for name, content in files.items():
+            p = os.path.join(queue, name)
+            with open(p, "wb") as f:
+                f.write(content)
+            os.chmod(p, 0o600)
+            chown_service(p)
+        srv.start()
+        srv.wait_log(rf"qid={qid} event=recovered_unpublished")
+        srv.wait_log(r"qid=1K0T8FKD06V2 event=queue_file_unreadable error=\"malformed queue "
+                     r"file\" action=moved_to_corrupt")
+        self.assertIn(qid, srv.wait_queue_list(rf"(?m)^{qid} "))
+        self.assertIn(qid, srv.queue_files())
+        self.assertNotIn("." + qid, os.listdir(queue))
+        self.assertIn(".junk", os.listdir(queue))
+        self.assertIn("1K0T8FKD06V2", os.listdir(os.path.join(srv.dir, "spool", "corrupt")))
+
     def test_corrupt_queue_file_at_startup(self):
         srv = self.server
         srv.kill9()
