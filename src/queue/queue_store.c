@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "queue/bounce.h"
+#include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
 
@@ -92,12 +93,14 @@ static int open_dir(int at, const char *name)
 int queue_store_open(struct queue_store *qs, const char *spool, struct iopool *pool, unsigned slot)
 {
 	memset(qs, 0, sizeof *qs);
-	qs->spool_fd = qs->incoming_fd = qs->queue_fd = -1;
+	qs->spool_fd = qs->incoming_fd = qs->queue_fd = qs->free_fd = -1;
+	pthread_mutex_init(&qs->free_lock, NULL);
 	qs->spool_fd = open_dir(AT_FDCWD, spool);
 	if (qs->spool_fd < 0)
 		return qs->spool_fd;
 	qs->incoming_fd = open_dir(qs->spool_fd, "incoming");
 	qs->queue_fd = open_dir(qs->spool_fd, "queue");
+	qs->free_fd = open_dir(qs->spool_fd, "free"); /* optional */
 	if (qs->incoming_fd < 0 || qs->queue_fd < 0) {
 		int r = qs->incoming_fd < 0 ? qs->incoming_fd : qs->queue_fd;
 		queue_store_close(qs);
@@ -110,13 +113,16 @@ int queue_store_open(struct queue_store *qs, const char *spool, struct iopool *p
 
 void queue_store_close(struct queue_store *qs)
 {
+	if (qs->free_fd >= 0)
+		close(qs->free_fd);
 	if (qs->queue_fd >= 0)
 		close(qs->queue_fd);
 	if (qs->incoming_fd >= 0)
 		close(qs->incoming_fd);
 	if (qs->spool_fd >= 0)
 		close(qs->spool_fd);
-	qs->spool_fd = qs->incoming_fd = qs->queue_fd = -1;
+	qs->spool_fd = qs->incoming_fd = qs->queue_fd = qs->free_fd = -1;
+	pthread_mutex_destroy(&qs->free_lock);
 }
 
 static int mkdir_owned(const char *path, long uid, long gid)
@@ -136,7 +142,7 @@ static int mkdir_owned(const char *path, long uid, long gid)
 
 int queue_spool_prepare(const char *path, long uid, long gid)
 {
-	static const char *const subdirs[] = { "incoming", "queue", "corrupt", "hold" };
+	static const char *const subdirs[] = { "incoming", "queue", "corrupt", "hold", "free" };
 	char sub[4096];
 	int r = mkdir_owned(path, uid, gid);
 
@@ -240,6 +246,66 @@ static int spool_create(int incoming_fd, const char *id)
 	return fd < 0 ? -errno : fd;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Refill the cache of free/ names (free_lock held); an empty free/ is read again after 100 ms. */
+static void free_refill(struct queue_store *qs)
+{
+	int64_t now = mono_ms();
+	if (qs->free_scanned_ms && now - qs->free_scanned_ms < 100)
+		return;
+	DIR *d = dir_scan_open(qs->free_fd);
+	if (!d)
+		return;
+	struct dirent *de;
+	while (qs->nfree < QUEUE_FREE_CACHE && (de = readdir(d)))
+		if (queue_id_valid(de->d_name))
+			memcpy(qs->free_names[qs->nfree++], de->d_name, QUEUE_ID_LEN + 1);
+	closedir(d);
+	qs->free_scanned_ms = qs->nfree ? 0 : now;
+}
+
+/*
+ * Take an emptied file from free/ as incoming/<id> (see queue_store.h); fd or
+ * -errno (-ENOENT: none to take). Another worker may take a name first: its
+ * rename then fails and the next name is tried.
+ */
+static int spool_reuse(struct queue_store *qs, const char *id)
+{
+	char name[QUEUE_ID_LEN + 1];
+
+	if (qs->free_fd < 0)
+		return -ENOENT;
+	for (;;) {
+		pthread_mutex_lock(&qs->free_lock);
+		if (qs->nfree == 0)
+			free_refill(qs);
+		bool got = qs->nfree > 0;
+		if (got)
+			memcpy(name, qs->free_names[--qs->nfree], sizeof name);
+		pthread_mutex_unlock(&qs->free_lock);
+		if (!got)
+			return -ENOENT;
+		if (renameat2(qs->free_fd, name, qs->incoming_fd, id, RENAME_NOREPLACE) < 0) {
+			if (errno == ENOENT)
+				continue; /* taken by another worker */
+			return -errno;
+		}
+		/* Emptied by the queue manager already; O_TRUNC in case a crash came between. */
+		int fd = openat(qs->incoming_fd, id, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			return fd;
+		int err = -errno;
+		unlinkat(qs->incoming_fd, id, 0);
+		return err;
+	}
+}
+
 /* queue/.<id>: where a message waits, hidden from the queue manager, until it is durable. */
 static void hidden_name(const char *id, char out[QUEUE_ID_LEN + 2])
 {
@@ -279,7 +345,9 @@ static int txn_step_write(struct iojob *job)
 		return 0;
 	}
 	if (txn->fd < 0) {
-		txn->fd = spool_create(qs->incoming_fd, txn->id);
+		txn->fd = spool_reuse(qs, txn->id);
+		if (txn->fd < 0)
+			txn->fd = spool_create(qs->incoming_fd, txn->id);
 		if (txn->fd < 0)
 			return txn->fd;
 	}

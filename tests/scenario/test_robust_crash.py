@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Raw, ServerTest, lf, message
+from harness import Raw, ServerTest, lf, message, wait_for
 
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
@@ -198,6 +198,32 @@ class KillNine(ServerTest):
         self.assertGreaterEqual(stats["ok"], 3 * self.ROUNDS, summary)
         self.assertEqual(srv.queue_files(), [])
         self.assertEqual(srv.incoming_files(), [])
+
+
+class SpoolReuse(ServerTest):
+    """A delivered queue file goes to spool/free/, emptied, and the next message reuses it
+    (queue_store.h: a new inode costs more than the rest of a message on this file system)."""
+    server_args = {"workers": 1, "relay_networks": ("127.0.0.2/32",)}
+
+    def test_delivered_file_is_emptied_and_reused(self):
+        srv = self.server
+        free = os.path.join(srv.dir, "spool", "free")
+        first = relay_one(srv, "first", rcpt="demo@example.test")
+        srv.wait_mail("demo@example.test")
+        srv.wait_queue_empty()
+        self.assertTrue(wait_for(lambda: os.listdir(free) == [first], 10), os.listdir(free))
+        st = os.stat(os.path.join(free, first))
+        self.assertEqual(st.st_size, 0)  # no delivered mail lingers in the spool
+        time.sleep(0.3)  # a worker that found free/ empty looks again after 100 ms
+        second = relay_one(srv, "second", rcpt="demo@example.test")
+        self.assertNotEqual(second, first)
+        self.assertEqual(len(srv.wait_mail("demo@example.test", 2)), 2)
+        srv.wait_queue_empty()
+        self.assertTrue(wait_for(lambda: os.listdir(free) == [second], 10), os.listdir(free))
+        again = os.stat(os.path.join(free, second))
+        self.assertEqual((again.st_ino, again.st_size), (st.st_ino, 0))  # the same file
+        self.assertTrue(srv.mailbox("demo@example.test")[1].endswith(
+            lf(message(subject="second", to="demo@example.test")).split(b"\n\n", 1)[1]))
 
 
 def relay_one(srv, subject, rcpt="remote@elsewhere.test"):
