@@ -14,8 +14,8 @@ Workloads (see bench/README.md for what each number means):
             server's processes, and the time a new session waits for its banner meanwhile
   pop3      one POP3 session downloads 10,000 messages (pipelined RETR) from carteiro and from
             Dovecot serving a copy of the same Maildir
-  ceiling   smtp-source straight into smtp-sink, the same loads: what the load generator and
-            loopback allow
+  ceiling   smtp-source straight into smtp-sink, the same loads, in the same rounds as accept:
+            what the load generator and loopback allow
 Each measurement runs carteiro and the reference alternately (the first one alternates too),
 --runs times; the table shows the medians and the ratio carteiro/reference.
 
@@ -124,6 +124,8 @@ def bench_accept(args, table, root):
     c = servers.Carteiro(root, relay_port=sinks[0].port).start()
     p = args.reference(root, sinks[1].port, "reference").start()
     pairs = [(c, sinks[0]), (p, sinks[1])]
+    # The ceiling is measured in the same rounds, so that it saw the same machine.
+    ceiling_sink = servers.Sink(root, "sink-ceiling").start() if args.with_ceiling else None
     loads = [(s, size) for size in args.sizes for s in args.sessions]
     results = {}
     for sessions, size in loads:
@@ -133,7 +135,10 @@ def bench_accept(args, table, root):
             relay_run(srv, sink, sessions, min(count, 200), size, 120)
         acc = {"carteiro": [], p.name: []}
         e2e = {"carteiro": [], p.name: []}
+        ceil = []
         for i in range(args.runs):
+            if ceiling_sink:
+                ceil.append(ceiling_run(ceiling_sink, sessions, count, size))
             order = pairs if i % 2 == 0 else pairs[::-1]
             for srv, sink in order:
                 a, e = relay_run(srv, sink, sessions, count, size, args.e2e_timeout)
@@ -141,9 +146,13 @@ def bench_accept(args, table, root):
                 e2e[srv.name].append(e)
                 log(f"accept -s {sessions} {size // 1024} KiB x{count}: {srv.name} "
                     f"accept {a:,.0f}/s end-to-end {e or 0:,.0f}/s")
+        if ceil:
+            args.ceilings[(sessions, size)] = median(ceil)
         results[(sessions, size)] = (acc, e2e)
     c.stop()
     p.stop()
+    if ceiling_sink:
+        ceiling_sink.stop()
     for kind in ("accept", "end-to-end"):
         for sessions, size in loads:
             acc, e2e = results[(sessions, size)]
@@ -442,23 +451,25 @@ def bench_pop3(args, table, root):
 
 # --- ceiling --------------------------------------------------------------------------------
 
+def ceiling_run(sink, sessions, count, size):
+    """smtp-source straight into smtp-sink: msg/s."""
+    base = sink.count
+    _, elapsed = smtp_source(sink.port, sessions, count, size, REMOTE_RCPT)
+    sink.wait_count(base + count, 30)
+    rate = count / elapsed
+    log(f"ceiling -s {sessions} {size // 1024} KiB x{count}: {rate:,.0f}/s")
+    return rate
+
+
 def bench_ceiling(args, root):
+    """The ceiling alone (when the accept workload does not measure it in its rounds)."""
     sink = servers.Sink(root, "sink-ceiling").start()
-    out = {}
     for size in args.sizes:
         for sessions in args.sessions:
             count = args.count(sessions, size)
-            rates = []
-            for _ in range(args.runs):
-                base = sink.count
-                t0, elapsed = smtp_source(sink.port, sessions, count, size, REMOTE_RCPT)
-                sink.wait_count(base + count, 30)
-                rates.append(count / elapsed)
-            out[(sessions, size)] = median(rates)
-            log(f"ceiling -s {sessions} {size // 1024} KiB x{count}: {out[(sessions, size)]:,.0f}"
-                "/s")
+            args.ceilings[(sessions, size)] = median(
+                [ceiling_run(sink, sessions, count, size) for _ in range(args.runs)])
     sink.stop()
-    return out
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -533,9 +544,12 @@ def main():
     table = Table()
     t0 = time.monotonic()
     try:
-        args.ceilings = bench_ceiling(args, root) if "ceiling" in only else {}
+        args.ceilings = {}
+        args.with_ceiling = "ceiling" in only
         if "accept" in only:
             bench_accept(args, table, root)
+        elif args.with_ceiling:
+            bench_ceiling(args, root)
         if "mx" in only:
             bench_e2e_mx(args, table, root)
         if "local" in only:
