@@ -55,8 +55,12 @@ def crlf(mail):
     return mail.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+# The harness turns sender authentication off unless asked: these are the server's defaults.
+ON = "spf-policy tag\ndkim-verify yes\ndmarc on\n"
+
+
 class MsgAuth(PolicyAssertions, unittest.TestCase):
-    config = "auth-plaintext-loopback yes\n"
+    config = ON + "auth-plaintext-loopback yes\n"
 
     def setUp(self):
         self.world = PolicyWorld(self, make_records(), extra_config=self.config,
@@ -145,7 +149,7 @@ class MsgAuth(PolicyAssertions, unittest.TestCase):
 class SpfRejectFail(PolicyAssertions, unittest.TestCase):
     def setUp(self):
         self.world = PolicyWorld(self, make_records(), extra_config="spf-policy reject-fail\n"
-                                 ).start()
+                                 "dkim-verify yes\ndmarc on\n").start()
         self.server = self.world.server
 
     def test_fail_refused_at_mail_pass_accepted(self):
@@ -168,7 +172,7 @@ class Timeouts(PolicyAssertions, unittest.TestCase):
     def setUp(self):
         self.world = PolicyWorld(self, silent_dns=True,
                                  extra_config="msgauth-timeout 1s\nspf-policy reject-fail\n"
-                                 ).start()
+                                              "dkim-verify yes\ndmarc on\n").start()
         self.server = self.world.server
 
     def test_lookups_that_never_answer_fail_open(self):
@@ -189,7 +193,7 @@ class Signing(PolicyAssertions, unittest.TestCase):
         rsa = interop.KEYS["rsa"]
         self.world = PolicyWorld(self, make_records(), relay_networks=(RELAY + "/32",),
                                  extra_config=f"dkim-sign example.test rsa {rsa['path']}\n"
-                                              "auth-plaintext-loopback yes\n").start()
+                                              "auth-plaintext-loopback yes\n" + ON).start()
         self.server = self.world.server
 
     def test_outgoing_mail_signed_and_verified_by_python_dkim(self):
