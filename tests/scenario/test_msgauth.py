@@ -12,6 +12,8 @@ import dkim
 from harness import PASSWORD, Raw
 from policy_fixture import DEMO, PolicyAssertions, PolicyWorld
 import test_dkim_interop as interop
+from outbound_fixture import OutboundWorld
+from test_outbound import BASE_RECORDS, send as outbound_send
 
 GOOD = "127.0.0.2"   # example.org's SPF permits it
 BAD = "127.0.0.3"    # nobody's
@@ -209,6 +211,21 @@ class Signing(PolicyAssertions, unittest.TestCase):
         recs = {f"rsa._domainkey.example.test": interop.KEYS["rsa"]["record"]}
         self.assertTrue(dkim.verify(crlf(mail), dnsfunc=interop.dnsfunc_for(recs)))
         self.server.wait_log(r"event=dkim_signed d=example\.test")
+
+    def test_remote_delivery_carries_the_signature(self):
+        """Through the queue and the outbound SMTP client to another domain's MX: the peer
+        receives the DKIM-Signature (from the queue file's J record) and python3-dkim accepts
+        it."""
+        rsa = interop.KEYS["rsa"]
+        w = OutboundWorld(self, BASE_RECORDS,
+                          extra_config=f"dkim-sign example.test rsa {rsa['path']}\n")
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        outbound_send(w.server, ["bob@example.net"], subject="signed remote")
+        _, data = mx1.wait_messages(1)[0]
+        self.assertTrue(data.startswith(b"DKIM-Signature: "), data[:200])
+        recs = {"rsa._domainkey.example.test": rsa["record"]}
+        self.assertTrue(dkim.verify(crlf(data), dnsfunc=interop.dnsfunc_for(recs)))
 
     def test_mail_from_another_domain_not_signed(self):
         with self.server.smtp(source=RELAY) as s:
