@@ -22,17 +22,9 @@
 
 #include "policy/psl.h"
 #include "util/str.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define ASSERT(cond)                                                                  \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 static const char builtin_list[] = "// ===BEGIN ICANN DOMAINS===\ncom\nuk\nco.uk\n*.ck\n!www.ck\n"
 				   "jp\n*.kobe.jp\n!city.kobe.jp\n\xe5\x85\xac\xe5\x8f\xb8.cn\n"
