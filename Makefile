@@ -57,9 +57,12 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+# Programs that scenario tests drive (not run bare by tests/run.py: no test_ prefix);
+# dkim_tool is built by the tests/% rule from tests/unit/dkim_tool.c.
+TOOL_BIN := $(B)/tests/spf_suite $(B)/tests/dkim_tool
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
-DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_BIN:=.d)
+DEPS := $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(FUZZ_BIN:=.d)
 
 .PHONY: all build run test unit fuzz fuzz-build clean deps test-deps bench
 .DEFAULT_GOAL := all
@@ -95,12 +98,18 @@ $(B)/tests/%: tests/unit/%.c $(B)/libcarteiro.a tests/unit/unit.h
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< \
 		$(B)/libcarteiro.a $(LIBS)
 
+$(B)/tests/spf_suite: tests/unit/spf_suite_driver.c $(B)/libcarteiro.a
+	@mkdir -p $(dir $@)
+	$(say) TOOL $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< \
+		$(B)/libcarteiro.a $(LIBS)
+
 $(B)/fuzz/%: fuzz/%.c $(B)/libcarteiro.a
 	@mkdir -p $(dir $@)
 	$(say) FUZZ $@
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(ALL_LDFLAGS) -o $@ $< $(B)/libcarteiro.a $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(TOOL_BIN)
 fuzz-build: $(FUZZ_BIN)
 
 -include $(DEPS)

@@ -6,7 +6,9 @@
  * checked on every accepted input:
  *   - the message offset lies within the input and is right after "M<20 digits>:";
  *   - every recipient's status byte offset points at its status byte;
- *   - writing the parsed envelope back and parsing it again gives the same envelope.
+ *   - writing the parsed envelope back and parsing it again gives the same envelope;
+ *   - the bytes after the message (J record, trailer) parse within bounds, and a J
+ *     record written back parses to the same header lines.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +58,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			same_or_abort(&env, &again);
 		}
 		buf_free(&b);
+		uint64_t end = (uint64_t)env.msg_offset + env.msg_size;
+		size_t skip, tail;
+		uint64_t pre;
+		if (end <= size &&
+		    queue_file_parse_tail(p + end, size - (size_t)end, &skip, &pre, &tail) == 0) {
+			if (tail > size - (size_t)end || (pre && skip + pre > tail) ||
+			    pre > QUEUE_PREPEND_MAX)
+				abort();
+			struct buf j;
+			size_t skip2, tail2;
+			uint64_t pre2;
+			buf_init(&j, QUEUE_PREPEND_MAX + 64);
+			if (queue_file_format_prepend(p + end + skip, (size_t)pre, &j) == 0 &&
+			    buf_append(&j, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) == 0) {
+				if (queue_file_parse_tail(j.data, j.len, &skip2, &pre2, &tail2) != 0 ||
+				    pre2 != pre || tail2 != j.len ||
+				    (pre && memcmp(j.data + skip2, p + end + skip, (size_t)pre) != 0))
+					abort();
+			}
+			buf_free(&j);
+		}
 	}
 	envelope_free(&env);
 	envelope_free(&again);

@@ -36,6 +36,7 @@
 #include "smtpd/smtp_session.h"
 #include "util/iopool.h"
 #include "util/log.h"
+#include "fuzz_session.h"
 
 static struct smtpd d;
 static struct config cfg;
@@ -129,29 +130,39 @@ static void clear_dir(const char *sub, bool must_be_empty)
 		closedir(dd);
 }
 
-/* Every complete reply line must be well-formed. */
-static void check_replies(const char *out, size_t n)
+/* Every complete reply line must be well-formed: checked as the output comes. */
+struct reply_check {
+	char head[4];  /* the first octets of the current line */
+	size_t len;    /* its length so far */
+	bool cr;       /* a CR came last: an LF must follow */
+};
+
+static void check_replies(void *ctx, const char *p, size_t n)
 {
-	size_t start = 0;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (out[i] != '\r' || out[i + 1] != '\n')
-			continue;
-		const char *l = out + start;
-		size_t len = i - start;
-		if (len < 4 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' || l[2] < '0' ||
-		    l[2] > '9' || (l[3] != ' ' && l[3] != '-'))
-			abort();
-		for (size_t k = 0; k < len; k++)
-			if (l[k] == '\r' || l[k] == '\n' || l[k] == '\0')
-				abort();
-		start = i + 2;
+	struct reply_check *c = ctx;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (c->cr) {
+			ASSERT(ch == '\n'); /* no CR inside a line */
+			const char *l = c->head;
+			ASSERT(c->len >= 4 && l[0] >= '2' && l[0] <= '5' && l[1] >= '0' &&
+			       l[1] <= '9' && l[2] >= '0' && l[2] <= '9' && (l[3] == ' ' || l[3] == '-'));
+			c->len = 0;
+			c->cr = false;
+		} else if (ch == '\r') {
+			c->cr = true;
+		} else {
+			ASSERT(ch != '\n' && ch != '\0');
+			if (c->len < sizeof c->head)
+				c->head[c->len] = ch;
+			c->len++;
+		}
 	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char out[1 << 20];
 	int sv[2];
 
 	if (!d.base)
@@ -174,41 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	smtp_session_start(&d, sv[0], (struct sockaddr *)&peer, sizeof peer, &cfg.listens[0]);
 
 	size_t chunk = (mode >> 2) ? (mode >> 2) * 7 : size; /* how the client cuts its writes */
-	size_t sent = 0, got = 0;
-	bool closed_write = false;
-	for (int iter = 0; iter < 100000; iter++) {
-		if (sent < size) {
-			size_t n = size - sent < chunk ? size - sent : chunk;
-			ssize_t w = write(sv[1], data + sent, n);
-			if (w > 0)
-				sent += (size_t)w;
-		} else if (!closed_write) {
-			shutdown(sv[1], SHUT_WR);
-			closed_write = true;
-		}
-		event_base_loop(d.base, EVLOOP_NONBLOCK);
-		ssize_t r = read(sv[1], out + got, sizeof out - got - 1 > 65536 ? 65536
-									 : sizeof out - got - 1);
-		if (r > 0)
-			got += (size_t)r;
-		else if (r == 0 && closed_write && d.nsessions == 0)
-			break;
-		else if (r < 0 && errno != EAGAIN)
-			break;
-		if (got >= sizeof out - 1)
-			got = 0; /* keep only recent output; replies were checked as they came */
-		if (closed_write && d.nsessions == 0 && iopool_pending(d.pool) == 0 && r <= 0)
-			break;
-		if (closed_write && r <= 0)
-			event_base_loop(d.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-	}
-	/* The client is gone: the session must end and its I/O finish. */
-	close(sv[1]);
-	for (int iter = 0; iter < 100000 && (d.nsessions > 0 || iopool_pending(d.pool) > 0); iter++)
-		event_base_loop(d.base, EVLOOP_ONCE);
-	if (d.nsessions != 0 || iopool_pending(d.pool) != 0)
-		abort();
-	check_replies(out, got);
+	struct reply_check rc = { .len = 0 };
+	fuzz_session_run(&d, sv[1], data, size, chunk, 0, check_replies, &rc);
 	clear_dir("incoming", true);
 	clear_dir("queue", false);
 	return 0;

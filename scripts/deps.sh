@@ -1,11 +1,13 @@
 #!/bin/sh
 # deps.sh: install what carteiro needs from Debian's packages, if missing.
 #
-#   scripts/deps.sh build   compiler, make, libevent, OpenSSL, c-ares, libcrypt headers
+#   scripts/deps.sh build   compiler, make, libevent, OpenSSL, c-ares, libcrypt headers,
+#                           and the Public Suffix List (read at run time by DMARC)
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
 #                           the tests talk to the server with (Python, swaks, msmtp,
 #                           openssl), ss, and the test network's DNS and SMTP peers
-#                           (dnsmasq, aiosmtpd), and nmap (its smtp-open-relay script)
+#                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script),
+#                           python3-yaml (the SPF test suite's data) and python3-dkim
 #   scripts/deps.sh bench   the build packages, plus what `make bench` compares against:
 #                           postfix (smtp-source, smtp-sink, the reference server),
 #                           dovecot-pop3d, dnsmasq, procps and iproute2
@@ -21,9 +23,9 @@ set -eu
 
 what=${1:-build}
 
-build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev"
+build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev publicsuffix"
 bench_pkgs="postfix dovecot-pop3d dnsmasq-base procps iproute2 python3"
-test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd fetchmail mpop curl nmap"
+test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;

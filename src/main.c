@@ -6,6 +6,8 @@
  *   carteiro queue list [-c FILE | --demo]                    show the queue
  *   carteiro queue show|flush|delete|hold|release|bounce ID   control the running queue
  *   carteiro passwd                                           hash a password (yescrypt)
+ *   carteiro dkim-keygen DOMAIN SELECTOR [rsa|ed25519] [-o FILE] [-b BITS]
+ *                                                             a DKIM key and its DNS record
  *   carteiro help [config | demo-config]                      usage, keys, demo config
  *   carteiro --version
  */
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -23,11 +26,15 @@
 #include "conf/demo.h"
 #include "conf/version.h"
 #include "deliver/relay_auth.h"
+#include "mail/addr.h"
 #include "mail/aliases.h"
 #include "mail/password.h"
 #include "mail/sasl.h"
 #include "mail/users.h"
 #include "master/master.h"
+#include "policy/dkim.h"
+#include "policy/policy_lists.h"
+#include "policy/psl.h"
 #include "queue/queue_control.h"
 #include "queue/queue_file.h"
 #include "queue/queue_list.h"
@@ -35,6 +42,7 @@
 #include "tls/tls_server.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "util/fileio.h"
 
 #define DEFAULT_CONFIG "/etc/carteiro/carteiro.conf"
 
@@ -54,6 +62,10 @@ static const char usage_text[] =
 	"                      return to the sender\n"
 	"  passwd              read a password (terminal: asked twice, no echo; else one\n"
 	"                      line of stdin) and print its yescrypt hash for the users file\n"
+	"  dkim-keygen DOMAIN SELECTOR [rsa|ed25519] [-o FILE] [-b BITS]\n"
+	"                      write a new DKIM private key (RSA 2048 by default, mode\n"
+	"                      0600, default file ./SELECTOR.DOMAIN.key) and print the DNS\n"
+	"                      TXT record to publish and the dkim-sign line to configure\n"
 	"  help [config | demo-config]\n"
 	"                      this text, the configuration keys, or the demo configuration\n"
 	"  --version           print the version\n"
@@ -173,6 +185,12 @@ static int cmd_serve(int argc, char **argv)
 	return status;
 }
 
+static void warn_stderr(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "warning: %s\n", msg);
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct cli cli = { 0 };
@@ -196,6 +214,13 @@ static int cmd_check(int argc, char **argv)
 		}
 	}
 	int maps = smtpd_load_maps(&cfg, config_report_stdio, stderr, &users, &aliases);
+	struct policy_lists *lists = NULL;
+	if (policy_lists_load(&cfg, config_report_stdio, stderr, &lists) < 0 && maps == 0) {
+		userdb_free(users);
+		aliasdb_free(aliases);
+		maps = -EINVAL;
+	}
+	policy_lists_free(lists);
 	if (cfg.relayhost_auth_file) {
 		struct relay_auth ra = { 0 };
 		char err[128];
@@ -207,6 +232,25 @@ static int cmd_check(int argc, char **argv)
 				cfg.relayhost_auth_file);
 		}
 		relay_auth_free(&ra);
+	}
+	/* DKIM keys as the master will read them. */
+	struct dkim_signer_set *dkim = NULL;
+	char dkim_err[512];
+	if (dkim_signer_set_load(&cfg, &dkim, warn_stderr, NULL, dkim_err, sizeof dkim_err) < 0) {
+		fprintf(stderr, "%s: %s\n", cli.demo ? "<demo>" : cli.config_path, dkim_err);
+		errors++;
+	}
+	dkim_signer_set_free(dkim);
+	/* The Public Suffix List that DMARC's organizational domains come from. */
+	if (cfg.dmarc) {
+		char err[PATH_MAX + 128];
+		struct psl *psl = psl_load(cfg.public_suffix_list, err, sizeof err);
+		if (!psl) {
+			fprintf(stderr, "%s: public-suffix-list: %s\n",
+				cli.demo ? "<demo>" : cli.config_path, err);
+			errors++;
+		}
+		psl_free(psl);
 	}
 	/* Certificates and keys as the server will load them: unreadable, broken, mismatched. */
 	struct tls_server *tls = NULL;
@@ -258,8 +302,14 @@ static void print_headers(const char *spool, const char *id)
 	envelope_init(&env);
 	if (queue_file_read_envelope(fd, &env) == 0) {
 		char buf[64 * 1024];
-		size_t want = env.msg_size < sizeof buf ? (size_t)env.msg_size : sizeof buf;
-		ssize_t n = pread(fd, buf, want, env.msg_offset);
+		uint64_t total = envelope_msg_total(&env);
+		size_t want = total < sizeof buf ? (size_t)total : sizeof buf, got = 0;
+		ssize_t n = 0;
+		while (got < want &&
+		       (n = pread_joined(fd, env.pre_offset, env.pre_size, env.msg_offset, buf + got,
+					 want - got, got)) > 0)
+			got += (size_t)n;
+		n = (ssize_t)got;
 		fputs("headers:\n", stdout);
 		for (ssize_t i = 0, start = 0; n > 0 && i < n; i++) {
 			if (buf[i] != '\n')
@@ -407,6 +457,108 @@ out:
 	return status;
 }
 
+static const char dkim_keygen_usage[] =
+	"usage: carteiro dkim-keygen DOMAIN SELECTOR [rsa|ed25519] [-o FILE] [-b BITS]\n"
+	"  writes a new private key to FILE (default ./SELECTOR.DOMAIN.key, mode 0600,\n"
+	"  never overwritten); RSA keys have BITS bits (default 2048)\n";
+
+static int cmd_dkim_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "bits", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	unsigned long bits = 2048;
+	char defpath[PATH_MAX], err[512], *end;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:b:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			path = optarg;
+			break;
+		case 'b':
+			errno = 0;
+			bits = strtoul(optarg, &end, 10);
+			if (errno || *end || bits < 1024 || bits > 8192) {
+				fputs("carteiro: -b takes 1024 to 8192 bits\n", stderr);
+				return 1;
+			}
+			break;
+		case 'h':
+			fputs(dkim_keygen_usage, stdout);
+			return 0;
+		default:
+			fputs(dkim_keygen_usage, stderr);
+			return 1;
+		}
+	}
+	int nargs = argc - optind;
+	if (nargs < 2 || nargs > 3) {
+		fputs(dkim_keygen_usage, stderr);
+		return 1;
+	}
+	const char *domain = argv[optind], *selector = argv[optind + 1];
+	const char *type = nargs == 3 ? argv[optind + 2] : "rsa";
+	if (!addr_domain_valid(slice_from_cstr(domain), false)) {
+		fprintf(stderr, "carteiro: '%s' is not a domain name\n", LOG_ESC(domain));
+		return 1;
+	}
+	if (!dkim_selector_valid(slice_from_cstr(selector))) {
+		fprintf(stderr, "carteiro: '%s' is not a selector (letters, digits, '-', '_' and "
+			"dots, at most 63)\n", LOG_ESC(selector));
+		return 1;
+	}
+	enum dkim_key_type kt;
+	if (strcmp(type, "rsa") == 0) {
+		kt = DKIM_KEY_RSA;
+	} else if (strcmp(type, "ed25519") == 0) {
+		kt = DKIM_KEY_ED25519;
+	} else {
+		fputs(dkim_keygen_usage, stderr);
+		return 1;
+	}
+	char lower[ADDR_DOMAIN_MAX + 1];
+	str_copy(lower, sizeof lower, domain);
+	str_lower(lower);
+	if (!path) {
+		snprintf(defpath, sizeof defpath, "%s.%s.key", selector, lower);
+		path = defpath;
+	}
+	struct buf record, zone;
+	buf_init(&record, 8192);
+	buf_init(&zone, 16384);
+	int status = 1;
+	if (dkim_keygen(kt, (unsigned)bits, path, &record, err, sizeof err) < 0) {
+		fprintf(stderr, "carteiro: %s\n", err);
+		goto out;
+	}
+	if (dkim_zone_strings(buf_slice(&record), &zone) < 0) {
+		fputs("carteiro: out of memory\n", stderr);
+		goto out;
+	}
+	char abs[PATH_MAX];
+	if (!realpath(path, abs))
+		str_copy(abs, sizeof abs, path);
+	printf("Wrote the private key (%s) to %s, mode 0600.\n"
+	       "The server reads it as root when it starts: keep it readable by root only.\n\n"
+	       "Publish this TXT record in the DNS zone of %s:\n\n"
+	       "%s._domainkey.%s. IN TXT %s\n\n"
+	       "Then add this line to the configuration:\n\n"
+	       "dkim-sign %s %s %s\n",
+	       kt == DKIM_KEY_RSA ? "RSA" : "Ed25519", abs, lower, selector, lower,
+	       buf_cstr(&zone), lower, selector, abs);
+	status = 0;
+out:
+	buf_free(&record);
+	buf_free(&zone);
+	return status;
+}
+
 static int cmd_help(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "config") == 0) {
@@ -440,6 +592,8 @@ int main(int argc, char **argv)
 		return cmd_queue(argc - 1, argv + 1);
 	if (strcmp(cmd, "passwd") == 0)
 		return cmd_passwd(argc - 1, argv + 1);
+	if (strcmp(cmd, "dkim-keygen") == 0)
+		return cmd_dkim_keygen(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
 		return cmd_help(argc - 1, argv + 1);
 	fprintf(stderr, "carteiro: unknown command '%s'\n\n%s", cmd, usage_text);

@@ -11,7 +11,8 @@ Usage: tests/run.py --binary build/asan/carteiro --unit-dir build/asan/tests
                     --fuzz-dir build/fuzz/fuzz [-k PATTERN] [-j N] [--skip-slow] [--long]
 
 --skip-slow leaves out the tests marked slow (harness.slow); the long ones (harness.long_test:
-the minute-long load test, the 200-round crash test) run only with --long.
+the minute-long load test, the 100-round crash test) run only with --long (CI uses it), and
+first, beside the others.
 """
 import argparse
 import concurrent.futures
@@ -123,9 +124,12 @@ def run_case(name, case):
 
 def run_scenarios(results, pattern, jobs, skip_slow, include_long=False):
     cases = load_scenarios(pattern, skip_slow, include_long)
+    # The long tests first: they take minutes, the others seconds, which then fill the
+    # remaining workers around them (started last, a long test would be the suite's tail).
+    cases.sort(key=lambda nc: not getattr(getattr(nc[1], nc[1]._testMethodName), "long", False))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_case, name, case) for name, case in cases]
-        for fut in futures:
+        for fut in concurrent.futures.as_completed(futures):
             try:
                 name, ok, detail, elapsed = fut.result()
             except Exception:  # a broken test module, not a failed assertion
@@ -151,6 +155,8 @@ def main():
     args = ap.parse_args()
 
     os.environ["CARTEIRO_BINARY"] = os.path.abspath(args.binary)
+    # Scenario tests that drive a test program (tests/unit/spf_suite_driver.c) find it here.
+    os.environ["CARTEIRO_UNIT_DIR"] = os.path.abspath(args.unit_dir)
     results = Results()
     t0 = time.monotonic()
     run_unit(args.unit_dir, results, args.pattern)

@@ -36,6 +36,8 @@
 #include <unistd.h>
 
 #include "mail/addr.h"
+#include "policy/dkim.h"
+#include "policy/greylist.h"
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -563,26 +565,37 @@ static int set_bool(struct config *cfg, struct directive *d)
 	return fail(d, "bad value '%s' for '%s' (expected yes or no)", Q(w), d->key->name);
 }
 
+/* A word naming one value of an enum key. */
+struct enum_word {
+	const char *name;
+	int value;
+};
+
+/* Set the (int-sized) enum field of d's key to the value its word names. */
+static int set_enum(struct config *cfg, struct directive *d, const struct enum_word *words,
+		    size_t n, const char *expected)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (slice_eq_cstr_nocase(d->words[0], words[i].name)) {
+			*FIELD(cfg, d->key, int) = words[i].value;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected %s)", Q(d->words[0]), d->key->name,
+		    expected);
+}
+
 static int set_log_level(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum log_level level;
-	} levels[] = {
+	static const struct enum_word words[] = {
 		{ "error", LVL_ERR },
 		{ "warning", LVL_WARN },
 		{ "info", LVL_INFO },
 		{ "debug", LVL_DEBUG },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(levels); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], levels[i].name)) {
-			*FIELD(cfg, d->key, enum log_level) = levels[i].level;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected error, warning, info or debug)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum log_level) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "error, warning, info or debug");
 }
 
 /* A DNS server: an IP address, with a port or not ("192.0.2.53", "127.0.0.1:5353", "[::1]:53"). */
@@ -664,44 +677,63 @@ bad:
 
 static int set_relayhost_tls(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum relayhost_tls mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "starttls", RELAYHOST_STARTTLS },
 		{ "implicit", RELAYHOST_IMPLICIT },
 		{ "none", RELAYHOST_NONE },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			cfg->relayhost_tls = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected starttls, implicit or none)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "starttls, implicit or none");
 }
 
 static int set_pop3_plaintext(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum pop3_plaintext mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "loopback", POP3_PLAINTEXT_LOOPBACK },
 		{ "never", POP3_PLAINTEXT_NEVER },
 		{ "always", POP3_PLAINTEXT_ALWAYS },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			*FIELD(cfg, d->key, enum pop3_plaintext) = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected loopback, never or always)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum pop3_plaintext) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "loopback, never or always");
+}
+
+static int set_dmarc_reject_policy(struct config *cfg, struct directive *d)
+{
+	static const struct enum_word words[] = {
+		{ "reject", DMARC_REJECT_POLICY_REJECT },
+		{ "quarantine", DMARC_REJECT_POLICY_QUARANTINE },
+		{ "tag", DMARC_REJECT_POLICY_TAG },
+	};
+
+	_Static_assert(sizeof(enum dmarc_reject_policy) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "reject, quarantine or tag");
+}
+
+/*
+ * A header field name (RFC 5322 3.6.8: printable ASCII but ':'), at most 64
+ * characters, that is not one carteiro or the sender's client writes itself:
+ * X- names and other private ones are what a filter looks for.
+ */
+static int set_header_name(struct config *cfg, struct directive *d)
+{
+	static const char *const taken[] = { "from", "to", "cc", "bcc", "subject", "date",
+					     "message-id", "received", "return-path",
+					     "delivered-to", "authentication-results", "sender",
+					     "reply-to", "dkim-signature", "received-spf" };
+	struct slice w = d->words[0];
+	bool ok = w.len > 0 && w.len <= 64;
+
+	for (size_t i = 0; ok && i < w.len; i++)
+		ok = ascii_isgraph((unsigned char)w.ptr[i]) && w.ptr[i] != ':';
+	for (size_t i = 0; ok && i < ARRAY_LEN(taken); i++)
+		ok = !slice_eq_cstr_nocase(w, taken[i]);
+	if (!ok)
+		return fail(d, "bad value '%s' for '%s' (expected a header field name such as "
+			       "X-Carteiro-Quarantine: printable ASCII without ':', at most 64 "
+			       "characters, not a standard field)", Q(w), d->key->name);
+	return store_string(FIELD(cfg, d->key, char *), w, d);
 }
 
 /* retry-schedule DURATION...: delays between attempts; the last one repeats. */
@@ -720,6 +752,126 @@ static int set_retry_schedule(struct config *cfg, struct directive *d)
 		cfg->retry_schedule[i] = (unsigned)v;
 	}
 	cfg->nretry_schedule = n;
+	return 0;
+}
+
+/* dkim-sign DOMAIN SELECTOR KEYFILE: the key is read later, by the master (policy/dkim.h). */
+static int set_dkim_sign(struct config *cfg, struct directive *d)
+{
+	struct dkim_sign_cfg e = { .line = d->line };
+	void *array = cfg->dkim_signs;
+
+	if (!addr_domain_valid(d->words[0], false))
+		return fail(d, "bad domain '%s' for '%s' (expected a domain name such as "
+			       "example.org)", Q(d->words[0]), d->key->name);
+	if (!dkim_selector_valid(d->words[1]))
+		return fail(d, "bad selector '%s' for '%s' (expected letters, digits, '-', '_' and "
+			       "dots, at most 63 characters)", Q(d->words[1]), d->key->name);
+	for (size_t i = 0; i < cfg->ndkim_signs; i++)
+		if (slice_eq_cstr_nocase(d->words[0], cfg->dkim_signs[i].domain) &&
+		    slice_eq_cstr_nocase(d->words[1], cfg->dkim_signs[i].selector))
+			return fail(d, "duplicate '%s %s %s' (line %u)", d->key->name,
+				    Q(d->words[0]), Q(d->words[1]), cfg->dkim_signs[i].line);
+	if (cfg->ndkim_signs >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	e.domain = strndup(d->words[0].ptr, d->words[0].len);
+	e.selector = strndup(d->words[1].ptr, d->words[1].len);
+	e.keyfile = strndup(d->words[2].ptr, d->words[2].len);
+	if (!e.domain || !e.selector || !e.keyfile || grow(&array, cfg->ndkim_signs, sizeof e, d) < 0) {
+		free(e.domain);
+		free(e.selector);
+		free(e.keyfile);
+		return fail_nomem(d);
+	}
+	str_lower(e.domain);
+	cfg->dkim_signs = array;
+	cfg->dkim_signs[cfg->ndkim_signs++] = e;
+	return 0;
+}
+
+static void clear_dkim_signs(struct config *cfg, const struct key *k)
+{
+	(void)k;
+	for (size_t i = 0; i < cfg->ndkim_signs; i++) {
+		free(cfg->dkim_signs[i].domain);
+		free(cfg->dkim_signs[i].selector);
+		free(cfg->dkim_signs[i].keyfile);
+	}
+	free(cfg->dkim_signs);
+	cfg->dkim_signs = NULL;
+	cfg->ndkim_signs = 0;
+}
+
+/* dnsbl, rhsbl, dnswl ZONE [CODES], or Postfix's ZONE=CODES in one word. */
+static int set_dnsbl(struct config *cfg, struct directive *d)
+{
+	struct dnsbl_list *list = FIELD(cfg, d->key, struct dnsbl_list);
+	struct slice zone = d->words[0], codes = { NULL, 0 };
+	struct dnsbl_zone z;
+	void *array = list->zones;
+	char err[128];
+
+	memset(&z, 0, sizeof z);
+	const char *eq = memchr(zone.ptr, '=', zone.len);
+	if (eq) {
+		if (d->nwords > 1)
+			return fail(d, "codes given twice for '%s' (ZONE=CODES or ZONE CODES)",
+				    d->key->name);
+		codes = (struct slice){ eq + 1, zone.len - (size_t)(eq - zone.ptr) - 1 };
+		zone.len = (size_t)(eq - zone.ptr);
+	} else if (d->nwords > 1) {
+		codes = d->words[1];
+	}
+	if (zone.len && zone.ptr[zone.len - 1] == '.')
+		zone.len--;
+	if (!dnsbl_zone_valid(zone))
+		return fail(d, "bad zone '%s' for '%s' (expected a domain name such as "
+			       "zen.spamhaus.org, at most %d characters)", Q(zone), d->key->name,
+			    DNSBL_ZONE_MAX);
+	if ((eq || d->nwords > 1) && dnsbl_codes_parse(codes, &z.codes, err, sizeof err) < 0)
+		return fail(d, "bad codes '%s' for '%s': %s (expected such as 127.0.0.2, "
+			       "127.0.0.2-127.0.0.11, 127.0.0.[2..11], comma-separated)", Q(codes),
+			    d->key->name, err);
+	if (list->n >= d->key->max)
+		return fail(d, "too many '%s' directives (at most %llu)", d->key->name,
+			    (unsigned long long)d->key->max);
+	z.zone = strndup(zone.ptr, zone.len);
+	if (!z.zone)
+		return fail_nomem(d);
+	str_lower(z.zone);
+	for (size_t i = 0; i < list->n; i++) {
+		if (strcmp(list->zones[i].zone, z.zone) == 0) {
+			free(z.zone);
+			return fail(d, "duplicate %s zone '%s'", d->key->name, Q(zone));
+		}
+	}
+	if (grow(&array, list->n, sizeof z, d) < 0) {
+		free(z.zone);
+		return -ENOMEM;
+	}
+	list->zones = array;
+	list->zones[list->n++] = z;
+	return 0;
+}
+
+static void clear_dnsbl(struct config *cfg, const struct key *k)
+{
+	struct dnsbl_list *list = FIELD(cfg, k, struct dnsbl_list);
+	for (size_t i = 0; i < list->n; i++)
+		free(list->zones[i].zone);
+	free(list->zones);
+	list->zones = NULL;
+	list->n = 0;
+}
+
+/* N/DURATION, or off. */
+static int set_rate(struct config *cfg, struct directive *d)
+{
+	if (ratelimit_rate_parse(d->words[0], FIELD(cfg, d->key, struct ratelimit_rate)) < 0)
+		return fail(d, "bad value '%s' for '%s' (expected COUNT/DURATION such as 30/1m or "
+			       "500/1h, at most %u per up to 7d, or off)", Q(d->words[0]),
+			    d->key->name, RATELIMIT_COUNT_MAX);
 	return 0;
 }
 
@@ -750,7 +902,27 @@ static const struct key_type type_relayhost_tls = { set_relayhost_tls, NULL, 1, 
 static const struct key_type type_retry_schedule = { set_retry_schedule, NULL, 1,
 						     CONFIG_WORDS_MAX, UNIT_NONE };
 static const struct key_type type_path_list = { set_path_list, clear_path_list, 1, 1, UNIT_NONE };
+static const struct key_type type_dkim_sign = { set_dkim_sign, clear_dkim_signs, 3, 3, UNIT_NONE };
 static const struct key_type type_pop3_plaintext = { set_pop3_plaintext, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dnsbl = { set_dnsbl, clear_dnsbl, 1, 2, UNIT_NONE };
+static const struct key_type type_rate = { set_rate, NULL, 1, 1, UNIT_NONE };
+
+static int set_spf_policy(struct config *cfg, struct directive *d)
+{
+	static const struct enum_word words[] = {
+		{ "off", SPF_POLICY_OFF },
+		{ "tag", SPF_POLICY_TAG },
+		{ "reject-fail", SPF_POLICY_REJECT_FAIL },
+	};
+
+	_Static_assert(sizeof(enum spf_policy) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "off, tag or reject-fail");
+}
+
+static const struct key_type type_spf_policy = { set_spf_policy, NULL, 1, 1, UNIT_NONE };
+static const struct key_type type_dmarc_reject_policy = { set_dmarc_reject_policy, NULL, 1, 1,
+							  UNIT_NONE };
+static const struct key_type type_header_name = { set_header_name, clear_string, 1, 1, UNIT_NONE };
 
 #define OFF(field) offsetof(struct config, field)
 #define KIB 1024ULL
@@ -856,6 +1028,30 @@ static const struct key keys[] = {
 	{ "auth-failure-delay", &type_duration, OFF(auth_failure_delay), 0, "2s", 0, 60, 0,
 	  "DURATION", "pause before the 535 reply to a failed AUTH" },
 
+	/* DKIM (RFC 6376) */
+	{ "dkim-sign", &type_dkim_sign, OFF(dkim_signs), 0, NULL, 0, 1000, KEY_REPEAT,
+	  "DOMAIN SELECTOR KEYFILE", "DKIM-sign mail from DOMAIN and subdomains with the RSA/Ed25519 "
+	  "PEM key KEYFILE" },
+	/* Sender authentication of inbound mail (not of relay-network or authenticated clients). */
+	{ "spf-policy", &type_spf_policy, OFF(spf_policy), 0, "tag", 0, 0, 0,
+	  "off|tag|reject-fail", "SPF of inbound mail: add Received-SPF, or also refuse "
+	  "\"fail\" at RCPT (550 5.7.23)" },
+	{ "dkim-verify", &type_bool, OFF(dkim_verify), 0, "yes", 0, 0, 0,
+	  "yes|no", "verify the DKIM signatures of inbound mail (Authentication-Results)" },
+	{ "msgauth-timeout", &type_duration, OFF(msgauth_timeout), 0, "20s", 1, 300, 0,
+	  "DURATION", "time for the DNS lookups of SPF, DKIM and DMARC (then temperror)" },
+	{ "dmarc", &type_bool, OFF(dmarc), 0, "on", 0, 0, 0,
+	  "on|off", "check the DMARC policy of the From domain of inbound mail (RFC 7489)" },
+	{ "dmarc-reject-policy", &type_dmarc_reject_policy, OFF(dmarc_reject_policy), 0, "reject", 0,
+	  0, 0, "reject|quarantine|tag", "p=reject failures: refused (550 5.7.1), quarantined, "
+	  "or only noted in Authentication-Results" },
+	{ "dmarc-quarantine-header", &type_header_name, OFF(dmarc_quarantine_header), 0,
+	  "X-Carteiro-Quarantine", 0, 0, 0, "NAME", "header field added (value 'dmarc') to mail "
+	  "whose DMARC policy asks for quarantine" },
+	{ "public-suffix-list", &type_path, OFF(public_suffix_list), 0,
+	  "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0, 0, "PATH",
+	  "the Public Suffix List (Debian package publicsuffix), for DMARC's organizational domains" },
+
 	/* POP3 (listen pop3 / pop3s); logins share the auth-* limits above. */
 	{ "pop3-plaintext-auth", &type_pop3_plaintext, OFF(pop3_plaintext_auth), 0, "loopback", 0,
 	  0, 0, "loopback|never|always", "POP3 logins without TLS: from loopback clients only, "
@@ -864,6 +1060,42 @@ static const struct key keys[] = {
 	  "DURATION", "idle time allowed between POP3 commands (RFC 1939: at least 10m)" },
 	{ "pop3-max-errors", &type_count, OFF(pop3_max_errors), 0, "20", 1, 1000, 0,
 	  "NUMBER", "bad POP3 commands in one session before a disconnect" },
+
+	/* Anti-abuse on the smtp listeners: DNS lists, local lists, greylisting, rate limits.
+	 * Clients of relay-network and authenticated users are exempt from all of them. */
+	{ "dnsbl", &type_dnsbl, OFF(dnsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS blocklist of clients (554 5.7.1 at RCPT); CODES e.g. 127.0.0.[2..11]" },
+	{ "rhsbl", &type_dnsbl, OFF(rhsbl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS blocklist of the MAIL FROM and HELO domains (554 5.7.1 at RCPT)" },
+	{ "dnswl", &type_dnsbl, OFF(dnswl), 0, NULL, 0, 32, KEY_REPEAT, "ZONE [CODES]",
+	  "DNS allowlist: listed clients skip DNS blocklists, greylisting and SPF" },
+	{ "dnsbl-timeout", &type_duration, OFF(dnsbl_timeout), 0, "5s", 1, 60, 0, "DURATION",
+	  "longest wait for the DNS lists' answers; then the check passes" },
+	{ "block-networks", &type_file, OFF(block_networks_file), OFF(block_networks_line),
+	  NULL, 0, 0, 0, "PATH", "networks (CIDR, one a line) refused with 554 5.7.1 at RCPT" },
+	{ "allow-networks", &type_file, OFF(allow_networks_file), OFF(allow_networks_line),
+	  NULL, 0, 0, 0, "PATH", "networks that skip block-networks, DNS lists, greylisting, SPF" },
+	{ "block-senders", &type_file, OFF(block_senders_file), OFF(block_senders_line),
+	  NULL, 0, 0, 0, "PATH", "MAIL FROM refused: user@domain, @domain, domain (and subdomains)" },
+	{ "greylist", &type_bool, OFF(greylist), 0, "no", 0, 0, 0, "yes|no",
+	  "451 4.7.1 to the first attempt of a new (client /24, sender, recipient)" },
+	{ "greylist-delay", &type_duration, OFF(greylist_delay), 0, "5m", 1, 86400, 0,
+	  "DURATION", "how long after its first attempt a retry passes" },
+	{ "greylist-retry-window", &type_duration, OFF(greylist_retry_window), 0, "1d", 60,
+	  30 * 86400, 0, "DURATION", "how long a first attempt is remembered until a retry" },
+	{ "greylist-expire", &type_duration, OFF(greylist_expire), 0, "36d", 3600, 365 * 86400,
+	  0, "DURATION", "how long a triplet that passed is remembered after its last use" },
+	{ "greylist-max-entries", &type_count, OFF(greylist_max_entries), 0, "262144",
+	  GREYLIST_ENTRIES_MIN, GREYLIST_ENTRIES_MAX, 0, "NUMBER",
+	  "triplets kept in spool/greylist.db (32 bytes each)" },
+	{ "ratelimit-connections", &type_rate, OFF(ratelimit_connections), 0, "off", 0, 0, 0,
+	  "COUNT/DURATION|off", "connections per client address, e.g. 60/1m; beyond: 421 4.7.0" },
+	{ "ratelimit-messages", &type_rate, OFF(ratelimit_messages), 0, "off", 0, 0, 0,
+	  "COUNT/DURATION|off", "messages (MAIL) per client address, e.g. 200/1h; beyond: 451 4.7.1" },
+	{ "ratelimit-user-messages", &type_rate, OFF(ratelimit_user_messages), 0, "off", 0, 0,
+	  0, "COUNT/DURATION|off", "messages (MAIL) per authenticated user; beyond: 451 4.7.1" },
+	{ "ratelimit-user-recipients", &type_rate, OFF(ratelimit_user_recipients), 0, "off", 0,
+	  0, 0, "COUNT/DURATION|off", "recipients (RCPT) per authenticated user; beyond: 451 4.7.1" },
 };
 
 /* ---- words and keys ------------------------------------------------------------------------ */
@@ -1199,6 +1431,13 @@ static void check_whole(struct parser *p)
 		reportf(p, line, "max-connections-per-ip (%u) is larger than max-connections (%u)",
 			cfg->max_connections_per_ip, cfg->max_connections);
 	}
+	if (cfg->greylist_retry_window <= cfg->greylist_delay) {
+		unsigned line = p->seen[find_key_cstr("greylist-retry-window") - keys];
+		if (!line)
+			line = p->seen[find_key_cstr("greylist-delay") - keys];
+		reportf(p, line, "greylist-retry-window (%us) must be longer than greylist-delay "
+			"(%us): no retry could pass", cfg->greylist_retry_window, cfg->greylist_delay);
+	}
 	check_tls(p);
 }
 
@@ -1275,7 +1514,10 @@ void config_print_keys(FILE *out)
 			snprintf(def, sizeof def, "none; may repeat");
 		else
 			snprintf(def, sizeof def, "%s", k->def ? k->def : "none");
-		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wsyntax, k->syntax, def);
+		/* A long default (a path) takes from the value column's padding: 100 columns. */
+		int wrow = 100 - (wname + 2) - 2 - (int)strlen(def);
+		wrow = wrow < wsyntax ? wrow : wsyntax;
+		fprintf(out, "%-*s  %-*s  %s\n", wname, k->name, wrow, k->syntax, def);
 		if (k->type->unit != UNIT_NONE)
 			fprintf(out, "    %s; %s\n", k->doc, RANGE(k));
 		else if (k->flags & KEY_REPEAT)

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy/dnsbl.h"
+#include "policy/ratelimit.h"
 #include "util/log.h"
 #include "util/netaddr.h"
 
@@ -33,6 +35,20 @@ enum pop3_plaintext {
 	POP3_PLAINTEXT_LOOPBACK, /* from loopback clients only */
 	POP3_PLAINTEXT_NEVER,
 	POP3_PLAINTEXT_ALWAYS,
+};
+
+/* What an SPF "fail" of inbound mail leads to (spf-policy). */
+enum spf_policy {
+	SPF_POLICY_OFF,         /* no check */
+	SPF_POLICY_TAG,         /* Received-SPF and Authentication-Results only */
+	SPF_POLICY_REJECT_FAIL, /* fail: 550 5.7.23 at RCPT; other results tagged */
+};
+
+/* What carteiro does with a message whose DMARC policy asks to reject it (dmarc-reject-policy). */
+enum dmarc_reject_policy {
+	DMARC_REJECT_POLICY_REJECT,     /* 550 5.7.1 at the end of DATA */
+	DMARC_REJECT_POLICY_QUARANTINE, /* deliver with the quarantine header */
+	DMARC_REJECT_POLICY_TAG,        /* deliver; only Authentication-Results says it */
 };
 
 /* Listener options (struct listen_cfg.flags); the kind implies some (see config.c). */
@@ -63,6 +79,14 @@ enum relayhost_tls {
 };
 
 #define RETRY_SCHEDULE_MAX 16
+
+/* One dkim-sign line: sign mail from domain (and its subdomains) with the key in keyfile. */
+struct dkim_sign_cfg {
+	char *domain; /* lower case */
+	char *selector;
+	char *keyfile; /* as written */
+	unsigned line;
+};
 
 struct config {
 	char *source; /* file name, or "<demo>" for the embedded configuration */
@@ -121,14 +145,44 @@ struct config {
 	struct str_list tls_keys;
 	bool auth_plaintext_loopback;   /* AUTH without TLS for loopback clients */
 	bool received_show_auth;        /* name the AUTH user in Received */
+	enum spf_policy spf_policy;     /* SPF checks of inbound mail */
+	bool dkim_verify;               /* verify DKIM signatures of inbound mail */
+	unsigned msgauth_timeout;       /* seconds for SPF, DKIM and DMARC lookups */
+	bool dmarc;                     /* check DMARC (RFC 7489) */
+	enum dmarc_reject_policy dmarc_reject_policy;
+	char *dmarc_quarantine_header;  /* header field name of a quarantined message */
+	char *public_suffix_list;       /* file of the Public Suffix List */
 	unsigned auth_max_failures;     /* failed AUTHs from one address before a ban */
 	unsigned auth_ban_time;         /* seconds */
 	unsigned auth_failure_delay;    /* seconds before a 535 */
+
+	/* DKIM signing (policy/dkim.h reads the keys) */
+	struct dkim_sign_cfg *dkim_signs;
+	size_t ndkim_signs;
 
 	/* POP3 */
 	enum pop3_plaintext pop3_plaintext_auth; /* login without TLS */
 	unsigned pop3_idle_timeout;              /* seconds */
 	unsigned pop3_max_errors;                /* bad commands before a disconnect */
+
+	/* Anti-abuse (src/policy/, src/smtpd/smtp_policy.c) */
+	struct dnsbl_list dnsbl;     /* client blocklists */
+	struct dnsbl_list rhsbl;     /* MAIL FROM and HELO domain blocklists */
+	struct dnsbl_list dnswl;     /* client allowlists */
+	unsigned dnsbl_timeout;      /* seconds */
+	char *block_networks_file;   /* NULL when not configured */
+	char *allow_networks_file;
+	char *block_senders_file;
+	unsigned block_networks_line, allow_networks_line, block_senders_line;
+	bool greylist;
+	unsigned greylist_delay;        /* seconds */
+	unsigned greylist_retry_window; /* seconds */
+	unsigned greylist_expire;       /* seconds */
+	unsigned greylist_max_entries;
+	struct ratelimit_rate ratelimit_connections;     /* per client address */
+	struct ratelimit_rate ratelimit_messages;        /* per client address */
+	struct ratelimit_rate ratelimit_user_messages;   /* per authenticated user */
+	struct ratelimit_rate ratelimit_user_recipients; /* per authenticated user */
 
 	/* Not a key: set by `serve --demo`, whose greeting tells a new user what to do. */
 	bool demo;

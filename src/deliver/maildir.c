@@ -136,7 +136,7 @@ static int copy_message(const struct maildir_msg *m, int out, uint64_t *written,
 	}
 	while (done < m->size && r == 0) {
 		size_t want = m->size - done < COPY_CHUNK ? (size_t)(m->size - done) : COPY_CHUNK;
-		ssize_t n = pread(m->fd, in, want, m->offset + (off_t)done);
+		ssize_t n = pread_joined(m->fd, m->pre_offset, m->pre_size, m->offset, in, want, done);
 		if (n <= 0) {
 			r = n < 0 ? -errno : -EIO;
 			break;

@@ -33,8 +33,10 @@ struct maildir_msg {
 	long arrival_usec;
 	const char *return_path; /* envelope sender, "" for <> */
 	int fd;                  /* queue file */
-	off_t offset;            /* the message's first byte in fd */
-	uint64_t size;           /* message bytes (CRLF line ends) */
+	off_t offset;            /* the message's first byte in fd (after the prefix) */
+	uint64_t size;           /* message bytes (CRLF line ends), the prefix included */
+	off_t pre_offset;        /* header lines delivered first (pre_size bytes, 0: none) */
+	uint64_t pre_size;
 };
 
 /*

@@ -59,6 +59,7 @@
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/str.h"
+#include "util/fileio.h"
 
 /* libevent stops reading the socket once this much input is buffered. */
 #define INPUT_HIGH (64u * 1024)
@@ -629,7 +630,8 @@ static void content_fill(struct smtpc *c)
 			conn_fail(c, "4.3.0", "out of memory while sending to %s", c->host);
 			return;
 		}
-		ssize_t n = pread(m->fd, v.iov_base, want, m->offset + (off_t)t->done);
+		ssize_t n = pread_joined(m->fd, m->pre_offset, m->pre_size, m->offset, v.iov_base, want,
+					 t->done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

@@ -102,8 +102,10 @@ struct smtpc_msg {
 	char ret;           /* DSN RET: 0, 'F' or 'H' */
 	bool body_8bit;
 	bool smtputf8;
-	int fd;             /* the message: size bytes at offset, CRLF line ends */
-	off_t offset;
+	int fd;             /* the message: size bytes, CRLF line ends: */
+	off_t pre_offset;   /* pre_size bytes at pre_offset (0: none), */
+	uint64_t pre_size;
+	off_t offset;       /* then the rest at offset */
 	uint64_t size;
 };
 

@@ -73,6 +73,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/strmap.h"
 
 #define DNS_TIMEOUT_MS 3000
 #define DNS_TRIES 2
@@ -94,9 +95,10 @@ struct dns {
 	struct event *timer;
 	struct dns_sock *socks;
 	struct dns_req *reqs; /* every live request */
+	struct strmap *cache; /* "TYPE/name" -> struct cache_entry (dns_lookup answers) */
 };
 
-enum dns_req_type { REQ_MX, REQ_ADDR };
+enum dns_req_type { REQ_MX, REQ_ADDR, REQ_RECORDS };
 enum dns_req_state { REQ_QUERY, REQ_READY, REQ_DELIVERING };
 
 struct dns_req {
@@ -117,11 +119,13 @@ struct dns_req {
 	union {
 		dns_mx_fn *mx;
 		dns_addr_fn *addr;
+		dns_result_fn *rec;
 	} fn;
 	char name[DNS_NAME_MAX + 2];
 	union {
 		struct dns_mx_result mx;
 		struct dns_addr_result addr;
+		struct dns_result rec; /* its records are ours: freed with the request */
 	} res;
 };
 
@@ -493,6 +497,8 @@ static void req_free(struct dns_req *req)
 		dns->reqs = req->next;
 	if (req->next)
 		req->next->prev = req->prev;
+	if (req->type == REQ_RECORDS)
+		dns_result_clear(&req->res.rec);
 	event_free(req->deliver);
 	free(req);
 }
@@ -515,18 +521,30 @@ static void on_deliver(evutil_socket_t fd, short what, void *arg)
 	req->state = REQ_DELIVERING;
 	if (req->type == REQ_MX)
 		req->fn.mx(req->arg, &req->res.mx);
-	else
+	else if (req->type == REQ_ADDR)
 		req->fn.addr(req->arg, &req->res.addr);
+	else
+		req->fn.rec(req->arg, &req->res.rec);
+	if (req->type == REQ_RECORDS)
+		dns_result_clear(&req->res.rec);
 	event_free(req->deliver);
 	free(req);
 }
 
+static const char *type_name(enum dns_type t);
+
 static void req_ready(struct dns_req *req)
 {
-	enum dns_status st = req->type == REQ_MX ? req->res.mx.status : req->res.addr.status;
+	enum dns_status st = req->type == REQ_MX     ? req->res.mx.status
+			     : req->type == REQ_ADDR ? req->res.addr.status
+						     : req->res.rec.status;
 
 	req->state = REQ_READY;
-	if (req->type == REQ_MX)
+	if (req->type == REQ_RECORDS)
+		log_debug("event=dns_result type=%s name=%s status=%s n=%zu ttl=%u cached=%d",
+			  type_name(req->res.rec.type), LOG_ESC(req->name), status_name(st),
+			  req->res.rec.n, (unsigned)req->res.rec.ttl, req->res.rec.cached);
+	else if (req->type == REQ_MX)
 		log_debug("event=dns_result type=MX name=%s status=%s n=%zu null_mx=%d",
 			  LOG_ESC(req->name), status_name(st), req->res.mx.n, req->res.mx.null_mx);
 	else
@@ -801,6 +819,507 @@ void dns_cancel(struct dns_req *req)
 	}
 }
 
+/* --- any record type: parsing --------------------------------------------- */
+
+#define DNS_HDR_LEN 12
+#define DNS_RR_FIXED 10    /* type, class, TTL, RDLENGTH */
+#define DNS_TTL_CAP 86400u /* cache an answer for a day at most */
+#define DNS_CACHE_MAX 20000
+
+static uint16_t get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Skip (or expand into *name, which the caller frees) the domain name at
+ * *pos; c-ares follows compression pointers and refuses loops. false when the
+ * name does not parse.
+ */
+static bool answer_name(const unsigned char *abuf, size_t alen, size_t *pos, char **name)
+{
+	char *s = NULL;
+	long enclen = 0;
+
+	if (*pos >= alen || ares_expand_name(abuf + *pos, abuf, (int)alen, &s, &enclen) != ARES_SUCCESS)
+		return false;
+	if (enclen <= 0 || (size_t)enclen > alen - *pos) {
+		ares_free_string(s);
+		return false;
+	}
+	*pos += (size_t)enclen;
+	if (name)
+		*name = s;
+	else
+		ares_free_string(s);
+	return true;
+}
+
+/*
+ * A name from c-ares as our text: lower case, no trailing dot (c-ares escapes
+ * a dot inside a label as "\\.", which stays). NULL when out of memory.
+ */
+static char *rr_name(const char *s, size_t *len)
+{
+	size_t n = strlen(s);
+	char *out;
+
+	if (n > 0 && s[n - 1] == '.' && (n < 2 || s[n - 2] != '\\'))
+		n--;
+	out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+	out[n] = '\0';
+	*len = n;
+	return out;
+}
+
+/* TXT RDATA: character-strings joined (RFC 7208 3.3), cut at DNS_TXT_MAX. */
+static char *rr_txt(const unsigned char *p, size_t rdlen, size_t *len, bool *ok)
+{
+	size_t total = 0, o = 0;
+	char *out;
+
+	*ok = false;
+	while (o < rdlen) {
+		size_t l = p[o];
+		if (l > rdlen - o - 1)
+			return NULL;
+		total += l;
+		o += 1 + l;
+	}
+	if (total > DNS_TXT_MAX)
+		total = DNS_TXT_MAX;
+	out = malloc(total + 1);
+	if (out == NULL)
+		return NULL;
+	*ok = true;
+	*len = 0;
+	for (o = 0; o < rdlen; o += 1 + (size_t)p[o]) {
+		size_t l = p[o], room = total - *len;
+		if (l > room)
+			l = room;
+		memcpy(out + *len, p + o + 1, l);
+		*len += l;
+	}
+	out[*len] = '\0';
+	return out;
+}
+
+void dns_result_clear(struct dns_result *res)
+{
+	if (res == NULL)
+		return;
+	for (size_t i = 0; i < res->n; i++)
+		free(res->rr[i].text);
+	free(res->rr);
+	res->rr = NULL;
+	res->n = 0;
+}
+
+/* Fill one record of type from rdata at abuf[pos..pos+rdlen). 1 kept, 0 skipped, <0 error. */
+static int rr_fill(const unsigned char *abuf, size_t alen, size_t pos, size_t rdlen,
+		   enum dns_type type, struct dns_rr *rr)
+{
+	const unsigned char *p = abuf + pos;
+	char *name = NULL;
+	size_t o = pos;
+	bool ok;
+
+	memset(rr, 0, sizeof *rr);
+	switch (type) {
+	case DNS_T_A:
+		if (rdlen != 4)
+			return -EINVAL;
+		rr->family = AF_INET;
+		memcpy(&rr->addr.v4, p, 4);
+		return 1;
+	case DNS_T_AAAA:
+		if (rdlen != 16)
+			return -EINVAL;
+		rr->family = AF_INET6;
+		memcpy(&rr->addr.v6, p, 16);
+		return 1;
+	case DNS_T_TXT:
+		rr->text = rr_txt(p, rdlen, &rr->len, &ok);
+		if (rr->text == NULL)
+			return ok ? -ENOMEM : -EINVAL;
+		return 1;
+	case DNS_T_MX:
+		if (rdlen < 3)
+			return -EINVAL;
+		rr->pref = get16(p);
+		o += 2;
+		/* fall through */
+	case DNS_T_PTR:
+		if (!answer_name(abuf, alen, &o, &name) || o > pos + rdlen) {
+			ares_free_string(name);
+			return -EINVAL;
+		}
+		rr->text = rr_name(name, &rr->len);
+		ares_free_string(name);
+		return rr->text ? 1 : -ENOMEM;
+	}
+	return 0;
+}
+
+int dns_parse_answer(const unsigned char *abuf, size_t alen, enum dns_type type,
+		     struct dns_result *out)
+{
+	size_t pos = DNS_HDR_LEN, qd, an, ns;
+	uint32_t ttl = UINT32_MAX, neg_ttl = 0;
+	int r = -EINVAL;
+
+	memset(out, 0, sizeof *out);
+	out->type = type;
+	if (alen < DNS_HDR_LEN || alen > DNS_MSG_MAX)
+		goto bad;
+	qd = get16(abuf + 4);
+	an = get16(abuf + 6);
+	ns = get16(abuf + 8);
+	for (size_t i = 0; i < qd; i++) {
+		if (!answer_name(abuf, alen, &pos, NULL) || alen - pos < 4)
+			goto bad;
+		pos += 4;
+	}
+	for (size_t i = 0; i < an + ns; i++) {
+		if (!answer_name(abuf, alen, &pos, NULL) || alen - pos < DNS_RR_FIXED)
+			goto bad;
+		uint16_t rtype = get16(abuf + pos), rclass = get16(abuf + pos + 2);
+		uint32_t rttl = get32(abuf + pos + 4);
+		size_t rdlen = get16(abuf + pos + 8);
+		pos += DNS_RR_FIXED;
+		if (rdlen > alen - pos)
+			goto bad;
+		if (rttl > INT32_MAX) /* RFC 2181 8: treat as zero */
+			rttl = 0;
+		if (i < an && rtype == type && rclass == ns_c_in) {
+			if (out->n == 0) {
+				out->rr = calloc(DNS_RR_MAX, sizeof *out->rr);
+				if (out->rr == NULL) {
+					r = -ENOMEM;
+					goto fail;
+				}
+			}
+			if (out->n < DNS_RR_MAX) {
+				int k = rr_fill(abuf, alen, pos, rdlen, type, &out->rr[out->n]);
+				if (k < 0) {
+					r = k;
+					goto fail;
+				}
+				out->n += (size_t)k;
+			}
+			if (rttl < ttl)
+				ttl = rttl;
+		} else if (i >= an && rtype == ns_t_soa && rclass == ns_c_in) {
+			/* RFC 2308 5: the negative TTL is min(SOA TTL, SOA MINIMUM). */
+			size_t o = pos;
+			if (!answer_name(abuf, alen, &o, NULL) || !answer_name(abuf, alen, &o, NULL) ||
+			    o + 20 > pos + rdlen)
+				goto bad;
+			uint32_t min = get32(abuf + o + 16);
+			neg_ttl = min < rttl ? min : rttl;
+			if (neg_ttl > INT32_MAX)
+				neg_ttl = 0;
+		}
+		pos += rdlen;
+	}
+	if (out->n > 0) {
+		out->status = DNS_OK;
+		out->ttl = ttl;
+	} else {
+		dns_result_clear(out);
+		out->status = DNS_NODATA;
+		out->ttl = neg_ttl;
+		snprintf(out->error, sizeof out->error, "No records of the asked type");
+	}
+	return 0;
+bad:
+	r = -EINVAL;
+fail:
+	dns_result_clear(out);
+	out->ttl = 0;
+	out->status = r == -ENOMEM ? DNS_TEMPFAIL : DNS_BADNAME;
+	snprintf(out->error, sizeof out->error, "%s",
+		 r == -ENOMEM ? "Out of memory" : "Malformed DNS response");
+	return r;
+}
+
+/* A deep copy of src into dst (records and texts). 0 or -ENOMEM (dst then empty). */
+static int result_copy(struct dns_result *dst, const struct dns_result *src)
+{
+	*dst = *src;
+	dst->rr = NULL;
+	dst->n = 0;
+	if (src->n == 0)
+		return 0;
+	dst->rr = calloc(src->n, sizeof *dst->rr);
+	if (dst->rr == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->rr[i] = src->rr[i];
+		dst->rr[i].text = NULL;
+		if (src->rr[i].text) {
+			dst->rr[i].text = malloc(src->rr[i].len + 1);
+			if (dst->rr[i].text == NULL) {
+				dst->n = i;
+				dns_result_clear(dst);
+				return -ENOMEM;
+			}
+			memcpy(dst->rr[i].text, src->rr[i].text, src->rr[i].len + 1);
+		}
+		dst->n = i + 1;
+	}
+	return 0;
+}
+
+/* --- any record type: the cache ------------------------------------------- */
+
+struct cache_entry {
+	time_t expires; /* CLOCK_MONOTONIC seconds */
+	struct dns_result res;
+};
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void cache_entry_free(void *p)
+{
+	struct cache_entry *e = p;
+	if (e) {
+		dns_result_clear(&e->res);
+		free(e);
+	}
+}
+
+/* "TYPE/name" in lower case: names are case-insensitive (RFC 4343). */
+static void cache_key(char *key, size_t len, enum dns_type type, const char *name)
+{
+	int n = snprintf(key, len, "%u/", (unsigned)type);
+	for (size_t i = 0; n >= 0 && (size_t)n + i + 1 < len && name[i]; i++) {
+		char c = name[i];
+		key[n + (int)i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		key[n + (int)i + 1] = '\0';
+	}
+}
+
+static void cache_sweep(struct dns *dns, time_t now)
+{
+	struct strmap_iter it;
+	const char *key;
+	void *val;
+	char **dead;
+	size_t n = 0, count = strmap_count(dns->cache);
+
+	dead = calloc(count ? count : 1, sizeof *dead);
+	if (dead == NULL)
+		return;
+	strmap_iter_init(&it, dns->cache);
+	while (strmap_iter_next(&it, &key, &val))
+		if (((struct cache_entry *)val)->expires <= now && (dead[n] = strdup(key)) != NULL)
+			n++;
+	for (size_t i = 0; i < n; i++) {
+		if (strmap_del(dns->cache, dead[i], &val) == 0)
+			cache_entry_free(val);
+		free(dead[i]);
+	}
+	free(dead);
+}
+
+static void cache_put(struct dns *dns, const char *name, const struct dns_result *res)
+{
+	char key[DNS_NAME_MAX + 16];
+	struct cache_entry *e;
+	void *old;
+	time_t now = mono_now();
+
+	if (dns->cache == NULL || res->ttl == 0 ||
+	    (res->status != DNS_OK && res->status != DNS_NODATA && res->status != DNS_NXDOMAIN))
+		return;
+	cache_key(key, sizeof key, res->type, name);
+	if (strmap_del(dns->cache, key, &old) == 0)
+		cache_entry_free(old);
+	if (strmap_count(dns->cache) >= DNS_CACHE_MAX) {
+		cache_sweep(dns, now);
+		if (strmap_count(dns->cache) >= DNS_CACHE_MAX)
+			return;
+	}
+	e = calloc(1, sizeof *e);
+	if (e == NULL || result_copy(&e->res, res) < 0) {
+		free(e);
+		return;
+	}
+	e->expires = now + (time_t)(res->ttl < DNS_TTL_CAP ? res->ttl : DNS_TTL_CAP);
+	if (strmap_put(dns->cache, key, e) < 0)
+		cache_entry_free(e);
+}
+
+/* A fresh cached answer copied into out (cached set), or false. */
+static bool cache_get(struct dns *dns, const char *name, enum dns_type type,
+		      struct dns_result *out)
+{
+	char key[DNS_NAME_MAX + 16];
+	struct cache_entry *e;
+	time_t now = mono_now();
+
+	if (dns->cache == NULL)
+		return false;
+	cache_key(key, sizeof key, type, name);
+	e = strmap_get(dns->cache, key);
+	if (e == NULL)
+		return false;
+	if (e->expires <= now) {
+		void *old;
+		if (strmap_del(dns->cache, key, &old) == 0)
+			cache_entry_free(old);
+		return false;
+	}
+	if (result_copy(out, &e->res) < 0)
+		return false;
+	out->ttl = (uint32_t)(e->expires - now);
+	out->cached = true;
+	return true;
+}
+
+/* --- any record type: lookups --------------------------------------------- */
+
+static const char *type_name(enum dns_type t)
+{
+	switch (t) {
+	case DNS_T_A:
+		return "A";
+	case DNS_T_AAAA:
+		return "AAAA";
+	case DNS_T_MX:
+		return "MX";
+	case DNS_T_TXT:
+		return "TXT";
+	case DNS_T_PTR:
+		return "PTR";
+	}
+	return "?";
+}
+
+static void on_records_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_req *req = arg;
+	struct dns_result *res = &req->res.rec;
+	enum dns_type type = res->type;
+
+	(void)timeouts;
+	if (req_dropped(req, status))
+		return;
+	if ((status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND) && abuf &&
+	    alen >= 0) {
+		int r = dns_parse_answer(abuf, (size_t)alen, type, res);
+		if (r == -EINVAL) {
+			log_warn("event=dns_error type=%s name=%s error=\"malformed answer\"",
+				 type_name(type), LOG_ESC(req->name));
+			res->status = DNS_TEMPFAIL;
+		} else if (r == 0 && status == ARES_ENOTFOUND) {
+			dns_result_clear(res);
+			res->status = map_status(status, type_name(type), res->error, sizeof res->error);
+		} else if (r == 0 && res->status == DNS_NODATA) {
+			map_status(ARES_ENODATA, type_name(type), res->error, sizeof res->error);
+		}
+	} else {
+		dns_result_clear(res);
+		memset(res, 0, sizeof *res);
+		res->type = type;
+		res->status = map_status(status == ARES_SUCCESS ? ARES_EBADRESP : status,
+					 type_name(type), res->error, sizeof res->error);
+	}
+	cache_put(req->dns, req->name, res);
+	req_ready(req);
+}
+
+struct dns_req *dns_lookup(struct dns *dns, const char *name, enum dns_type type,
+			   dns_result_fn *fn, void *arg)
+{
+	struct dns_req *req = req_new(dns, REQ_RECORDS, arg);
+
+	if (req == NULL)
+		return NULL;
+	req->fn.rec = fn;
+	req->res.rec.type = type;
+	if (!query_name_ok(name, req->name) || type_name(type)[0] == '?') {
+		snprintf(req->name, sizeof req->name, "%.*s", DNS_NAME_MAX, name);
+		req->res.rec.status = DNS_BADNAME;
+		snprintf(req->res.rec.error, sizeof req->res.rec.error, "Bad domain name");
+		req_ready(req);
+		return req;
+	}
+	if (cache_get(dns, req->name, type, &req->res.rec)) {
+		req_ready(req);
+		return req;
+	}
+	log_debug("event=dns_query type=%s name=%s", type_name(type), LOG_ESC(req->name));
+	req->state = REQ_QUERY;
+	ares_query(dns->channel, req->name, ns_c_in, (int)type, on_records_answer, req);
+	timer_update(dns);
+	return req;
+}
+
+int dns_reverse_name(const struct sockaddr *sa, const char *zone, char *out, size_t outlen)
+{
+	const unsigned char *b;
+	size_t o = 0;
+	int n;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		b = a6->s6_addr;
+		if (!IN6_IS_ADDR_V4MAPPED(a6)) {
+			static const char hex[] = "0123456789abcdef";
+			if (outlen < 64 + 1)
+				return -ENAMETOOLONG;
+			for (int i = 15; i >= 0; i--) {
+				out[o++] = hex[b[i] & 0xf];
+				out[o++] = '.';
+				out[o++] = hex[b[i] >> 4];
+				out[o++] = '.';
+			}
+			n = snprintf(out + o, outlen - o, "%s", zone);
+			return n < 0 || (size_t)n >= outlen - o ? -ENAMETOOLONG : 0;
+		}
+		b += 12;
+	} else if (sa->sa_family == AF_INET) {
+		b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else {
+		return -EINVAL;
+	}
+	n = snprintf(out, outlen, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], zone);
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+static struct dns_req *resolver_lookup(void *ctx, const char *name, enum dns_type type,
+				       dns_result_fn *fn, void *arg)
+{
+	return dns_lookup(ctx, name, type, fn, arg);
+}
+
+static void resolver_cancel(void *ctx, struct dns_req *req)
+{
+	(void)ctx;
+	dns_cancel(req);
+}
+
+struct dns_resolver dns_resolver_of(struct dns *dns)
+{
+	return (struct dns_resolver){ .lookup = resolver_lookup, .cancel = resolver_cancel, .ctx = dns };
+}
+
 /* --- resolver ------------------------------------------------------------- */
 
 /*
@@ -892,7 +1411,8 @@ struct dns *dns_new(struct event_base *base, const char *const *servers, size_t 
 	}
 	dns->base = base;
 	dns->timer = evtimer_new(base, on_timer, dns);
-	if (dns->timer == NULL) {
+	dns->cache = strmap_new();
+	if (dns->timer == NULL || dns->cache == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -942,6 +1462,7 @@ void dns_free(struct dns *dns)
 	}
 	if (dns->timer)
 		event_free(dns->timer);
+	strmap_free(dns->cache, cache_entry_free);
 	free(dns);
 	ares_library_cleanup();
 }

@@ -29,6 +29,10 @@
 #include "deliver/relay_auth.h"
 #include "mail/aliases.h"
 #include "mail/users.h"
+#include "policy/dkim.h"
+#include "policy/greylist.h"
+#include "policy/policy_lists.h"
+#include "policy/ratelimit.h"
 #include "queue/queue_manager.h"
 #include "queue/queue_store.h"
 #include "smtpd/auth_limit.h"
@@ -36,6 +40,7 @@
 #include "smtpd/smtp_server.h"
 #include "tls/tls_server.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* Queue ids have 31 worker slots (0 is the queue manager's). */
 #define WORKERS_MAX 30
@@ -65,7 +70,11 @@ struct master {
 	struct tls_server *tls;   /* last good TLS context, handed to every new worker */
 	struct userdb *users;     /* last good tables, handed to every new worker */
 	struct aliasdb *aliases;
+	struct policy_lists *lists; /* last good local lists, handed to every new worker */
+	struct greylist *greylist;  /* NULL unless greylist is on */
+	struct ratelimit *ratelimit; /* NULL when no rate limit is set */
 	struct relay_auth relay_auth; /* read as root; the queue manager inherits it */
+	struct dkim_signer_set *dkim; /* dkim-sign keys, read as root; the workers inherit them */
 	struct child *children; /* [0] qmgr, [1..] workers */
 	size_t nchildren;
 	pid_t pid;
@@ -187,6 +196,9 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != m->pid)
 		exit(1); /* the master died before prctl took effect */
+	/* A reload (SIGHUP) that comes before the child has its own handler must not kill it:
+	 * it starts with the tables the master has just reloaded anyway. */
+	signal(SIGHUP, SIG_IGN);
 	sigprocmask(SIG_UNBLOCK, &m->blocked, NULL);
 	close(m->sigfd);
 	m->sigfd = -1;
@@ -205,8 +217,13 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		status = qmgr_main(m->cfg, users, aliases,
 				   m->relay_auth.user ? &m->relay_auth : NULL);
 	} else {
-		struct smtpd_shared shared = { m->limits, m->auth_limits, m->tls };
+		struct smtpd_shared shared = {
+			.limits = m->limits, .auth_limits = m->auth_limits, .tls = m->tls,
+			.lists = m->lists, .greylist = m->greylist, .ratelimit = m->ratelimit,
+			.dkim_keys = m->dkim,
+		};
 		m->tls = NULL; /* the worker's now */
+		m->lists = NULL;
 		status = smtpd_worker_main(m->cfg, c->index, m->fds, &shared, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */
 		for (size_t i = 0; i < m->cfg->nlistens; i++)
@@ -326,6 +343,7 @@ static void supervise(struct master *m)
 			case SIGHUP:
 				/* First here, so that a worker restarted later gets the new tables. */
 				smtpd_reload_maps(m->cfg, &m->users, &m->aliases);
+				policy_lists_reload(m->cfg, &m->lists);
 				tls_server_reload(m->cfg, &m->tls);
 				signal_children(m, SIGHUP);
 				break;
@@ -357,12 +375,52 @@ static void master_free(struct master *m)
 		close(m->sigfd);
 	conn_limit_destroy(m->limits);
 	auth_limit_destroy(m->auth_limits);
+	greylist_close(m->greylist);
+	ratelimit_destroy(m->ratelimit);
+	policy_lists_free(m->lists);
 	tls_server_free(m->tls);
 	if (m->users)
 		userdb_free(m->users);
 	if (m->aliases)
 		aliasdb_free(m->aliases);
 	relay_auth_free(&m->relay_auth);
+	dkim_signer_set_free(m->dkim);
+}
+
+static void warn_dkim_key(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("event=dkim_key_warning warning=%s", LOG_ESC(msg));
+}
+
+/* The shared tables of greylisting and rate limits, when configured; -1 after a message. */
+static int open_policy_tables(struct master *m, long uid, long gid)
+{
+	const struct config *cfg = m->cfg;
+	char path[4096], err[256];
+
+	if (cfg->greylist) {
+		if (!str_format(path, sizeof path, "%s/%s", cfg->spool, GREYLIST_FILE)) {
+			fprintf(stderr, "carteiro: spool path too long\n");
+			return -1;
+		}
+		m->greylist = greylist_open(path, cfg->greylist_max_entries, uid, gid, err,
+					    sizeof err);
+		if (!m->greylist) {
+			fprintf(stderr, "carteiro: greylist: %s\n", err);
+			log_err("event=startup_failed error=%s", LOG_ESC(err));
+			return -1;
+		}
+	}
+	if (cfg->ratelimit_connections.count || cfg->ratelimit_messages.count ||
+	    cfg->ratelimit_user_messages.count || cfg->ratelimit_user_recipients.count) {
+		m->ratelimit = ratelimit_create();
+		if (!m->ratelimit) {
+			log_err("event=startup_failed error=\"cannot map the rate limit table\"");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* Bind every listener; false (after a message) when one cannot be. */
@@ -443,6 +501,18 @@ int master_main(struct config *cfg)
 			log_warn("event=relayhost_auth_exposed file=%s advice=\"chmod 600: only root "
 				 "should read the password\"", LOG_ESC(cfg->relayhost_auth_file));
 	}
+	char dkim_err[512];
+	if (dkim_signer_set_load(cfg, &m.dkim, warn_dkim_key, NULL, dkim_err, sizeof dkim_err) < 0) {
+		log_err("event=startup_failed error=%s", LOG_ESC(dkim_err));
+		fprintf(stderr, "carteiro: %s\n", dkim_err);
+		goto out;
+	}
+	if (m.dkim)
+		log_info("event=dkim_keys_loaded keys=%zu", dkim_signer_set_count(m.dkim));
+	if (policy_lists_load(cfg, config_report_log, NULL, &m.lists) < 0)
+		goto out;
+	if (open_policy_tables(&m, uid, gid) < 0)
+		goto out;
 	/* Keys are read now, while root can read them; the workers inherit the context. */
 	char tls_err[TLS_ERROR_MAX];
 	if (tls_server_load(cfg, &m.tls, tls_err, sizeof tls_err) < 0) {

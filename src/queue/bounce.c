@@ -44,6 +44,7 @@
 
 #include "smtpd/smtp_command.h"
 #include "util/str.h"
+#include "util/fileio.h"
 
 /* The most of the original's header section that is returned (text/rfc822-headers). */
 #define BOUNCE_HEADERS_MAX (256u * 1024)
@@ -581,10 +582,11 @@ static void put_status_part(struct bounce_ctx *c, const struct bounce_rcpt *rcpt
 }
 
 /* pread exactly n bytes at off into out (reserved by the caller). */
-static int read_into(struct buf *out, int fd, off_t off, size_t n)
+static int read_into(struct buf *out, int fd, const struct envelope *env, uint64_t pos, size_t n)
 {
 	while (n > 0) {
-		ssize_t r = pread(fd, out->data + out->len, n, off);
+		ssize_t r = pread_joined(fd, env->pre_offset, env->pre_size, env->msg_offset,
+					 out->data + out->len, n, pos);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -594,7 +596,7 @@ static int read_into(struct buf *out, int fd, off_t off, size_t n)
 			return -EIO; /* the file is shorter than its envelope says */
 		out->len += (size_t)r;
 		out->data[out->len] = '\0';
-		off += r;
+		pos += (uint64_t)r;
 		n -= (size_t)r;
 	}
 	return 0;
@@ -609,7 +611,7 @@ static int put_original(struct bounce_ctx *c, int fd, bool headers_only)
 	const struct envelope *env = c->env;
 	struct buf *out = c->out;
 	size_t start = out->len;
-	uint64_t limit = env->msg_size;
+	uint64_t limit = envelope_msg_total(env);
 	uint64_t done = 0;
 	int r;
 
@@ -617,12 +619,9 @@ static int put_original(struct bounce_ctx *c, int fd, bool headers_only)
 		limit = BOUNCE_HEADERS_MAX;
 	while (done < limit) {
 		size_t n = limit - done > BOUNCE_READ_CHUNK ? BOUNCE_READ_CHUNK : (size_t)(limit - done);
-		off_t off;
-		if (__builtin_add_overflow(env->msg_offset, (off_t)done, &off))
-			return -EOVERFLOW;
 		r = buf_reserve(out, n);
 		if (r == 0)
-			r = read_into(out, fd, off, n);
+			r = read_into(out, fd, env, done, n);
 		if (r < 0)
 			return r;
 		done += n;
@@ -642,7 +641,7 @@ static int put_original(struct bounce_ctx *c, int fd, bool headers_only)
 			break;
 		}
 	}
-	if (headers_only && done == limit && limit < env->msg_size) {
+	if (headers_only && done == limit && limit < envelope_msg_total(env)) {
 		/* Cut at the last whole line. */
 		while (out->len > start && !(out->len - start >= 2 &&
 					     memcmp(out->data + out->len - 2, "\r\n", 2) == 0))
@@ -689,7 +688,7 @@ int bounce_build(const struct bounce_params *p, const struct envelope *env,
 	c.env = env;
 	c.out = out;
 	c.global = env->smtputf8;
-	c.full = env->ret == 'F' && env->msg_size <= p->max_returned;
+	c.full = env->ret == 'F' && envelope_msg_total(env) <= p->max_returned;
 	make_boundary(&c, 0);
 	if (c.boundary_len == 0)
 		return -EINVAL;

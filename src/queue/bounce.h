@@ -55,8 +55,8 @@ struct bounce_params {
 };
 
 /*
- * Build the notification for env (its message is env->msg_size bytes at
- * env->msg_offset of msg_fd, read with pread) into out: a complete message,
+ * Build the notification for env (its message: the J header lines and the M
+ * bytes of the queue file msg_fd, envelope_msg_total(env) bytes) into out: a complete message,
  * headers and body, CRLF line ends. 0, or -errno (I/O error, -ENOMEM,
  * -ENOSPC when out's maximum is too small).
  */

@@ -420,15 +420,62 @@ int queue_file_read_envelope(int fd, struct envelope *env)
 	if (r < 0)
 		return r;
 
-	/* The file must end exactly with the trailer after the message. */
+	/* After the message: an optional J record, then the trailer, then nothing. */
 	uint64_t end;
 	if (__builtin_add_overflow((uint64_t)env->msg_offset, env->msg_size, &end) ||
-	    end + QUEUE_FILE_TRAILER_LEN != (uint64_t)st.st_size)
+	    end > (uint64_t)st.st_size || (uint64_t)st.st_size - end > QUEUE_PREPEND_MAX + 32)
 		return -EINVAL;
-	char trailer[QUEUE_FILE_TRAILER_LEN];
-	if (pread(fd, trailer, sizeof trailer, (off_t)end) != (ssize_t)sizeof trailer ||
-	    memcmp(trailer, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) != 0)
+	size_t n = (size_t)((uint64_t)st.st_size - end), skip, tail;
+	char small[64], *tailbuf = n <= sizeof small ? small : malloc(n);
+	if (tailbuf == NULL)
+		return -ENOMEM;
+	r = -EINVAL;
+	if (pread(fd, tailbuf, n, (off_t)end) == (ssize_t)n &&
+	    queue_file_parse_tail(tailbuf, n, &skip, &env->pre_size, &tail) == 0 && tail == n) {
+		env->pre_offset = env->pre_size ? (off_t)(end + skip) : 0;
+		r = 0;
+	}
+	if (tailbuf != small)
+		free(tailbuf);
+	return r;
+}
+
+int queue_file_format_prepend(const char *hdrs, size_t len, struct buf *out)
+{
+	char head[32];
+
+	if (len > QUEUE_PREPEND_MAX)
 		return -EINVAL;
+	int n = snprintf(head, sizeof head, "\nJ%zu:", len);
+	if (buf_append(out, head, (size_t)n) < 0 || buf_append(out, hdrs, len) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int queue_file_parse_tail(const char *p, size_t n, size_t *pre_skip, uint64_t *pre_size,
+			  size_t *tail_len)
+{
+	size_t o = 0;
+
+	*pre_skip = 0;
+	*pre_size = 0;
+	*tail_len = 0;
+	if (n >= 3 && p[0] == '\n' && p[1] == 'J') {
+		uint64_t len = 0;
+		size_t digits = 0;
+		for (o = 2; o < n && p[o] >= '0' && p[o] <= '9' && digits < 6; o++, digits++)
+			len = len * 10 + (uint64_t)(p[o] - '0');
+		if (digits == 0 || o >= n || p[o] != ':' || len > QUEUE_PREPEND_MAX ||
+		    len > n - o - 1)
+			return -EINVAL;
+		o++;
+		*pre_skip = o;
+		*pre_size = len;
+		o += (size_t)len;
+	}
+	if (n - o < QUEUE_FILE_TRAILER_LEN || memcmp(p + o, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) != 0)
+		return -EINVAL;
+	*tail_len = o + QUEUE_FILE_TRAILER_LEN;
 	return 0;
 }
 

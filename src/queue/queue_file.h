@@ -28,6 +28,9 @@
  *      X  DSN ORCPT "addr-type;address"
  *   M  the message: a 20-digit length, then the message bytes (CRLF line
  *      ends, exactly as received, Received header included), then '\n'
+ *   J  optional: header lines to put before the message at delivery, known
+ *      only once the whole message was read (Authentication-Results,
+ *      DKIM-Signature...); at most QUEUE_PREPEND_MAX bytes
  *   K  end mark, empty payload; always last
  *
  * The status byte of a recipient is updated in place (pwrite of one byte at
@@ -101,9 +104,17 @@ struct envelope {
 	size_t nrcpts;
 	size_t rcpts_cap;
 	/* Reader results. */
-	off_t msg_offset; /* first byte of the message in the file */
+	off_t msg_offset; /* first byte of the message (the M bytes) in the file */
 	uint64_t msg_size;
+	off_t pre_offset; /* the J header lines, delivered before the M bytes */
+	uint64_t pre_size; /* 0 without a J record */
 };
+
+/* Bytes of the message as delivered: the J header lines, then the M bytes. */
+static inline uint64_t envelope_msg_total(const struct envelope *env)
+{
+	return env->pre_size + env->msg_size;
+}
 
 void envelope_init(struct envelope *env);
 void envelope_free(struct envelope *env);
@@ -126,6 +137,23 @@ void queue_file_format_length(uint64_t len, char digits[20]);
 /* The bytes that end a file after the message: "\nK0:\n". */
 #define QUEUE_FILE_TRAILER "\nK0:\n"
 #define QUEUE_FILE_TRAILER_LEN 5
+/* Longest J record (header lines added at the end of DATA). */
+#define QUEUE_PREPEND_MAX (64u * 1024)
+
+/*
+ * Append a J record of the header lines hdrs (CRLF-terminated lines, at most
+ * QUEUE_PREPEND_MAX bytes) to out, to be written between the message and the
+ * trailer: "\nJ<len>:<hdrs>". 0, -EINVAL (too long) or -ENOMEM.
+ */
+int queue_file_format_prepend(const char *hdrs, size_t len, struct buf *out);
+/*
+ * Parse the bytes after a message's last byte (at most QUEUE_PREPEND_MAX + 32
+ * of them): a J record and/or the trailer. On 0, *pre_skip is the offset of
+ * the J payload within p (0 when none), *pre_size its length, and *tail_len
+ * the bytes from the message's end to the end of the file. -EINVAL otherwise.
+ */
+int queue_file_parse_tail(const char *p, size_t n, size_t *pre_skip, uint64_t *pre_size,
+			  size_t *tail_len);
 
 /*
  * Parse the header section of a queue file from data[0..len). Returns 0 with

@@ -101,7 +101,7 @@ void queue_list_format_message(struct buf *out, const struct envelope *env, time
 			    : envelope_pending(env, RCPT_REMOTE) ? "remote"
 								 : "done";
 	buf_appendf(out, "%-12s  %-7s  %10llu  %-9s  <%s>\n", env->id, age,
-		    (unsigned long long)env->msg_size, state, env->sender[0] ? LOG_ESC(env->sender) : "");
+		    (unsigned long long)envelope_msg_total(env), state, env->sender[0] ? LOG_ESC(env->sender) : "");
 	for (size_t k = 0; k < env->nrcpts; k++) {
 		const struct envelope_rcpt *rc = &env->rcpts[k];
 		bool active = x && x->active && x->active[k] && rcpt_status_pending(rc->status);
@@ -187,7 +187,7 @@ int queue_list(const char *spool, FILE *out)
 		}
 		queue_list_format_message(&b, &env, now, NULL);
 		flush_buf(&b, out);
-		total += env.msg_size;
+		total += envelope_msg_total(&env);
 		shown++;
 		envelope_free(&env);
 	}

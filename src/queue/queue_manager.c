@@ -3,7 +3,9 @@
  * retries. See queue_manager.h.
  *
  * A message in memory is
- *   LOADING   its envelope is being read (an I/O job)
+ *   LOADING   its envelope is being read (an I/O job), or waits to be read
+ *             again after a failure (EMFILE, EIO...): nothing else may touch
+ *             it until it is loaded, not even an administrator's request
  *   ACTIVE    an attempt runs: "parts" are in flight (one local delivery job
  *             for all its local recipients, one outbound delivery per remote
  *             destination), and/or a record job writes outcomes
@@ -20,7 +22,13 @@
  *      file system's own within seconds) carries the unlink, and a sync per
  *      delivered message doubled the commits that incoming mail waits on.
  * A part's outcome is recorded as soon as that part is over, not at the end
- * of the attempt, so a remote 250 is on disk within one fsync.
+ * of the attempt, so a remote 250 is on disk within one fsync: record jobs
+ * go to the I/O pool's urgent queue, ahead of local deliveries and envelope
+ * loads (thousands of them after a restart with a backlog), unless they
+ * carry a notice (building one reads the whole message).
+ *
+ * Every deferral names its reason: each recipient an attempt leaves pending
+ * has a note (the remote reply, or our own reason for not trying).
  *
  * Crash states: killed before 1: the recipient is delivered or bounced
  * again (at most once more: a Maildir copy is found again by its
@@ -157,6 +165,7 @@ struct qmgr {
 	const struct config *cfg;
 	struct iopool *pool;
 	struct outbound *out;
+	char out_error[200]; /* why out is NULL */
 	struct userdb *users;
 	struct aliasdb *aliases;
 	struct queue_id_gen ids;
@@ -183,6 +192,7 @@ static void qmgr_pump(struct qmgr *q);
 static void start_attempt(struct qmgr *q, struct qmsg *m);
 static void after_part(struct qmgr *q, struct qmsg *m);
 static void record_kick(struct qmgr *q, struct qmsg *m);
+static void load_submit(struct qmgr *q, struct qmsg *m);
 
 static int64_t now_sec(void)
 {
@@ -288,6 +298,16 @@ static void fail_rcpt(struct qmsg *m, size_t i)
 	m->bounce[i] = notify_wants(&m->env.rcpts[i], SMTP_NOTIFY_FAILURE);
 }
 
+/* The pending recipients of kind (0: any) that no part took: why they wait. */
+static void note_not_attempted(struct qmsg *m, char kind, const char *why)
+{
+	char text[SMTPC_TEXT_MAX];
+	str_format(text, sizeof text, "not attempted: %s", why);
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		if (rcpt_pending(m, i) && !m->busy[i] && (!kind || m->env.rcpts[i].kind == kind))
+			note_set(m, i, "4.3.0", NULL, text, false);
+}
+
 /* --- scheduling ---------------------------------------------------------------------------- */
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -295,20 +315,32 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct qmsg *m = arg;
 	(void)fd;
 	(void)what;
-	if (m->state == QM_WAITING && !m->q->stopping)
+	if (m->q->stopping)
+		return;
+	if (m->state == QM_LOADING)
+		load_submit(m->q, m);
+	else if (m->state == QM_WAITING)
 		start_attempt(m->q, m);
 }
 
-static void wait_for(struct qmgr *q, struct qmsg *m, unsigned delay)
+/* Run on_timer in delay seconds (a message in QM_LOADING is read again, else attempted). */
+static void timer_in(struct qmgr *q, struct qmsg *m, unsigned delay)
 {
 	if (!m->timer)
 		m->timer = evtimer_new(q->base, on_timer, m);
-	m->state = QM_WAITING;
 	m->next_attempt = now_sec() + delay;
 	if (m->timer) {
 		struct timeval tv = { (time_t)delay, 0 };
 		evtimer_add(m->timer, &tv);
+	} else {
+		log_err("qid=%s event=out_of_memory what=retry_timer", m->id);
 	}
+}
+
+static void wait_for(struct qmgr *q, struct qmsg *m, unsigned delay)
+{
+	m->state = QM_WAITING;
+	timer_in(q, m, delay);
 }
 
 /* The delay before attempt number attempts+1: the schedule, with +-10% jitter. */
@@ -408,6 +440,9 @@ static void after_attempt(struct qmgr *q, struct qmsg *m)
 	int64_t expires = m->env.arrival_sec + cfg->queue_lifetime;
 	if (now + delay > expires)
 		delay = expires > now ? (unsigned)(expires - now) : 1;
+	/* Every path that leaves a recipient pending notes why; this is the safety net. */
+	if (!m->last_error[0])
+		note_not_attempted(m, 0, "no reason recorded");
 	wait_for(q, m, delay);
 	log_info("qid=%s event=deferred attempts=%u pending=%zu retry_in=%us error=%s", m->id,
 		 m->attempts, pending, delay, LOG_ESC(m->last_error));
@@ -443,7 +478,9 @@ static int qjob_local(struct qjob *j, struct qmgr *q)
 		.return_path = m->env.sender,
 		.fd = j->fd,
 		.offset = m->env.msg_offset,
-		.size = m->env.msg_size,
+		.size = envelope_msg_total(&m->env),
+		.pre_offset = m->env.pre_offset,
+		.pre_size = m->env.pre_size,
 	};
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
 		if (j->results[i] != 0)
@@ -601,17 +638,22 @@ static void load_done(struct qmgr *q, struct qjob *j)
 		qmsg_forget(q, m);
 		return;
 	}
+	if (r == -EINVAL) {
+		log_err("qid=%s event=queue_file_unreadable error=\"malformed queue file\" "
+			"action=moved_to_corrupt", m->id);
+		move_to_corrupt(q, m->id);
+		qmsg_forget(q, m);
+		return;
+	}
 	if (r < 0) {
-		log_err("qid=%s event=queue_file_unreadable error=\"%s\" action=%s", m->id,
-			r == -EINVAL ? "malformed queue file" : strerror(-r),
-			r == -EINVAL ? "moved_to_corrupt" : "retry");
-		if (r == -EINVAL) {
-			move_to_corrupt(q, m->id);
-			qmsg_forget(q, m);
-		} else {
-			m->attempts++;
-			wait_for(q, m, retry_delay(q->cfg, m->attempts));
-		}
+		/* A passing trouble (descriptors, memory, I/O): read it again later. Until then
+		 * the message is not known (no envelope): nothing may attempt or record it. */
+		envelope_free(&m->env);
+		m->attempts++;
+		unsigned delay = retry_delay(q->cfg, m->attempts);
+		log_err("qid=%s event=queue_file_unreadable error=\"%s\" action=retry retry_in=%us",
+			m->id, strerror(-r), delay);
+		timer_in(q, m, delay);
 		return;
 	}
 	size_t n = m->env.nrcpts ? m->env.nrcpts : 1;
@@ -899,7 +941,13 @@ static void record_kick(struct qmgr *q, struct qmsg *m)
 	free(sel);
 	m->recording = true;
 	m->state = QM_ACTIVE;
-	iopool_submit(q->pool, &j->job);
+	/* Status bytes and an fdatasync: ahead of the local deliveries and loads, so that a
+	 * remote 250 is durable at once (a crash before would send the message again). A
+	 * notice reads the whole message: it waits its turn. */
+	if (j->notice[0] || j->notice[1])
+		iopool_submit(q->pool, &j->job);
+	else
+		iopool_submit_urgent(q->pool, &j->job);
 }
 
 /* A part of the attempt is over. */
@@ -938,7 +986,7 @@ static const char *reply_text(const struct smtpc_reply *r, char *out, size_t out
 		str_format(out, outlen, "%d %s%s%s", r->code, r->status, r->status[0] ? " " : "",
 			   r->text);
 	else
-		str_copy(out, outlen, r->text);
+		str_copy(out, outlen, r->text[0] ? r->text : "delivery ended without a reason");
 	return out;
 }
 
@@ -998,8 +1046,10 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 {
 	size_t n = m->env.nrcpts;
 	bool *taken = calloc(n ? n : 1, sizeof *taken);
-	if (!taken)
+	if (!taken) {
+		note_not_attempted(m, RCPT_REMOTE, "out of memory");
 		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct envelope_rcpt *r = &m->env.rcpts[i];
 		if (taken[i] || r->kind != RCPT_REMOTE || !rcpt_pending(m, i) || m->busy[i])
@@ -1029,6 +1079,7 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 			log_err("qid=%s event=outbound_start_failed error=\"out of memory\"", m->id);
 			if (p)
 				outbound_part_free(p);
+			note_not_attempted(m, RCPT_REMOTE, "out of memory");
 			break;
 		}
 		size_t o = 0;
@@ -1063,7 +1114,9 @@ static void start_remote(struct qmgr *q, struct qmsg *m)
 		p->d.msg.body_8bit = m->env.body_8bit;
 		p->d.msg.smtputf8 = m->env.smtputf8;
 		p->d.msg.offset = m->env.msg_offset;
-		p->d.msg.size = m->env.msg_size;
+		p->d.msg.size = envelope_msg_total(&m->env);
+		p->d.msg.pre_offset = m->env.pre_offset;
+		p->d.msg.pre_size = m->env.pre_size;
 		p->d.done = outbound_done;
 		p->d.open_message = outbound_open_message;
 		m->inflight++;
@@ -1101,6 +1154,8 @@ static void start_attempt(struct qmgr *q, struct qmsg *m)
 	}
 	if (q->out)
 		start_remote(q, m);
+	else
+		note_not_attempted(m, RCPT_REMOTE, q->out_error);
 	after_part(q, m);
 	qmgr_pump(q);
 }
@@ -1114,6 +1169,7 @@ static void start_local_job(struct qmgr *q, struct qmsg *m)
 		if (j)
 			free(j);
 		log_err("qid=%s event=out_of_memory", m->id);
+		note_not_attempted(m, RCPT_LOCAL, "out of memory");
 		after_part(q, m);
 		return;
 	}
@@ -1146,10 +1202,8 @@ static void discover(struct qmgr *q, const char *id, bool recovered)
 	if (!queue_id_valid(id) || strmap_has(q->msgs, id))
 		return;
 	struct qmsg *m = calloc(1, sizeof *m);
-	struct qjob *j = m ? qjob_new(m, JOB_LOAD) : NULL;
-	if (!m || !j || strmap_put(q->msgs, id, m) < 0) {
+	if (!m || strmap_put(q->msgs, id, m) < 0) {
 		free(m);
-		free(j);
 		log_err("qid=%s event=out_of_memory", id);
 		return;
 	}
@@ -1159,6 +1213,19 @@ static void discover(struct qmgr *q, const char *id, bool recovered)
 	m->state = QM_LOADING;
 	envelope_init(&m->env);
 	log_debug("qid=%s event=discovered recovered=%s", id, recovered ? "yes" : "no");
+	load_submit(q, m);
+}
+
+/* Read m's envelope (again) on an I/O thread; load_done goes on. */
+static void load_submit(struct qmgr *q, struct qmsg *m)
+{
+	struct qjob *j = qjob_new(m, JOB_LOAD);
+	if (!j) {
+		log_err("qid=%s event=out_of_memory action=retry retry_in=%us", m->id,
+			RESCAN_INTERVAL_S);
+		timer_in(q, m, RESCAN_INTERVAL_S);
+		return;
+	}
 	iopool_submit(q->pool, &j->job);
 }
 
@@ -1313,7 +1380,7 @@ static int ctl_handle(void *arg, const char *verb, const char *id, struct buf *o
 		queue_list_format_header(out);
 		for (size_t i = 0; i < count; i++) {
 			describe(v[i], out, m != NULL);
-			total += v[i]->env.msg_size;
+			total += envelope_msg_total(&v[i]->env);
 		}
 		queue_list_format_footer(out, count, total);
 		free(v);
@@ -1409,8 +1476,10 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 
 	q.out = outbound_new(q.base, cfg, auth ? auth->user : NULL, auth ? auth->pass : NULL, err,
 			     sizeof err);
-	if (!q.out)
+	if (!q.out) {
 		log_err("event=outbound_unavailable error=%s", LOG_ESC(err));
+		str_format(q.out_error, sizeof q.out_error, "remote delivery unavailable: %s", err);
+	}
 
 	/* Watch before scanning, so a file renamed in between is seen by one or the other. */
 	q.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -79,6 +79,8 @@ struct queue_txn {
 	size_t len_offset;   /* file offset of the M record's 20 length digits */
 	uint64_t msg_bytes;
 	char len_digits[20];
+	char *prepend; /* J record: header lines for the front of the message */
+	size_t prepend_len;
 	queue_txn_done_fn *done;
 	queue_txn_resume_fn *resume;
 	void *arg;
@@ -403,6 +405,7 @@ static void txn_free(struct queue_txn *txn)
 	txn->qs->open_txns--;
 	buf_free(&txn->pending);
 	buf_free(&txn->inflight);
+	free(txn->prepend);
 	free(txn);
 }
 
@@ -437,6 +440,13 @@ static void txn_cleanup(struct queue_txn *txn)
 static void txn_submit_final(struct queue_txn *txn)
 {
 	queue_file_format_length(txn->msg_bytes, txn->len_digits);
+	if (txn->prepend_len > 0) {
+		int r = queue_file_format_prepend(txn->prepend, txn->prepend_len, &txn->pending);
+		if (r < 0) {
+			txn->error = r;
+			return;
+		}
+	}
 	if (buf_append(&txn->pending, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) < 0) {
 		txn->error = -ENOMEM;
 		return;
@@ -565,6 +575,21 @@ bool queue_txn_busy(const struct queue_txn *txn)
 uint64_t queue_txn_size(const struct queue_txn *txn)
 {
 	return txn->msg_bytes;
+}
+
+int queue_txn_prepend(struct queue_txn *txn, const char *hdrs, size_t len)
+{
+	char *copy;
+
+	if (len > QUEUE_PREPEND_MAX || txn->prepend_len + len > QUEUE_PREPEND_MAX)
+		return -EINVAL;
+	copy = realloc(txn->prepend, txn->prepend_len + len + 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy + txn->prepend_len, hdrs, len);
+	txn->prepend = copy;
+	txn->prepend_len += len;
+	return 0;
 }
 
 void queue_txn_commit(struct queue_txn *txn, queue_txn_done_fn *done, void *arg)

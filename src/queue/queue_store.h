@@ -106,6 +106,13 @@ int queue_txn_write(struct queue_txn *txn, const void *p, size_t n);
 bool queue_txn_busy(const struct queue_txn *txn);
 /* Bytes of message appended so far. */
 uint64_t queue_txn_size(const struct queue_txn *txn);
+/*
+ * Header lines (CRLF-terminated) to deliver in front of the message, known only
+ * after it was read (they go in the file's J record, after the message).
+ * Before queue_txn_commit; may be called more than once (appends). 0, -EINVAL
+ * (beyond QUEUE_PREPEND_MAX) or -ENOMEM.
+ */
+int queue_txn_prepend(struct queue_txn *txn, const char *hdrs, size_t len);
 /* Finish and make durable; done(arg, 0 or -errno, id) runs on the loop. */
 void queue_txn_commit(struct queue_txn *txn, queue_txn_done_fn *done, void *arg);
 /* Give up: remove whatever was written. No callback runs afterwards. */

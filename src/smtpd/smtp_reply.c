@@ -1,7 +1,9 @@
 /*
  * smtp_reply: the reply table. Codes per RFC 5321 4.2.2 and 4.3.2,
  * enhanced codes per RFC 3463 (and RFC 6531 for SMTPUTF8, RFC 3030 for BDAT,
- * RFC 3207 for STARTTLS, RFC 4954 6 and RFC 5248 for AUTH).
+ * RFC 3207 for STARTTLS, RFC 4954 6 and RFC 5248 for AUTH). The policy
+ * refusals (smtp_policy.c) add their detail: the list and its reason, the
+ * seconds until a greylisted retry can pass.
  */
 #include "smtpd/smtp_reply.h"
 
@@ -82,6 +84,18 @@ static const struct smtp_reply replies[R_COUNT] = {
 			    "Too many failed authentication attempts, try again later" },
 	[R_AUTH_TEMP] = { 454, "4.7.0", "Temporary authentication failure" },
 	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address not owned by the authenticated user" },
+	[R_POLICY_REJECT] = { 554, "5.7.1", "Service unavailable;" },
+	[R_SPF_FAIL] = { 550, "5.7.23", "SPF validation failed:" },
+	[R_DMARC_REJECT] = { 550, "5.7.1", "Message refused by the DMARC policy of" },
+	[R_GREYLISTED] = { 451, "4.7.1",
+			   "Greylisted: new senders are accepted on a retry; try again in" },
+	[R_RATE_CONNECTIONS] = { 421, "4.7.0",
+				 "Too many connections from your address recently, try again later" },
+	[R_RATE_MESSAGES] = { 451, "4.7.1", "Too many messages from your address, try again later" },
+	[R_RATE_USER_MESSAGES] = { 451, "4.7.1",
+				   "Too many messages from this account, try again later" },
+	[R_RATE_USER_RCPTS] = { 451, "4.7.1",
+				"Too many recipients from this account, try again later" },
 };
 
 const struct smtp_reply *smtp_reply_get(enum smtp_reply_id id)

@@ -14,9 +14,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dns/dns.h"
+#include "policy/psl.h"
 #include "mail/aliases.h"
 #include "mail/resolve.h"
 #include "mail/users.h"
+#include "policy/policy_lists.h"
 #include "pop3d/pop3_session.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_session.h"
@@ -189,6 +192,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	/* Sessions keep no pointers into the tables between commands: swap at once.
 	 * Each TLS session holds a reference to the context it started with. */
 	smtpd_reload_maps(d->cfg, &d->users, &d->aliases);
+	policy_lists_reload(d->cfg, &d->lists);
 	tls_server_reload(d->cfg, &d->tls);
 }
 
@@ -231,10 +235,30 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.limits = shared->limits;
 	d.auth_limits = shared->auth_limits;
 	d.tls = shared->tls;
+	d.dkim_keys = shared->dkim_keys;
+	d.lists = shared->lists;
+	d.greylist = shared->greylist;
+	d.ratelimit = shared->ratelimit;
 	log_set_role("smtpd");
 	d.base = event_base_new();
 	if (!d.base)
 		fatal("event=startup_failed error=\"cannot create event loop\"");
+	char dns_err[DNS_ERROR_MAX];
+	d.dns = dns_new(d.base, (const char *const *)cfg->dns_servers, cfg->ndns_servers, dns_err,
+			sizeof dns_err);
+	if (!d.dns)
+		log_err("event=dns_unavailable error=%s note=\"DNS lists and sender "
+			"authentication are skipped\"",
+			LOG_ESC(dns_err));
+	else
+		d.resolver = dns_resolver_of(d.dns);
+	if (cfg->dmarc) {
+		char psl_err[512];
+		d.psl = psl_load(cfg->public_suffix_list, psl_err, sizeof psl_err);
+		if (!d.psl)
+			log_err("event=psl_unavailable error=%s note=\"DMARC is skipped\"",
+				LOG_ESC(psl_err));
+	}
 	/* The master's last good tables, inherited: a worker restarted after a failed
 	 * reload serves with them rather than not at all. */
 	d.users = users;
@@ -265,6 +289,9 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 
 	stop_listening(&d);
 	kill_sessions(&d);
+	if (d.dns)
+		dns_free(d.dns); /* after the sessions, which cancel their lookups */
+	psl_free(d.psl);
 	/* Outstanding spool jobs (commits of departed clients, cleanups) finish here. */
 	iopool_free(d.pool);
 	queue_store_close(&d.store);
@@ -274,6 +301,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	event_free(d.ev_deadline);
 	userdb_free(d.users);
 	aliasdb_free(d.aliases);
+	policy_lists_free(d.lists);
 	tls_server_free(d.tls);
 	free(d.resolve_scratch);
 	event_base_free(d.base);

@@ -7,8 +7,9 @@
  * enforces the shared connection limits, and runs the sessions: SMTP
  * (smtp_session.c), and POP3 (pop3d/pop3_session.c) for the connections of
  * pop3 and pop3s listeners. Accepted mail goes to the spool through the worker's I/O
- * pool (queue_store.c). SIGHUP reloads the users and aliases files and the
- * TLS certificates and keys (when the server user can read them); SIGTERM
+ * pool (queue_store.c). SIGHUP reloads the users and aliases files, the
+ * local policy lists and the TLS certificates and keys (when the server user
+ * can read them); SIGTERM
  * stops accepting, closes idle sessions with 421, lets transactions in flight
  * finish, and exits when none is left or shutdown-timeout has passed.
  */
@@ -19,6 +20,7 @@
 #include <stddef.h>
 
 #include "conf/config.h"
+#include "dns/dns.h"
 #include "queue/queue_store.h"
 
 struct event_base;
@@ -32,6 +34,11 @@ struct userdb;
 struct aliasdb;
 struct auth_limit;
 struct tls_server;
+struct dkim_signer_set;
+struct dns;
+struct policy_lists;
+struct greylist;
+struct ratelimit;
 
 /* Results of resolving one RCPT (aliases can fan out). */
 #define SMTPD_RESOLVE_MAX 1000
@@ -49,6 +56,15 @@ struct smtpd {
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits; /* failed AUTHs, shared by the workers */
 	struct tls_server *tls;         /* NULL when no tls-cert is configured */
+	const struct dkim_signer_set *dkim_keys; /* dkim-sign keys (the master's); NULL: none */
+	/* The worker's resolver (dns-server), for every policy check of its sessions (DNS
+	 * lists, SPF, DKIM, DMARC); NULL when c-ares could not start: lookups are skipped. */
+	struct dns *dns;
+	struct dns_resolver resolver; /* dns_resolver_of(dns), for the policy modules */
+	struct psl *psl;              /* public suffixes for DMARC (NULL: no DMARC) */
+	struct policy_lists *lists;     /* block/allow-networks, block-senders (never NULL) */
+	struct greylist *greylist;      /* shared table; NULL unless greylist is on */
+	struct ratelimit *ratelimit;    /* shared counters; NULL when no rate is set */
 	struct smtpd_listener **listeners;
 	size_t nlisteners;
 	struct smtp_session *sessions; /* every open SMTP session, for shutdown */
@@ -70,6 +86,10 @@ struct smtpd_shared {
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits;
 	struct tls_server *tls; /* the worker owns its copy's reference */
+	const struct dkim_signer_set *dkim_keys; /* read by the master as root; NULL: none */
+	struct policy_lists *lists; /* the worker owns its copy */
+	struct greylist *greylist;
+	struct ratelimit *ratelimit;
 };
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,

@@ -30,6 +30,13 @@
  *    the workers (auth_limit.c), which bans an address after
  *    auth-max-failures. An authenticated user may relay, and may use as
  *    sender only addresses that resolve to their own mailbox (or <>).
+ *  - Anti-abuse checks (rate limits, local and DNS lists, greylisting) are
+ *    smtp_policy.c's: the session asks it at connect, MAIL and RCPT, and
+ *    waits in S_POLICY (reading nothing) while its DNS lookups run.
+ *  - Sender authentication (SPF, DKIM, DMARC) and DKIM signing are
+ *    smtp_msgauth.c's: started after MAIL is accepted, fed the data as it
+ *    streams, and asked for a verdict and header lines at the end of the
+ *    data, before the commit (the session waits in S_POLICY meanwhile).
  */
 #include "smtpd/smtp_session.h"
 
@@ -53,6 +60,8 @@
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_data.h"
+#include "smtpd/smtp_msgauth.h"
+#include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
 #include "tls/tls_bev.h"
@@ -89,12 +98,13 @@ enum smtp_state {
 	S_TLS_HANDSHAKE, /* the TLS handshake runs; no command is read */
 	S_AUTH,       /* AUTH: a challenge was sent, the response line is due */
 	S_AUTH_CHECK, /* AUTH: the password is being checked (or a failure delayed) */
+	S_POLICY,     /* a policy check's lookups run (before the greeting, or at MAIL) */
 	S_COUNT
 };
 
 static const char *const state_names[S_COUNT] = {
 	"connected", "ready", "mail", "rcpt", "data", "bdat-chunk", "bdat", "commit", "closing",
-	"tls-start", "tls-handshake", "auth", "auth-check",
+	"tls-start", "tls-handshake", "auth", "auth-check", "policy",
 };
 
 #define ST(x) (1u << (x))
@@ -113,6 +123,8 @@ struct smtp_txn {
 	enum smtp_reply_id bdat_error;
 	uint64_t bdat_total; /* declared chunk sizes so far */
 	char added_headers[ADDR_DOMAIN_MAX + 128]; /* Date/Message-ID added on submission */
+	struct smtp_msgauth *msgauth; /* SPF/DKIM/DMARC or DKIM signing; NULL: none */
+	bool msgauth_started;
 };
 
 struct auth_check;
@@ -159,6 +171,7 @@ struct smtp_session {
 	struct event *auth_delay;       /* the pause before a failure reply */
 	bool auth_banned;               /* the failure being delayed banned the client */
 	enum smtp_reply_id refused;     /* the 421 of a connection limit (when !counted) */
+	struct smtp_policy *policy;     /* the anti-abuse checks (smtp_policy.c) */
 };
 
 /* An address for a log line: escaped, and "" for the null path. */
@@ -247,6 +260,7 @@ static void txn_reset(struct smtp_session *s)
 		else
 			queue_txn_abort(txn->q);
 	}
+	smtp_msgauth_free(txn->msgauth); /* its lookups are cancelled */
 	envelope_free(&txn->env);
 	free(txn);
 	s->txn = NULL;
@@ -311,6 +325,7 @@ static const char *submission_headers(void *ctx, unsigned seen)
 static int data_output(void *ctx, const char *p, size_t n)
 {
 	struct smtp_session *s = ctx;
+	smtp_msgauth_data(s->txn->msgauth, p, n);
 	return queue_txn_write(s->txn->q, p, n);
 }
 
@@ -405,6 +420,8 @@ static void committed(void *arg, int result, const char *id)
 	session_process(s);
 }
 
+static void content_checked(void *arg, const struct smtp_msgauth_verdict *v);
+
 /* The whole content has been read: refuse it with a reason, or commit it. */
 static void content_end(struct smtp_session *s)
 {
@@ -439,6 +456,38 @@ static void content_end(struct smtp_session *s)
 		session_enter(s, S_READY);
 		reply_error(s, fail, NULL);
 		return;
+	}
+	if (txn->msgauth) {
+		session_enter(s, S_POLICY);
+		smtp_msgauth_finish(txn->msgauth, content_checked, s);
+		return;
+	}
+	session_enter(s, S_COMMIT);
+	queue_txn_commit(txn->q, committed, s);
+}
+
+/* The sender authentication's verdict on the content: refuse, or commit with its headers. */
+static void content_checked(void *arg, const struct smtp_msgauth_verdict *v)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *txn = s->txn;
+
+	if (v->action == MSGAUTH_REJECT) {
+		char domain[256];
+		snprintf(domain, sizeof domain, "%s", v->reply); /* v goes with the transaction */
+		log_info("sid=%s qid=%s event=reject stage=data reason=dmarc domain=%s size=%llu",
+			 s->id, txn->env.id, LOG_ESC(domain), (unsigned long long)txn->reader.size);
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, R_DMARC_REJECT, domain);
+		session_process(s);
+		return;
+	}
+	if (v->headers_len > 0) {
+		int r = queue_txn_prepend(txn->q, v->headers, v->headers_len);
+		if (r < 0)
+			log_warn("sid=%s qid=%s event=headers_dropped error=\"%s\"", s->id, txn->env.id,
+				 strerror(-r));
 	}
 	session_enter(s, S_COMMIT);
 	queue_txn_commit(txn->q, committed, s);
@@ -549,6 +598,74 @@ static bool sender_owned(struct smtp_session *s, const struct addr *from)
 	return false;
 }
 
+static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdict *v);
+static void policy_mail_done(void *arg);
+
+/* MAIL with spf-policy reject-fail, once SPF is known: 250, or 550 5.7.23. */
+static void mail_spf_checked(void *arg, bool fail, const char *explanation)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	if (fail) {
+		log_info("sid=%s qid=%s event=reject stage=mail reason=spf_fail from=<%s>", s->id,
+			 s->txn->env.id, ESC_ADDR(s->txn->env.sender));
+		char detail[256];
+		snprintf(detail, sizeof detail, "%s", explanation); /* it goes with the transaction */
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, R_SPF_FAIL, detail);
+	} else {
+		mail_checked(s, NULL);
+	}
+	session_process(s);
+}
+
+/*
+ * Start the sender authentication of inbound mail (from the internet: an SMTP
+ * listener, no AUTH, not exempted by the lists) or the DKIM signing of
+ * outgoing mail (an authenticated user or a relay client, with dkim-sign
+ * keys). True when the 250 to MAIL waits for SPF (spf-policy reject-fail).
+ */
+static bool msgauth_begin(struct smtp_session *s)
+{
+	struct smtpd *d = s->d;
+	const struct config *cfg = d->cfg;
+	bool inbound = s->listener->kind == LISTEN_SMTP && !s->auth_user &&
+		       !smtp_policy_exempt(s->policy) && d->dns &&
+		       (cfg->spf_policy != SPF_POLICY_OFF || cfg->dkim_verify);
+	bool outgoing = (s->auth_user || s->relay_client) && d->dkim_keys;
+
+	s->txn->msgauth_started = true;
+	if (!inbound && !outgoing)
+		return false;
+	struct smtp_msgauth_params p = {
+		.base = d->base,
+		.resolver = &d->resolver,
+		.cfg = cfg,
+		.sid = s->id,
+		.qid = s->txn->env.id,
+		.client = (const struct sockaddr *)&s->peer,
+		.helo = s->helo,
+		.sender = s->txn->env.sender,
+		.verify = inbound,
+		.signers = outgoing ? d->dkim_keys : NULL,
+		.psl = d->psl,
+	};
+	s->txn->msgauth = smtp_msgauth_new(&p);
+	if (s->txn->msgauth == NULL) {
+		log_warn("sid=%s qid=%s event=msgauth_skipped error=\"out of memory\"", s->id,
+			 s->txn->env.id);
+		return false;
+	}
+	if (!smtp_msgauth_mail_waits(s->txn->msgauth))
+		return false;
+	session_enter(s, S_POLICY);
+	smtp_msgauth_spf_wait(s->txn->msgauth, mail_spf_checked, s);
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, struct slice arg)
 {
 	struct smtp_txn *txn;
@@ -603,12 +720,46 @@ static void cmd_mail(struct smtp_session *s, struct slice arg)
 	env->ret = txn->mail.ret == SMTP_RET_FULL ? 'F' : txn->mail.ret == SMTP_RET_HDRS ? 'H' : 0;
 	queue_store_new_id(&s->d->store, env->id);
 	s->txn = txn;
+	struct smtp_policy_verdict v;
+	enum smtp_policy_status ps = smtp_policy_mail(s->policy, &txn->mail.from, s->helo,
+						      s->auth_user, policy_mail_done, s, &v);
+	if (ps == SMTP_POLICY_WAIT)
+		session_enter(s, S_POLICY);
+	else
+		mail_checked(s, ps == SMTP_POLICY_REFUSE ? &v : NULL);
+}
+
+/* MAIL once its policy checks are done: 250, or the refusal v. */
+static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdict *v)
+{
+	struct smtp_txn *txn = s->txn;
+	struct envelope *env = &txn->env;
+
+	if (v) {
+		log_info("sid=%s qid=%s event=reject stage=mail reason=%s from=<%s>", s->id, env->id,
+			 v->reason, ESC_ADDR(env->sender));
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, v->reply, v->detail);
+		return;
+	}
+	if (!txn->msgauth_started && msgauth_begin(s))
+		return; /* the 250 waits for SPF */
 	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu%s%s", s->id,
 		 env->id, s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
 		 (unsigned long long)txn->mail.size, s->auth_user ? " user=" : "",
 		 s->auth_user ? s->auth_user : "");
 	session_enter(s, S_MAIL);
 	reply(s, R_SENDER_OK, NULL);
+}
+
+static void policy_mail_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	mail_checked(s, NULL);
+	session_process(s);
 }
 
 static bool txn_has_rcpt(const struct envelope *env, const char *address)
@@ -631,6 +782,16 @@ static void rcpt_reject(struct smtp_session *s, const char *to, const char *reas
 		reply_error(s, id, NULL);
 }
 
+/* A recipient refused by a policy check: a verdict, not a client error (not counted). */
+static void rcpt_policy_refused(struct smtp_session *s, const char *to,
+				const struct smtp_policy_verdict *v)
+{
+	s->txn->rcpt_refused++;
+	log_info("sid=%s qid=%s event=rcpt to=<%s> result=rejected reason=%s", s->id,
+		 s->txn->env.id, LOG_ESC(to), v->reason);
+	reply(s, v->reply, v->detail);
+}
+
 static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 {
 	struct smtp_txn *txn = s->txn;
@@ -649,6 +810,11 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 	}
 	if (txn->rcpt_cmds >= cfg->max_recipients) {
 		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+	struct smtp_policy_verdict v;
+	if (!smtp_policy_rcpt(s->policy, s->auth_user, &v)) {
+		rcpt_policy_refused(s, ra.to.text, &v);
 		return;
 	}
 
@@ -680,6 +846,10 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 
 	if (txn->env.nrcpts + n > TXN_RCPTS_MAX) {
 		rcpt_reject(s, ra.to.text, "too_many_recipients", R_TOO_MANY_RCPTS);
+		return;
+	}
+	if (!smtp_policy_greylist(s->policy, &txn->mail.from, ra.to.text, s->auth_user, &v)) {
+		rcpt_policy_refused(s, ra.to.text, &v);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1266,7 +1436,7 @@ static bool bdat_input(struct smtp_session *s, struct evbuffer *in)
 static bool session_waiting(const struct smtp_session *s)
 {
 	return s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_TLS_START ||
-	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK;
+	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK || s->state == S_POLICY;
 }
 
 static void update_reading(struct smtp_session *s)
@@ -1407,6 +1577,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	txn_reset(s);
 	if (s->counted)
 		conn_limit_release(d->limits, d->worker, (struct sockaddr *)&s->peer);
+	smtp_policy_free(s->policy); /* a lookup in flight is cancelled */
 	if (s->auth_check)
 		auth_check_detach(s->auth_check); /* it finishes alone and frees itself */
 	if (s->auth_delay)
@@ -1452,6 +1623,8 @@ static void session_greet(struct smtp_session *s)
 				    d->cfg->hostname);
 	evbuffer_add_printf(out, "220 %s ESMTP carteiro\r\n", d->cfg->hostname);
 }
+
+static void policy_connect_done(void *arg);
 
 void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockaddr *peer,
 			socklen_t peerlen, const struct listen_cfg *listener)
@@ -1506,11 +1679,54 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	log_info("sid=%s event=connect client=%s port=%s listener=%s relay=%s kind=%s", s->id,
 		 s->peer_ip, port, listener->text, s->relay_client ? "yes" : "no",
 		 listen_kind_name(listener->kind));
+	s->policy = smtp_policy_new(d, s->id, peer, s->peer_ip, s->relay_client, listener);
+	if (!s->policy) {
+		session_free(s, "out of memory");
+		return;
+	}
+	struct smtp_policy_verdict v;
+	enum smtp_policy_status ps = smtp_policy_connect(s->policy, policy_connect_done, s, &v);
+	if (ps == SMTP_POLICY_REFUSE && implicit) {
+		session_free(s, "rate limit"); /* not worth a handshake, as for connection limits */
+		return;
+	}
+	if (ps == SMTP_POLICY_REFUSE) {
+		reply_and_close(s, v.reply, "rate limit");
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	if (ps == SMTP_POLICY_WAIT) {
+		/* The greeting waits for the DNS lists: nothing is read or written meanwhile (an
+		 * implicit TLS bufferevent starts its handshake with both enabled). */
+		session_enter(s, S_POLICY);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
 	if (implicit)
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
 		session_greet(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* The connect-time checks are done: greet (or start the implicit TLS handshake). */
+static void policy_connect_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	bool implicit = (s->listener->flags & LISTEN_IMPLICIT_TLS) && s->d->tls;
+
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	bufferevent_enable(s->bev, EV_WRITE); /* reading follows the state (update_reading) */
+	if (s->stop_requested && !implicit) {
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+	} else if (implicit) {
+		session_enter(s, S_TLS_HANDSHAKE);
+	} else {
+		session_enter(s, S_CONNECTED);
+		session_greet(s);
+	}
+	session_process(s);
 }
 
 void smtp_session_stop(struct smtp_session *s)

@@ -61,3 +61,14 @@ DIR *dir_scan_open(int dirfd)
 	rewinddir(d);
 	return d;
 }
+
+ssize_t pread_joined(int fd, off_t pre_offset, uint64_t pre_size, off_t offset, void *buf,
+		     size_t n, uint64_t pos)
+{
+	if (pos < pre_size) {
+		if (n > pre_size - pos)
+			n = (size_t)(pre_size - pos);
+		return pread(fd, buf, n, pre_offset + (off_t)pos);
+	}
+	return pread(fd, buf, n, offset + (off_t)(pos - pre_size));
+}

@@ -1,11 +1,11 @@
 /*
  * iopool: I/O threads with batch-wide sync steps. See iopool.h.
  *
- * Threads and the loop meet at two lists under one mutex: the submission
- * queue (loop -> threads, signalled by a condition variable) and the
- * completion list (threads -> loop, signalled by an eventfd the loop
- * watches). Nothing else is shared: a job belongs to exactly one side at a
- * time.
+ * Threads and the loop meet at three lists under one mutex: the two
+ * submission queues, ordinary and urgent (loop -> threads, each signalled by
+ * a condition variable) and the completion list (threads -> loop, signalled
+ * by an eventfd the loop watches). Nothing else is shared: a job belongs to
+ * exactly one side at a time.
  *
  * The sync calls of a batch (each job's fdatasync and each directory's
  * fsync) are issued at once: the batch's thread puts them on a sync list
@@ -45,18 +45,24 @@ struct sync_req {
 	struct sync_req *next;
 };
 
+/* A FIFO of jobs. */
+struct jobq {
+	struct iojob *head, *tail;
+	size_t n;
+};
+
 struct iopool {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct iojob *queue_head, *queue_tail;
-	size_t queued;
+	pthread_cond_t wake;        /* ordinary threads: a job is queued (or stopping) */
+	pthread_cond_t wake_urgent; /* the urgent thread: an urgent job is queued (or stopping) */
+	struct jobq queue, urgent;
 	struct iojob *done_head, *done_tail;
 	bool stopping;
 	size_t pending;
 	int efd;
 	struct event *ev;
-	pthread_t *threads;
-	unsigned nthreads;
+	pthread_t *threads;         /* nthreads ordinary ones, then nurgent urgent ones */
+	unsigned nthreads, nurgent;
 	/* The sync list, under its own lock: batch threads and helpers take from it. */
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_wake; /* a request was queued, or stopping */
@@ -66,6 +72,33 @@ struct iopool {
 	pthread_t helpers[SYNC_HELPERS];
 	unsigned nhelpers;
 };
+
+static void jobq_push(struct jobq *q, struct iojob *job)
+{
+	job->next = NULL;
+	if (q->tail)
+		q->tail->next = job;
+	else
+		q->head = job;
+	q->tail = job;
+	q->n++;
+}
+
+/* Unlink the first take (>= 1) jobs of the non-empty q as a list; *lastp is its last job. */
+static struct iojob *jobq_take(struct jobq *q, size_t take, struct iojob **lastp)
+{
+	struct iojob *first = q->head, *last = first;
+	size_t n = 1;
+	for (; n < take && last->next; n++)
+		last = last->next;
+	q->head = last->next;
+	if (!q->head)
+		q->tail = NULL;
+	last->next = NULL;
+	q->n -= n;
+	*lastp = last;
+	return first;
+}
 
 void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
 		iojob_done_fn *done)
@@ -238,29 +271,37 @@ static void run_batch(struct iopool *pool, struct iojob *batch)
 			j->result = j->publish(j);
 }
 
-static void *iopool_thread(void *arg)
+/*
+ * A thread's life: take a batch, run it, hand it to the loop. Urgent jobs
+ * first, then (unless urgent_only) ordinary ones; of either queue an even
+ * share for each thread that may take it, so that a burst of jobs is synced
+ * by several threads at once (concurrent fdatasyncs share the disk's cache
+ * flushes and journal commits; one thread's are strictly serial).
+ */
+static void iopool_work(struct iopool *pool, bool urgent_only)
 {
-	struct iopool *pool = arg;
+	pthread_cond_t *wake = urgent_only ? &pool->wake_urgent : &pool->wake;
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (!pool->queue_head && !pool->stopping)
-			pthread_cond_wait(&pool->wake, &pool->lock);
-		if (!pool->queue_head && pool->stopping)
-			break;
-		/* Take an even share of the queue, so that idle threads get work too. */
-		size_t take = (pool->queued + pool->nthreads - 1) / pool->nthreads;
-		struct iojob *batch = pool->queue_head, *last = batch;
-		for (size_t i = 1; i < take && last->next; i++)
-			last = last->next;
-		pool->queue_head = last->next;
-		if (!pool->queue_head)
-			pool->queue_tail = NULL;
-		else
-			pthread_cond_signal(&pool->wake);
-		last->next = NULL;
-		for (struct iojob *j = batch; j; j = j->next)
-			pool->queued--;
+		while (!pool->urgent.head && (urgent_only || !pool->queue.head) && !pool->stopping)
+			pthread_cond_wait(wake, &pool->lock);
+		struct iojob *batch, *last;
+		if (pool->urgent.head) {
+			unsigned takers = pool->nthreads + pool->nurgent;
+			batch = jobq_take(&pool->urgent, (pool->urgent.n + takers - 1) / takers, &last);
+			if (pool->urgent.head) {
+				pthread_cond_signal(&pool->wake_urgent);
+				pthread_cond_signal(&pool->wake);
+			}
+		} else if (!urgent_only && pool->queue.head) {
+			size_t take = (pool->queue.n + pool->nthreads - 1) / pool->nthreads;
+			batch = jobq_take(&pool->queue, take, &last);
+			if (pool->queue.head)
+				pthread_cond_signal(&pool->wake);
+		} else {
+			break; /* stopping, and nothing left for this thread */
+		}
 		pthread_mutex_unlock(&pool->lock);
 
 		run_batch(pool, batch);
@@ -276,6 +317,17 @@ static void *iopool_thread(void *arg)
 			log_err("event=iopool_notify_failed error=%d", errno);
 	}
 	pthread_mutex_unlock(&pool->lock);
+}
+
+static void *iopool_thread(void *arg)
+{
+	iopool_work(arg, false);
+	return NULL;
+}
+
+static void *iopool_urgent_thread(void *arg)
+{
+	iopool_work(arg, true);
 	return NULL;
 }
 
@@ -328,11 +380,12 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	pthread_cond_init(&pool->sync_wake, NULL);
 	pthread_cond_init(&pool->sync_done, NULL);
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	pool->threads = calloc(nthreads, sizeof *pool->threads);
+	pool->threads = calloc(2 * (size_t)nthreads, sizeof *pool->threads);
 	if (pool->efd < 0 || !pool->threads)
 		goto fail;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
+	pthread_cond_init(&pool->wake_urgent, NULL);
 	/* Without helpers the batch threads still run every sync themselves. */
 	while (pool->nhelpers < SYNC_HELPERS &&
 	       pthread_create(&pool->helpers[pool->nhelpers], NULL, sync_helper, pool) == 0)
@@ -351,6 +404,15 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	pthread_mutex_lock(&pool->lock);
 	pool->nthreads = started;
 	pthread_mutex_unlock(&pool->lock);
+	/* As many for urgent jobs. Without them, the ordinary threads still take those first. */
+	pthread_mutex_lock(&pool->lock);
+	while (pool->nurgent < nthreads &&
+	       pthread_create(&pool->threads[started + pool->nurgent], NULL, iopool_urgent_thread,
+			      pool) == 0)
+		pool->nurgent++;
+	pthread_mutex_unlock(&pool->lock);
+	if (pool->nurgent < nthreads)
+		log_warn("event=iopool_threads_missing urgent=%u wanted=%u", pool->nurgent, nthreads);
 	return pool;
 fail:
 	sync_helpers_stop(pool);
@@ -365,15 +427,20 @@ fail:
 
 void iopool_submit(struct iopool *pool, struct iojob *job)
 {
-	job->next = NULL;
 	pthread_mutex_lock(&pool->lock);
-	if (pool->queue_tail)
-		pool->queue_tail->next = job;
-	else
-		pool->queue_head = job;
-	pool->queue_tail = job;
-	pool->queued++;
+	jobq_push(&pool->queue, job);
 	pool->pending++;
+	pthread_cond_signal(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void iopool_submit_urgent(struct iopool *pool, struct iojob *job)
+{
+	pthread_mutex_lock(&pool->lock);
+	jobq_push(&pool->urgent, job);
+	pool->pending++;
+	/* Whichever is idle first: the urgent thread or an ordinary one. */
+	pthread_cond_signal(&pool->wake_urgent);
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
 }
@@ -398,14 +465,16 @@ void iopool_free(struct iopool *pool)
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = true;
 	pthread_cond_broadcast(&pool->wake);
+	pthread_cond_broadcast(&pool->wake_urgent);
 	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->nthreads; i++)
+	for (unsigned i = 0; i < pool->nthreads + pool->nurgent; i++)
 		pthread_join(pool->threads[i], NULL);
 	sync_helpers_stop(pool);
 	event_free(pool->ev);
 	close(pool->efd);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
+	pthread_cond_destroy(&pool->wake_urgent);
 	pthread_mutex_destroy(&pool->sync_lock);
 	pthread_cond_destroy(&pool->sync_wake);
 	pthread_cond_destroy(&pool->sync_done);

@@ -25,6 +25,15 @@
  * and directory syncs about one instead of two in a row. Several threads let
  * one batch sync while the next one fills.
  *
+ * Urgent jobs (iopool_submit_urgent) are short ones whose latency matters,
+ * such as the record of a remote server's 250: until it is durable, a crash
+ * sends the message again. They have a queue of their own, which every
+ * thread serves before it takes ordinary jobs, and threads of their own (as
+ * many as the ordinary ones) that take nothing else, so an urgent job never
+ * waits for a batch of ordinary ones (local deliveries, thousands of
+ * envelope loads after a restart) to finish. Urgent jobs are batched among
+ * themselves like ordinary ones, a burst of them spread over the threads.
+ *
  * The pool never reorders the steps of one job; two jobs of the same file
  * must not be in flight at once (callers submit the next after done). The
  * sync_fd stays open until done (the job closes it there). job->result is
@@ -55,12 +64,15 @@ struct iojob {
 
 struct iopool;
 
-/* Start nthreads threads whose completions run on base. NULL on failure. */
+/* Start nthreads threads, and nthreads for urgent jobs, whose completions run on base.
+ * NULL on failure. */
 struct iopool *iopool_new(struct event_base *base, unsigned nthreads);
 /* Prepare a job for submission (sync fds -1, result 0). */
 void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
 		iojob_done_fn *done);
 void iopool_submit(struct iopool *pool, struct iojob *job);
+/* Submit ahead of every ordinary job (see above). */
+void iopool_submit_urgent(struct iopool *pool, struct iojob *job);
 /* Jobs submitted and not yet done. */
 size_t iopool_pending(const struct iopool *pool);
 /* Run every outstanding job to completion (done callbacks included), then stop the threads. */

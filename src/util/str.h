@@ -72,5 +72,10 @@ int parse_duration(struct slice s, uint64_t *out);
  */
 const char *str_display(char *dst, size_t dstlen, const char *src, size_t len);
 bool utf8_valid(const char *p, size_t n);
+/*
+ * Decode the well-formed UTF-8 sequence at the start of p[0..n) into *cp:
+ * its length in bytes (1-4), or 0 when p does not start with one (or n is 0).
+ */
+size_t utf8_decode(const char *p, size_t n, uint32_t *cp);
 
 #endif

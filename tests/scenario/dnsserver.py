@@ -14,7 +14,9 @@
         ... carteiro with dns-server = dns.server ("127.0.0.1:PORT") ...
         rcode, answers = dns.query("example.test", "MX")   # a check by hand, if wanted
 
-Every key is optional; a name may have several records of a type (one tuple each).
+Every key is optional; a name may have several records of a type (one tuple each). A TXT
+record given as a list of strings, ("name", ["part1", "part2"]), is one record of several
+character-strings, as a DKIM key longer than 255 bytes is published.
 Answers for names under the test zones come only from these records: a name that has none
 of them gets NXDOMAIN, a name that has records but not of the type asked gets NODATA
 (NOERROR, empty answer). The zones are, unless given as zones=[...], the last label of every
@@ -25,6 +27,11 @@ dnsmasq (Debian package dnsmasq-base) runs in the foreground as a child, with it
 configuration in <tmpdir>/dnsmasq.conf and its log (every query) in <tmpdir>/dnsmasq.log
 (.log() returns it). stop() ends it (SIGTERM, then SIGKILL); so does the end of the Python
 process, should a test forget.
+
+DNS lists (the anti-abuse tests): a list is A and TXT records under a zone such as bl.test;
+dnsbl_name("192.0.2.7", "bl.test") gives the name a client is listed under ("7.2.0.192.bl.test",
+32 nibbles for IPv6, RFC 5782 2.1 and 2.4). SilentDns is a "server" that takes queries and never
+answers, for timeouts.
 
 Only the standard library: the readiness check and query() build DNS messages by hand.
 """
@@ -138,7 +145,9 @@ class DnsServer:
             socket.inet_pton(socket.AF_INET6, ip)
             lines.append(f"host-record={_check_name(name)},{ip}")
         for name, text in r.get("txt", []):
-            lines.append(f"txt-record={_check_name(name)},{_quote(text)}")
+            # A list of strings is one record of several character-strings (RFC 1035 3.3.14).
+            parts = [text] if isinstance(text, str) else list(text)
+            lines.append(f"txt-record={_check_name(name)}," + ",".join(_quote(p) for p in parts))
         for alias, target in r.get("cname", []):
             lines.append(f"cname={_check_name(alias)},{_check_name(target)}")
         return lines
@@ -215,6 +224,43 @@ class DnsServer:
                 data = s.recv(65535)
                 if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
                     return _decode_answer(data)
+
+
+def dnsbl_name(ip, zone):
+    """The name under which a DNS list lists the address ip (IPv4 or IPv6) in zone."""
+    if ":" in ip:
+        nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+        return ".".join(reversed(nibbles)) + "." + zone
+    return ".".join(reversed(ip.split("."))) + "." + zone
+
+
+class SilentDns:
+    """A UDP socket on 127.0.0.1 that receives queries and never answers (nor refuses): a
+    resolver pointed at it waits until its own timeout. .server is the dns-server value."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+
+    @property
+    def server(self):
+        return f"{self.host}:{self.port}"
+
+    def queries(self):
+        """How many queries have arrived (and been dropped) so far."""
+        self.sock.setblocking(False)
+        n = 0
+        try:
+            while True:
+                self.sock.recv(65535)
+                n += 1
+        except BlockingIOError:
+            pass
+        return n
+
+    def stop(self):
+        self.sock.close()
 
 
 def _encode_name(name):

@@ -27,6 +27,13 @@ KEYS = ["hostname", "spool", "maildir-root", "user", "listen", "local-domain", "
 KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
          "auth-max-failures", "auth-ban-time", "auth-failure-delay"]
 KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
+KEYS += ["dkim-sign"]
+KEYS += ["dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list"]
+KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
+         "block-senders", "greylist", "greylist-delay", "greylist-retry-window",
+         "greylist-expire", "greylist-max-entries", "ratelimit-connections",
+         "ratelimit-messages", "ratelimit-user-messages", "ratelimit-user-recipients"]
+KEYS += ["spf-policy", "dkim-verify", "msgauth-timeout"]
 # Documented defaults that users rely on.
 KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/carteiro",
                   "user": "carteiro", "max-message-size": "35M", "max-recipients": "100",
@@ -37,6 +44,12 @@ KNOWN_DEFAULTS = {"spool": "/var/spool/carteiro", "maildir-root": "/var/mail/car
 KNOWN_DEFAULTS.update({"auth-plaintext-loopback": "no", "received-show-auth": "no",
                        "auth-max-failures": "5", "auth-ban-time": "10m",
                        "auth-failure-delay": "2s"})
+KNOWN_DEFAULTS.update({"dmarc": "on", "dmarc-reject-policy": "reject",
+                       "dmarc-quarantine-header": "X-Carteiro-Quarantine",
+                       "public-suffix-list": "/usr/share/publicsuffix/public_suffix_list.dat"})
+KNOWN_DEFAULTS.update({"dnsbl-timeout": "5s", "greylist": "no", "greylist-delay": "5m",
+                       "greylist-retry-window": "1d", "greylist-expire": "36d",
+                       "ratelimit-connections": "off", "ratelimit-messages": "off"})
 
 
 def run(*args, cwd=None, timeout=60):
@@ -119,7 +132,8 @@ class Basics(Workdir):
         self.assertEqual(sorted(rows), sorted(KEYS))
         for key, default in KNOWN_DEFAULTS.items():
             self.assertEqual(rows[key][1], default, key)
-        for key in ("listen", "local-domain", "relay-network", "dns-server", "tls-cert", "tls-key"):
+        for key in ("listen", "local-domain", "relay-network", "dns-server", "tls-cert", "tls-key",
+                    "dkim-sign"):
             self.assertIn("may repeat", rows[key][1])
 
     def test_help_config_defaults_are_valid_values(self):
@@ -142,6 +156,22 @@ class Check(Workdir):
         self.assertEqual(p.stdout, f"{self.conf}: OK (1 listener, 2 local domains, 4 users, "
                                    f"1 alias)\n")
         self.assertEqual(p.stderr, "")
+
+    def test_public_suffix_list_is_loaded(self):
+        # A missing or truncated list is an error while DMARC is on, and no concern when off.
+        truncated = os.path.join(self.dir, "psl.dat")
+        self.write(truncated, "// ===BEGIN ICANN DOMAINS===\ncom\nco.uk\n")
+        for path, why in ((os.path.join(self.dir, "missing.dat"), "No such file"),
+                          (truncated, "truncated")):
+            self.config(extra=f"public-suffix-list {path}\n")
+            p = run("check", "-c", self.conf)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn(f"{self.conf}: public-suffix-list: ", p.stderr)
+            self.assertIn(path, p.stderr)
+            self.assertIn(why, p.stderr)
+            self.config(extra=f"public-suffix-list {path}\ndmarc off\n")
+            p = run("check", "-c", self.conf)
+            self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_demo_configuration(self):
         p = run("check", "--demo", cwd=self.dir)

@@ -10,13 +10,12 @@ The default run (make test, CI) is 3 x 2.5 seconds of load with 200 clients; `te
 """
 import asyncio
 import collections
-import email
 import random
 import sys
 import time
 import unittest
 
-from harness import DEFAULT_USERS, Server, long_test, message, wait_for
+from harness import DEFAULT_USERS, Server, long_test, message, subject_of, wait_for
 
 # A small ASan quarantine: freed memory held back for use-after-free detection would
 # otherwise count as resident and hide the real curve.
@@ -158,7 +157,7 @@ class SustainedLoad(unittest.TestCase):
         counts = collections.Counter()
         for rcpt in LOCAL:
             for data in srv.mailbox(rcpt):
-                counts[(rcpt, email.message_from_bytes(data)["Subject"])] += 1
+                counts[(rcpt, subject_of(data))] += 1
         expected = collections.Counter({(r, s): 1 for s, rs in accepted.items() for r in rs})
         self.assertEqual(counts, expected, summary)
         print(f"  load test: {summary}", file=sys.stderr, flush=True)

@@ -223,6 +223,18 @@ class TestRetries(OutboundTest):
         self.assertGreaterEqual(len(re.findall(r"event=attempt to=<bob@example.net> .*status=deferred", log)), 2)
         self.assertIn("451", log)
 
+    def test_every_deferral_names_its_reason(self):
+        """Regression: a recipient no part took (remote delivery unavailable here: the CA
+        file cannot be loaded; out of memory elsewhere) was deferred with error="" ."""
+        w = self.world(extra="outbound-ca-file /nonexistent/ca.pem\nretry-schedule 1s\n")
+        w.start()
+        send(w.server, ["bob@example.net", "alice@example.test"])
+        w.server.wait_mail("alice@example.test")
+        line = w.server.wait_log(r"event=deferred attempts=\d+ pending=1 [^\n]*").group(0)
+        self.assertRegex(line, r'error="not attempted: remote delivery unavailable: [^"]+"')
+        w.server.wait_log(r"event=deferred attempts=2 ")
+        self.assertNotIn('error=""', w.server.log())
+
     def test_5xx_recipient_bounces_with_report(self):
         w = self.world()
         mx1 = w.peer("127.0.0.2", "mx1.example.net", rcpt=["nobody@example.net=550"])

@@ -6,17 +6,17 @@ is not delivered, except one whose end of data reached the server while the repl
 (RFC 5321 6.1 lets the client resend it: a possible duplicate, never a loss).
 """
 import collections
-import email
 import os
 import random
 import re
 import shutil
+import signal
 import smtplib
 import threading
 import time
 import unittest
 
-from harness import Raw, ServerTest, lf, message, wait_for
+from harness import Raw, ServerTest, lf, message, subject_of, wait_for
 
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
@@ -151,8 +151,7 @@ class KillNine(ServerTest):
         problems = []
         for rcpt in ("demo@example.test", "alice@example.test"):
             for data in srv.mailbox(rcpt):
-                parsed = email.message_from_bytes(data)
-                subject = parsed["Subject"]
+                subject = subject_of(data)
                 delivered[(rcpt, subject)] += 1
                 rec = records.get(subject)
                 if rec is None:
@@ -361,6 +360,50 @@ class StartupRecovery(ServerTest):
         with srv.smtp() as s:
             s.sendmail("a@example.org", ["alice@example.test"], message(subject="still"))
         srv.wait_mail("alice@example.test")
+        shutil.rmtree(staging)
+
+
+class QueueFileTrouble(ServerTest):
+    """A queue file the queue manager cannot read for a while (EMFILE, EIO...; here a directory
+    in its place: EISDIR) is read again later. Regression: the retry ran an attempt on the
+    empty envelope of the failed read, which looked like "every recipient done": it rewrote
+    status records in a loop and, once the file was readable, deleted it undelivered."""
+    server_args = {"workers": 1, "extra_config": "retry-schedule 1s\n"}
+
+    def test_unreadable_queue_file_is_read_again_not_dropped(self):
+        srv = self.server
+        qmgr = int(srv.wait_log(r"event=child_started role=qmgr index=0 pid=(\d+)").group(1))
+        queue = os.path.join(srv.dir, "spool", "queue")
+        staging = os.path.join(srv.dir, "spool", "staging")
+        os.mkdir(staging)
+        # A real queue file, kept out of the queue manager's sight.
+        msg = message(subject="read-again")
+        os.kill(qmgr, signal.SIGSTOP)
+        try:
+            with srv.smtp() as s:
+                s.sendmail("a@example.org", ["demo@example.test"], msg)
+            qid = srv.queue_files()[0]
+            os.rename(os.path.join(queue, qid), os.path.join(staging, qid))
+        finally:
+            os.kill(qmgr, signal.SIGCONT)
+        # (The queue manager may or may not have seen it go.) In its place, something that
+        # cannot be read: the load fails and is retried.
+        os.mkdir(os.path.join(staging, "dir"))
+        os.rename(os.path.join(staging, "dir"), os.path.join(queue, qid))
+        srv.wait_log(rf"qid={qid} event=queue_file_unreadable error=\"Is a directory\" "
+                     r"action=retry retry_in=\d+s")
+        time.sleep(2.5)  # a retry or two
+        # Readable again: the next retry delivers it.
+        os.rmdir(os.path.join(queue, qid))
+        os.rename(os.path.join(staging, qid), os.path.join(queue, qid))
+        got = srv.wait_mail("demo@example.test", timeout=20)
+        self.assertEqual(len(got), 1)
+        self.assertTrue(got[0].endswith(lf(msg)))
+        srv.wait_queue_empty()
+        log = srv.log()
+        self.assertNotIn("event=record_failed", log)
+        retries = len(re.findall(rf"qid={qid} event=queue_file_unreadable", log))
+        self.assertTrue(1 <= retries <= 8, f"{retries} load attempts\n{log[-3000:]}")
         shutil.rmtree(staging)
 
 

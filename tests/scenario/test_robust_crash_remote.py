@@ -6,18 +6,20 @@ Every message carries a unique Subject. At the end (the server restarted once mo
 queue drained):
 - a message that got 250 is in each local recipient's Maildir exactly once, and at the remote
   sink at least once;
-- a second remote copy is allowed only where the crash came between the remote server's 250
-  and the durable record of it (RFC 1047; every MTA has this window): such duplicates are
-  counted, reported, and must be few (at most one per kill);
+- a second remote copy is allowed only where the kill came before the remote server's 250 was
+  recorded (RFC 1047; every MTA has this window): no server life sends a (message, recipient)
+  twice, none sends one already recorded. Duplicates are counted in two kinds: "unrecorded"
+  (the queue manager had the 250, its record was not yet durable: the record job's latency,
+  at most one a kill on average) and "cut" (the kill came between the remote server taking the
+  message and its 250 reaching us: at most one per connection carrying a message);
 - a message that got no 250 is delivered nowhere, unless its reply was lost (the end of data
   had reached the server: "uncertain"), and then to all of its recipients or to none.
 
-The default run (make test, CI) kills 40 times in about 20 seconds; `tests/run.py --long`
-adds a 200-round run (CARTEIRO_TEST_SEED repeats the kill times of a run). Every client
+The default run (make test) kills 40 times in about 15 seconds; `tests/run.py --long` (CI)
+adds a 100-round run (CARTEIRO_TEST_SEED repeats the kill times of a run). Every client
 reconnects after a kill; deliveries from earlier rounds are cut by later kills too.
 """
 import collections
-import email
 import os
 import random
 import re
@@ -28,7 +30,7 @@ import time
 import unittest
 
 import test_robust_crash as local_crash
-from harness import lf, long_test, message, wait_for
+from harness import lf, long_test, message, subject_of, wait_for
 from outbound_fixture import OutboundWorld
 
 SENDER = "durable@example.org"
@@ -41,6 +43,7 @@ RCPT_SETS = (["demo@example.test"], ["sink@example.net"],
              ["demo@example.test", "sink@example.net"], ["alice@example.test"],
              ["alice@example.test", "other@example.net", "demo@example.test"])
 LOCAL = ("demo@example.test", "alice@example.test")
+DESTINATION_CONCURRENCY = 20  # the default: connections to the sink at once
 
 
 class KillNineLocalAndRemote(local_crash.KillNine):
@@ -140,7 +143,7 @@ class KillNineLocalAndRemote(local_crash.KillNine):
         problems = []
         for rcpt in LOCAL:
             for data in srv.mailbox(rcpt):
-                subject = email.message_from_bytes(data)["Subject"]
+                subject = subject_of(data)
                 delivered[(rcpt, subject)] += 1
                 rec = records.get(subject)
                 if rec is None:
@@ -150,7 +153,7 @@ class KillNineLocalAndRemote(local_crash.KillNine):
                 elif not data.endswith(lf(rec.text)):
                     problems.append(f"{rcpt}: {subject} is damaged ({len(data)} bytes)")
         for env, data in self.sink.messages():
-            subject = email.message_from_bytes(data)["Subject"]
+            subject = subject_of(data)
             rec = records.get(subject)
             for rcpt in env["rcpt_tos"]:
                 delivered[(rcpt, subject)] += 1
@@ -209,18 +212,28 @@ class KillNineLocalAndRemote(local_crash.KillNine):
                                 f"{counts}")
         remote_ok = sum(1 for rec in records.values() if rec.status == "ok"
                         and any(r not in LOCAL for r in rec.rcpts))
+        # Two kinds of duplicates. "Unrecorded": the queue manager had the remote 250 (and
+        # logged it) but the kill came before its record was durable, so a later life sent
+        # again; the record job's latency makes this window. "Unseen": the kill came after
+        # the remote server took the message and before its 250 reached us (up to one per
+        # connection in flight: destination-concurrency); nothing local can shorten that.
+        unrecorded = sum(len(sent) - 1 for sent in sent_in.values())
         summary = (f"{len(records)} messages over {self.ROUNDS} kills: {dict(stats)}; "
                    f"{remote_ok} of those with 250 had remote recipients; "
                    f"{uncertain_delivered} uncertain ones delivered; {remote_dups} remote "
-                   f"duplicates {info}")
+                   f"duplicates ({unrecorded} sent again after an unrecorded 250, "
+                   f"{remote_dups - unrecorded} after a 250 the kill cut) {info}")
         self.assertFalse(problems, "\n".join(problems[:30]) + "\n" + summary)
         self.assertGreaterEqual(stats["ok"], 2 * self.ROUNDS, summary)
         self.assertGreater(remote_ok, 0, summary)
-        # The window is the record job (one group-commit batch of the I/O pool, tens of ms
-        # under this load): a resend of everything, or of each message delivered before a
-        # kill, would be far more.
-        remote_copies = sum(c for (r, _), c in delivered.items() if r not in LOCAL)
-        self.assertLessEqual(remote_dups, remote_copies // 10 + self.ROUNDS, summary)
+        # The unrecorded window is the record job's latency (a few ms: it goes to the I/O
+        # pool's urgent threads, never behind local deliveries or loads, and a burst is
+        # synced by several threads at once): 0-7 such resends in 40 kills here. Records
+        # queued behind the ordinary jobs left 96-194 (2.4-4.9 a kill).
+        self.assertLessEqual(unrecorded, self.ROUNDS, summary)
+        # A cut 250: at most one per connection carrying a message at the kill.
+        self.assertLessEqual(remote_dups - unrecorded, DESTINATION_CONCURRENCY * self.ROUNDS,
+                             summary)
         self.assertEqual(srv.incoming_files(), [])
         return summary
 
@@ -234,10 +247,11 @@ class KillNineLocalAndRemote(local_crash.KillNine):
 
 
 class KillNineLong(KillNineLocalAndRemote):
-    """200 kills. The clients pause between messages: at full speed they outrun delivery
-    (local and remote together) by far, and the queue, loaded again at every start, would
-    grow to tens of thousands of messages."""
-    ROUNDS = 200
+    """100 kills (about 45 s; the default run's 40 are already twice what the issue asks, this
+    one runs in CI beside the minute-long load test). The clients pause between messages: at
+    full speed they outrun delivery (local and remote together) by far, and the queue, loaded
+    again at every start, would grow to tens of thousands of messages."""
+    ROUNDS = 100
     PAUSE = 0.05
 
     @long_test

@@ -152,6 +152,14 @@ static void render(const struct config *c, const char *key, char *out, size_t ou
 					      c->retry_schedule[i]);
 	else if (strcmp(key, "queue-lifetime") == 0)
 		snprintf(out, outlen, "%u", c->queue_lifetime);
+	else if (strcmp(key, "dmarc") == 0)
+		snprintf(out, outlen, "%s", c->dmarc ? "yes" : "no");
+	else if (strcmp(key, "dmarc-reject-policy") == 0)
+		snprintf(out, outlen, "%d", (int)c->dmarc_reject_policy);
+	else if (strcmp(key, "dmarc-quarantine-header") == 0)
+		snprintf(out, outlen, "%s", c->dmarc_quarantine_header);
+	else if (strcmp(key, "public-suffix-list") == 0)
+		snprintf(out, outlen, "%s", c->public_suffix_list);
 	else if (strcmp(key, "delay-warning") == 0)
 		snprintf(out, outlen, "%u", c->delay_warning);
 	else if (strcmp(key, "outbound-port") == 0)
@@ -224,6 +232,10 @@ TEST(defaults)
 		{ "delay-warning", "14400" },
 		{ "outbound-port", "25" },
 		{ "log-level", "2" },
+		{ "dmarc", "yes" },
+		{ "dmarc-reject-policy", "0" },
+		{ "dmarc-quarantine-header", "X-Carteiro-Quarantine" },
+		{ "public-suffix-list", "/usr/share/publicsuffix/public_suffix_list.dat" },
 	};
 	struct config cfg;
 	char got[512];
@@ -296,6 +308,11 @@ TEST(valid_values)
 		{ "retry-schedule 1s", "retry-schedule", "1" },
 		{ "retry-schedule 1m 5m 1h", "retry-schedule", "60,300,3600" },
 		{ "queue-lifetime 2d", "queue-lifetime", "172800" },
+		{ "dmarc off", "dmarc", "no" },
+		{ "dmarc-reject-policy quarantine", "dmarc-reject-policy", "1" },
+		{ "dmarc-reject-policy TAG", "dmarc-reject-policy", "2" },
+		{ "dmarc-quarantine-header X-Spam-Flag", "dmarc-quarantine-header", "X-Spam-Flag" },
+		{ "public-suffix-list /srv/psl.dat", "public-suffix-list", "/srv/psl.dat" },
 		{ "delay-warning 0", "delay-warning", "0" },
 		{ "outbound-port 2525", "outbound-port", "2525" },
 		{ "max-message-size 4096", "max-message-size", "4096" },
@@ -445,6 +462,20 @@ TEST(bad_values)
 		{ "retry-schedule 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s",
 		  { "1: 'retry-schedule'" } },
 		{ "queue-lifetime 0", { "1: bad value '0' for 'queue-lifetime'" } },
+		{ "dmarc maybe", { "1: bad value 'maybe' for 'dmarc' (expected yes or no)" } },
+		{ "dmarc-reject-policy discard",
+		  { "1: bad value 'discard' for 'dmarc-reject-policy' (expected reject, quarantine "
+		    "or tag)" } },
+		{ "dmarc-quarantine-header X-Bad:Name",
+		  { "1: bad value 'X-Bad:Name' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header Subject",
+		  { "1: bad value 'Subject' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header authentication-results",
+		  { "1: bad value 'authentication-results' for 'dmarc-quarantine-header'" } },
+		{ "dmarc-quarantine-header X-\xc3\xa9", { "1: bad value 'X-\\xc3\\xa9'" } },
+		{ "dmarc-quarantine-header "
+		  "X-123456789012345678901234567890123456789012345678901234567890123",
+		  { "1: bad value" } },
 		{ "queue-lifetime 31d", { "1: bad value '31d' for 'queue-lifetime'" } },
 		{ "outbound-port 65536", { "1: bad value '65536' for 'outbound-port'" } },
 		{ "max-message-size 1023",
@@ -816,6 +847,86 @@ TEST(report_stdio)
 	free(out);
 }
 
+/* ---- anti-abuse keys (src/policy/) --------------------------------------------------------- */
+
+TEST(policy_keys)
+{
+	static const char text[] =
+		"dnsbl zen.example.org\n"
+		"dnsbl B.Example.ORG. 127.0.0.2-127.0.0.11\n"
+		"dnsbl pf.example.org=127.0.0.[2..11],127.0.0.20\n"
+		"rhsbl dbl.example.org 127.0.1.[2..99]\n"
+		"dnswl list.dnswl.example 127.0.[0..255].[1..3]\n"
+		"dnsbl-timeout 2s\n"
+		"block-networks /etc/carteiro/drop.txt\n"
+		"block-senders /etc/carteiro/senders\n"
+		"greylist on\n"
+		"greylist-delay 2s\n"
+		"greylist-retry-window 1h\n"
+		"greylist-max-entries 5000\n"
+		"ratelimit-connections 60/1m\n"
+		"ratelimit-user-recipients 1000/1d\n"
+		"ratelimit-messages off\n" LISTEN_TAIL;
+	struct config cfg;
+	struct report_log log = { 0 };
+
+	config_init(&cfg);
+	CHECK_INT(cfg.dnsbl.n, 0);
+	CHECK(!cfg.greylist);
+	CHECK_INT(cfg.greylist_delay, 300);
+	CHECK_INT(cfg.greylist_retry_window, 86400);
+	CHECK_INT(cfg.greylist_expire, 36 * 86400);
+	CHECK_INT(cfg.dnsbl_timeout, 5);
+	CHECK_INT(cfg.ratelimit_connections.count, 0);
+	CHECK_INT(config_parse(&cfg, "t.conf", text, sizeof text - 1, collect, &log), 0);
+	dump_reports(&log);
+	CHECK_INT(cfg.dnsbl.n, 3);
+	CHECK_STR(cfg.dnsbl.zones[0].zone, "zen.example.org");
+	CHECK_INT(cfg.dnsbl.zones[0].codes.n, 0);
+	CHECK_STR(cfg.dnsbl.zones[1].zone, "b.example.org");
+	CHECK_INT(cfg.dnsbl.zones[1].codes.n, 1);
+	CHECK_STR(cfg.dnsbl.zones[2].zone, "pf.example.org");
+	CHECK_INT(cfg.dnsbl.zones[2].codes.n, 2);
+	CHECK(dnsbl_codes_match(&cfg.dnsbl.zones[2].codes, 0x7f000014u));
+	CHECK(!dnsbl_codes_match(&cfg.dnsbl.zones[2].codes, 0x7f00000cu));
+	CHECK_INT(cfg.rhsbl.n, 1);
+	CHECK_INT(cfg.dnswl.n, 1);
+	CHECK_INT(cfg.dnsbl_timeout, 2);
+	CHECK_STR(cfg.block_networks_file, "/etc/carteiro/drop.txt");
+	CHECK_INT(cfg.block_networks_line, 7);
+	CHECK(cfg.allow_networks_file == NULL);
+	CHECK(cfg.greylist);
+	CHECK_INT(cfg.greylist_delay, 2);
+	CHECK_INT(cfg.greylist_retry_window, 3600);
+	CHECK_INT(cfg.greylist_max_entries, 5000);
+	CHECK_INT(cfg.ratelimit_connections.count, 60);
+	CHECK_INT(cfg.ratelimit_connections.window, 60);
+	CHECK_INT(cfg.ratelimit_user_recipients.window, 86400);
+	CHECK_INT(cfg.ratelimit_messages.count, 0);
+	config_free(&cfg);
+}
+
+TEST(policy_key_errors)
+{
+	static const struct error_case rows[] = {
+		{ "dnsbl bad..zone", { "1: bad zone 'bad..zone' for 'dnsbl'" } },
+		{ "dnsbl zen.example 127.0.0.300", { "1: bad codes '127.0.0.300' for 'dnsbl'" } },
+		{ "dnsbl zen.example=127.0.0.[2..]", { "1: bad codes '127.0.0.[2..]'" } },
+		{ "dnsbl zen.example=127.0.0.2 127.0.0.3", { "1: codes given twice" } },
+		{ "dnsbl zen.example 1 2", { "1: too many values for 'dnsbl'" } },
+		{ "dnsbl a.example\ndnsbl A.example", { "2: duplicate dnsbl zone 'A.example'" } },
+		{ "dnswl", { "1: missing value for 'dnswl'" } },
+		{ "dnsbl-timeout 0", { "1: bad value '0' for 'dnsbl-timeout'" } },
+		{ "ratelimit-connections 60", { "1: bad value '60' for 'ratelimit-connections'" } },
+		{ "ratelimit-messages 0/1h", { "1: bad value '0/1h'" } },
+		{ "greylist-delay 2h\ngreylist-retry-window 1h",
+		  { "2: greylist-retry-window (3600s) must be longer than greylist-delay (7200s)" } },
+		{ "greylist-max-entries 10", { "1: bad value '10' for 'greylist-max-entries'" } },
+		{ "block-senders", { "1: missing value for 'block-senders'" } },
+	};
+	run_error_cases(rows, ARRAY_LEN(rows), 0);
+}
+
 TEST(print_keys)
 {
 	static const char *const must[] = {
@@ -828,6 +939,13 @@ TEST(print_keys)
 		"KIND ADDR:PORT", "may repeat", "tls-cert", "tls-key", "auth-plaintext-loopback",
 		"received-show-auth", "auth-max-failures", "auth-ban-time", "auth-failure-delay",
 		"pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors", "loopback|never|always",
+		"dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list",
+		"reject|quarantine|tag",
+		"dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
+		"block-senders", "greylist", "greylist-delay", "greylist-retry-window",
+		"greylist-expire", "greylist-max-entries", "ratelimit-connections",
+		"ratelimit-messages", "ratelimit-user-messages", "ratelimit-user-recipients",
+		"COUNT/DURATION|off",
 	};
 	char *out = NULL;
 	size_t len = 0;

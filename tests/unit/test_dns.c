@@ -4,6 +4,7 @@
  * cut, and messages that do not parse. The live lookups against dnsmasq are in
  * test_dns_live.c.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +326,197 @@ TEST(parse_mx_other_record_types)
 	CHECK_INT(out.status, DNS_NODATA);
 	CHECK_INT(out.n, 0);
 	CHECK(out.error[0] != '\0');
+}
+
+/* --- dns_parse_answer ----------------------------------------------------- */
+
+/* Start a response to "qname qtype" with an/ns counts; records follow. */
+static void answer_begin(struct pkt *p, const char *qname, unsigned qtype, unsigned an, unsigned ns)
+{
+	p->len = 0;
+	put16(p, 0x4321);
+	put16(p, 0x8180);
+	put16(p, 1);
+	put16(p, an);
+	put16(p, ns);
+	put16(p, 0);
+	put_name(p, qname);
+	put16(p, qtype);
+	put16(p, 1);
+}
+
+/* One record owned by the question name; rdata raw bytes. */
+static void answer_rr(struct pkt *p, unsigned type, unsigned ttl, const void *rdata, size_t len)
+{
+	put16(p, 0xc00c);
+	put16(p, type);
+	put16(p, 1);
+	put16(p, ttl >> 16);
+	put16(p, ttl & 0xffff);
+	put16(p, (unsigned)len);
+	for (size_t i = 0; i < len; i++)
+		put8(p, ((const unsigned char *)rdata)[i]);
+}
+
+TEST(answer_txt_joined_min_ttl)
+{
+	struct pkt p;
+	struct dns_result out;
+	static const unsigned char a[] = "\x08v=spf1 a\x05 -all";
+	static const unsigned char b[] = "\x0bsecond text";
+	static const unsigned char ip[] = { 127, 0, 0, 2 };
+
+	answer_begin(&p, "example.test", 16, 3, 0);
+	answer_rr(&p, 16, 300, a, sizeof a - 1);
+	answer_rr(&p, 1, 5, ip, 4); /* another type: ignored, its TTL too */
+	answer_rr(&p, 16, 120, b, sizeof b - 1);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_TXT, &out), 0);
+	CHECK_INT(out.status, DNS_OK);
+	CHECK_INT(out.n, 2);
+	CHECK_INT(out.ttl, 120);
+	CHECK_STR(out.rr[0].text, "v=spf1 a -all");
+	CHECK_INT(out.rr[0].len, 13);
+	CHECK_STR(out.rr[1].text, "second text");
+	dns_result_clear(&out);
+	CHECK(out.rr == NULL && out.n == 0);
+}
+
+TEST(answer_txt_nul_and_empty_strings)
+{
+	struct pkt p;
+	struct dns_result out;
+	static const unsigned char a[] = { 3, 'a', 0, 'b', 0, 1, 'c' };
+
+	answer_begin(&p, "example.test", 16, 1, 0);
+	answer_rr(&p, 16, 60, a, sizeof a);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_TXT, &out), 0);
+	CHECK_INT(out.n, 1);
+	CHECK_INT(out.rr[0].len, 4);
+	CHECK(memcmp(out.rr[0].text, "a\0bc", 5) == 0);
+	dns_result_clear(&out);
+}
+
+TEST(answer_txt_string_past_rdata_refused)
+{
+	struct pkt p;
+	struct dns_result out;
+	static const unsigned char a[] = { 9, 'a', 'b' };
+
+	answer_begin(&p, "example.test", 16, 1, 0);
+	answer_rr(&p, 16, 60, a, sizeof a);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_TXT, &out), -EINVAL);
+	CHECK_INT(out.status, DNS_BADNAME);
+	CHECK_INT(out.n, 0);
+	CHECK(out.error[0] != '\0');
+}
+
+TEST(answer_a_aaaa_by_type)
+{
+	struct pkt p;
+	struct dns_result out;
+	static const unsigned char v4[] = { 127, 0, 0, 2 };
+	static const unsigned char v6[16] = { [15] = 1 };
+
+	answer_begin(&p, "2.0.0.127.bl.test", 1, 2, 0);
+	answer_rr(&p, 1, 900, v4, 4);
+	answer_rr(&p, 28, 900, v6, 16);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_A, &out), 0);
+	CHECK_INT(out.n, 1);
+	CHECK_INT(out.rr[0].family, AF_INET);
+	CHECK(memcmp(&out.rr[0].addr.v4, v4, 4) == 0);
+	dns_result_clear(&out);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_AAAA, &out), 0);
+	CHECK_INT(out.n, 1);
+	CHECK_INT(out.rr[0].family, AF_INET6);
+	dns_result_clear(&out);
+	/* An A record of the wrong size is a malformed answer. */
+	answer_begin(&p, "x.test", 1, 1, 0);
+	answer_rr(&p, 1, 900, v6, 16);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_A, &out), -EINVAL);
+}
+
+TEST(answer_ptr_and_mx_names_lowered)
+{
+	struct pkt p, rd;
+	struct dns_result out;
+
+	rd.len = 0;
+	put_name(&rd, "Mail.Example.TEST");
+	answer_begin(&p, "2.0.0.127.in-addr.arpa", 12, 1, 0);
+	answer_rr(&p, 12, 60, rd.b, rd.len);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_PTR, &out), 0);
+	CHECK_INT(out.n, 1);
+	CHECK_STR(out.rr[0].text, "mail.example.test");
+	dns_result_clear(&out);
+
+	rd.len = 0;
+	put16(&rd, 20);
+	put_name(&rd, "MX.example.test");
+	answer_begin(&p, "example.test", 15, 1, 0);
+	answer_rr(&p, 15, 60, rd.b, rd.len);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_MX, &out), 0);
+	CHECK_INT(out.rr[0].pref, 20);
+	CHECK_STR(out.rr[0].text, "mx.example.test");
+	dns_result_clear(&out);
+}
+
+TEST(answer_nodata_negative_ttl_from_soa)
+{
+	struct pkt p, rd;
+	struct dns_result out;
+
+	rd.len = 0;
+	put_name(&rd, "ns.test");
+	put_name(&rd, "hostmaster.test");
+	for (int i = 0; i < 4; i++) {
+		put16(&rd, 0);
+		put16(&rd, 100);
+	}
+	put16(&rd, 0);
+	put16(&rd, 45); /* MINIMUM */
+	answer_begin(&p, "none.test", 16, 0, 1);
+	answer_rr(&p, 6, 600, rd.b, rd.len);
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_TXT, &out), 0);
+	CHECK_INT(out.status, DNS_NODATA);
+	CHECK_INT(out.ttl, 45);
+	CHECK_INT(out.n, 0);
+	CHECK(out.rr == NULL);
+}
+
+TEST(answer_truncated_messages_refused)
+{
+	struct pkt p;
+	struct dns_result out;
+	static const unsigned char a[] = "\x05hello";
+
+	answer_begin(&p, "example.test", 16, 1, 0);
+	answer_rr(&p, 16, 60, a, sizeof a - 1);
+	for (size_t cut = 0; cut < p.len; cut++) {
+		int r = dns_parse_answer(p.b, cut, DNS_T_TXT, &out);
+		CHECK_MSG(r == -EINVAL && out.n == 0, "cut at %zu: %d", cut, r);
+	}
+	CHECK_INT(dns_parse_answer(p.b, p.len, DNS_T_TXT, &out), 0);
+	dns_result_clear(&out);
+}
+
+TEST(reverse_names)
+{
+	char out[DNS_REVERSE_MAX + 32];
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+
+	inet_pton(AF_INET, "192.0.2.99", &sin.sin_addr);
+	CHECK_INT(dns_reverse_name((struct sockaddr *)&sin, "zen.example", out, sizeof out), 0);
+	CHECK_STR(out, "99.2.0.192.zen.example");
+	inet_pton(AF_INET6, "2001:db8:1:2::f", &sin6.sin6_addr);
+	CHECK_INT(dns_reverse_name((struct sockaddr *)&sin6, "ip6.arpa", out, sizeof out), 0);
+	CHECK_STR(out, "f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &sin6.sin6_addr);
+	CHECK_INT(dns_reverse_name((struct sockaddr *)&sin6, "bl.test", out, sizeof out), 0);
+	CHECK_STR(out, "3.2.1.10.bl.test");
+	CHECK_INT(dns_reverse_name((struct sockaddr *)&sin, "zen.example", out, 10), -ENAMETOOLONG);
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+	CHECK_INT(dns_reverse_name(&sa, "x", out, sizeof out), -EINVAL);
 }
 
 UNIT_MAIN()

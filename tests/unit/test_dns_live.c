@@ -120,6 +120,10 @@ static bool dnsmasq_start(void)
 			"--host-record=nomx.test,127.0.0.5",
 			"--host-record=v6only.test,::2",
 			"--mx-host=nullmx.test,.,0",
+			"--txt-record=txt.test,v=spf1 ip4:127.0.0.0/8, -all",
+			"--txt-record=txt.test,second record",
+			"--ptr-record=5.0.0.127.in-addr.arpa,NoMX.test",
+			"--local-ttl=30",
 			/* Running as root, dnsmasq would switch to "nobody" otherwise. */
 			"--user=root", "--group=root", NULL,
 		};
@@ -496,6 +500,103 @@ TEST(cancel_before_answer)
 	run_until(99, 0.3);
 	CHECK_INT(calls, 1);
 	CHECK_INT(a.calls + lit.calls + c.calls + d.calls, 0);
+	dns_free(dns);
+}
+
+struct rec_seen {
+	int calls;
+	bool inside;
+	enum dns_status status;
+	bool cached;
+	uint32_t ttl;
+	size_t n;
+	char text[4][128];
+	struct in_addr v4[4];
+};
+
+static void on_rec(void *arg, const struct dns_result *res)
+{
+	struct rec_seen *s = arg;
+	s->calls++;
+	s->inside |= in_lookup;
+	s->status = res->status;
+	s->cached = res->cached;
+	s->ttl = res->ttl;
+	s->n = res->n;
+	for (size_t i = 0; i < res->n && i < 4; i++) {
+		if (res->rr[i].text)
+			snprintf(s->text[i], sizeof s->text[i], "%s", res->rr[i].text);
+		if (res->rr[i].family == AF_INET)
+			s->v4[i] = res->rr[i].addr.v4;
+	}
+	calls++;
+}
+
+static struct dns_req *rec(struct dns *dns, const char *name, enum dns_type type,
+			   struct rec_seen *s)
+{
+	memset(s, 0, sizeof *s);
+	in_lookup = true;
+	struct dns_req *r = dns_lookup(dns, name, type, on_rec, s);
+	in_lookup = false;
+	return r;
+}
+
+/* TXT, A, PTR through dns_lookup(); the second asking is answered from the cache. */
+TEST(records_and_cache)
+{
+	struct dns *dns = live_dns();
+	struct rec_seen t, a, p, nx, t2, bad;
+
+	if (!dns)
+		return;
+	rec(dns, "TXT.test.", DNS_T_TXT, &t);
+	rec(dns, "nomx.test", DNS_T_A, &a);
+	rec(dns, "5.0.0.127.in-addr.arpa", DNS_T_PTR, &p);
+	rec(dns, "missing.test", DNS_T_TXT, &nx);
+	rec(dns, "bad..name", DNS_T_TXT, &bad);
+	run_until(5, 5);
+	CHECK_INT(t.calls + a.calls + p.calls + nx.calls + bad.calls, 5);
+	CHECK(!t.inside && !a.inside && !p.inside && !nx.inside && !bad.inside);
+	CHECK_INT(t.status, DNS_OK);
+	CHECK_INT(t.n, 2);
+	CHECK(!t.cached);
+	CHECK(t.ttl > 0 && t.ttl <= 30);
+	bool joined = strcmp(t.text[0], "v=spf1 ip4:127.0.0.0/8 -all") == 0 ||
+		      strcmp(t.text[1], "v=spf1 ip4:127.0.0.0/8 -all") == 0;
+	CHECK_MSG(joined, "TXT strings not joined: '%s' '%s'", t.text[0], t.text[1]);
+	CHECK_INT(a.status, DNS_OK);
+	CHECK_INT(a.n, 1);
+	CHECK_INT(ntohl(a.v4[0].s_addr), 0x7f000005);
+	CHECK_INT(p.status, DNS_OK);
+	CHECK_STR(p.text[0], "nomx.test");
+	CHECK_INT(nx.status, DNS_NXDOMAIN);
+	CHECK_INT(bad.status, DNS_BADNAME);
+
+	/* Again, in another case: from the cache, still never inside the call. */
+	calls = 0;
+	struct dns_req *r = rec(dns, "txt.TEST", DNS_T_TXT, &t2);
+	CHECK(r != NULL);
+	run_until(1, 5);
+	CHECK_INT(t2.calls, 1);
+	CHECK(!t2.inside);
+	CHECK(t2.cached);
+	CHECK_INT(t2.n, 2);
+	CHECK_STR(t2.text[0], t.text[0]);
+	/* A cached answer cancelled before delivery is never delivered. */
+	calls = 0;
+	r = rec(dns, "txt.test", DNS_T_TXT, &t2);
+	dns_cancel(r);
+	run_until(1, 0.3);
+	CHECK_INT(t2.calls, 0);
+	/* The resolver interface gives the same. */
+	struct dns_resolver res = dns_resolver_of(dns);
+	memset(&t2, 0, sizeof t2);
+	calls = 0;
+	CHECK(res.lookup(res.ctx, "nomx.test", DNS_T_A, on_rec, &t2) != NULL);
+	run_until(1, 5);
+	CHECK_INT(t2.status, DNS_OK);
+	CHECK(t2.cached);
 	dns_free(dns);
 }
 

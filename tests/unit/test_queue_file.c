@@ -263,4 +263,42 @@ TEST(queue_ids)
 	CHECK(!queue_id_valid(""));
 }
 
+TEST(parse_tail_table)
+{
+	static const struct {
+		const char *in;
+		int ret;
+		size_t skip;
+		uint64_t pre;
+	} cases[] = {
+		{ "\nK0:\n", 0, 0, 0 },
+		{ "\nJ3:a\r\n\nK0:\n", 0, 4, 3 },
+		{ "\nJ0:\nK0:\n", 0, 0, 0 },
+		{ "\nJ3:a\r\n", -EINVAL, 0, 0 },
+		{ "\nJ9:a\r\n\nK0:\n", -EINVAL, 0, 0 },
+		{ "\nJ:\nK0:\n", -EINVAL, 0, 0 },
+		{ "\nJ99999999:", -EINVAL, 0, 0 },
+		{ "\nK0:", -EINVAL, 0, 0 },
+		{ "", -EINVAL, 0, 0 },
+		{ "\nX3:abc\nK0:\n", -EINVAL, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t skip, tail;
+		uint64_t pre;
+		int r = queue_file_parse_tail(cases[i].in, strlen(cases[i].in), &skip, &pre, &tail);
+		CHECK_MSG(r == cases[i].ret, "case %zu: %d", i, r);
+		if (r == 0) {
+			CHECK_INT(pre, cases[i].pre);
+			if (pre)
+				CHECK_INT(skip, cases[i].skip);
+			CHECK_INT(tail, strlen(cases[i].in));
+		}
+	}
+	/* Bytes after the trailer are not ours: the caller sees tail_len short of the file. */
+	size_t skip, tail;
+	uint64_t pre;
+	CHECK_INT(queue_file_parse_tail("\nK0:\nzz", 7, &skip, &pre, &tail), 0);
+	CHECK_INT(tail, 5);
+}
+
 UNIT_MAIN()

@@ -16,6 +16,7 @@
 
 #include "queue/queue_store.h"
 #include "util/iopool.h"
+#include "util/fileio.h"
 #include "unit.h"
 
 struct fixture {
@@ -125,6 +126,56 @@ TEST(commit_makes_a_complete_queue_file)
 	envelope_free(&got);
 	envelope_free(&env);
 	CHECK_INT(f.qs.open_txns, 0);
+	teardown(&f);
+}
+
+/* Header lines added after the message (J record) are read back before it. */
+TEST(prepend_headers_read_first)
+{
+	struct fixture f;
+	struct envelope env, got;
+	struct result res = { 0 };
+	static const char a[] = "Authentication-Results: mx.example.test; spf=pass\r\n";
+	static const char b[] = "DKIM-Signature: v=1; d=example.test\r\n";
+	static const char body[] = "Subject: a\r\n\r\nhi\r\n";
+
+	setup(&f);
+	make_env(&env);
+	struct queue_txn *txn = queue_txn_begin(&f.qs, &env, NULL, NULL);
+	CHECK(txn != NULL);
+	CHECK_INT(queue_txn_write(txn, body, sizeof body - 1), 0);
+	CHECK_INT(queue_txn_prepend(txn, a, sizeof a - 1), 0);
+	CHECK_INT(queue_txn_prepend(txn, b, sizeof b - 1), 0);
+	static char big[QUEUE_PREPEND_MAX];
+	CHECK_INT(queue_txn_prepend(txn, big, sizeof big), -EINVAL);
+	queue_txn_commit(txn, on_done, &res);
+	run_until(&f, &res.calls, 1);
+	CHECK_INT(res.result, 0);
+
+	char path[128], all[512];
+	snprintf(path, sizeof path, "%s/queue/%s", f.dir, env.id);
+	int fd = open(path, O_RDONLY);
+	envelope_init(&got);
+	CHECK_INT(queue_file_read_envelope(fd, &got), 0);
+	CHECK_INT(got.msg_size, sizeof body - 1);
+	CHECK_INT(got.pre_size, sizeof a - 1 + sizeof b - 1);
+	CHECK_INT(envelope_msg_total(&got), sizeof a + sizeof b + sizeof body - 3);
+	size_t n = 0;
+	ssize_t r;
+	for (uint64_t total = envelope_msg_total(&got); n < total; n += (size_t)r) {
+		size_t want = total - n < 7 ? (size_t)(total - n) : 7; /* crosses the boundary */
+		r = pread_joined(fd, got.pre_offset, got.pre_size, got.msg_offset, all + n, want, n);
+		if (r <= 0)
+			break;
+	}
+	all[n] = '\0';
+	CHECK_INT(n, envelope_msg_total(&got));
+	char want[512];
+	snprintf(want, sizeof want, "%s%s%s", a, b, body);
+	CHECK_STR(all, want);
+	close(fd);
+	envelope_free(&got);
+	envelope_free(&env);
 	teardown(&f);
 }
 

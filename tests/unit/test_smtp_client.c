@@ -174,7 +174,7 @@ static void *srv_main(void *arg)
 			if (!srv_line(s, line, sizeof(line), &len))
 				srv_fail(s, "EOF, expected %s", st->arg);
 			else if (strncmp(line, st->arg, strlen(st->arg)) != 0)
-				srv_fail(s, "unexpected line: %s", line);
+				srv_fail(s, "unexpected line: %.400s", line);
 			break;
 		case OP_DATA:
 			s->datalen = s->datatotal = 0;

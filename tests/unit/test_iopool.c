@@ -1,0 +1,240 @@
+/*
+ * Unit tests of the I/O pool's urgent queue (util/iopool.c): an urgent job
+ * never waits behind ordinary ones, neither for a free thread nor in the
+ * queue, and the steps and completions of every job still run as before.
+ *
+ * Jobs whose write step blocks on a gate stand for long local deliveries;
+ * the test opens the gates one at a time and watches the order in which the
+ * done callbacks run on the loop.
+ */
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "util/iopool.h"
+#include "unit.h"
+
+/* A write step that waits until the test opens its gate. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int started; /* write steps waiting behind it */
+	bool open;
+};
+
+struct tjob {
+	struct iojob job; /* first */
+	struct gate *gate; /* NULL: the write step returns at once */
+	int result;        /* what the write step returns */
+	bool committed;
+	int done_seq;      /* 1, 2, ... in the order done() ran; 0: not yet */
+};
+
+static int done_counter;
+
+static void gate_init(struct gate *g)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->started = 0;
+	g->open = false;
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Wait (at most 10 s) until n write steps wait behind g at once. */
+static bool gate_wait_n(struct gate *g, int n)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&g->lock);
+	while (g->started < n && pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+		;
+	bool started = g->started >= n;
+	pthread_mutex_unlock(&g->lock);
+	return started;
+}
+
+static bool gate_wait_started(struct gate *g)
+{
+	return gate_wait_n(g, 1);
+}
+
+static int tjob_write(struct iojob *job)
+{
+	struct tjob *t = (struct tjob *)job;
+	if (t->gate) {
+		pthread_mutex_lock(&t->gate->lock);
+		t->gate->started++;
+		pthread_cond_broadcast(&t->gate->cond);
+		while (!t->gate->open)
+			pthread_cond_wait(&t->gate->cond, &t->gate->lock);
+		pthread_mutex_unlock(&t->gate->lock);
+	}
+	return t->result;
+}
+
+static int tjob_commit(struct iojob *job)
+{
+	((struct tjob *)job)->committed = true;
+	return 0;
+}
+
+static void tjob_done(struct iojob *job)
+{
+	((struct tjob *)job)->done_seq = ++done_counter;
+}
+
+static void tjob_init(struct tjob *t, struct gate *gate, int result)
+{
+	t->gate = gate;
+	t->result = result;
+	t->committed = false;
+	t->done_seq = 0;
+	iojob_init(&t->job, tjob_write, tjob_commit, tjob_done);
+}
+
+/* Run the loop until *seq is set (at most 10 s). */
+static bool loop_until_done(struct event_base *base, const int *seq)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (*seq == 0) {
+		struct timeval tick = { 0, 10000 };
+		event_base_loopexit(base, &tick);
+		event_base_dispatch(base);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > 10)
+			return false;
+	}
+	return true;
+}
+
+TEST(urgent_job_does_not_wait_for_a_busy_thread)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 1);
+	struct gate g;
+	struct tjob slow, queued[4], urgent;
+	done_counter = 0;
+	gate_init(&g);
+
+	/* The only ordinary thread is busy; four more ordinary jobs wait behind it. */
+	tjob_init(&slow, &g, 0);
+	iopool_submit(pool, &slow.job);
+	CHECK(gate_wait_started(&g));
+	for (int i = 0; i < 4; i++) {
+		tjob_init(&queued[i], NULL, 0);
+		iopool_submit(pool, &queued[i].job);
+	}
+	tjob_init(&urgent, NULL, 0);
+	iopool_submit_urgent(pool, &urgent.job);
+	CHECK(loop_until_done(base, &urgent.done_seq));
+	CHECK_INT(urgent.done_seq, 1);
+	CHECK(urgent.committed);
+	CHECK_INT(slow.done_seq, 0);
+	CHECK_INT(iopool_pending(pool), 5);
+
+	gate_open(&g);
+	CHECK(loop_until_done(base, &queued[3].done_seq));
+	CHECK_INT(slow.done_seq, 2);
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(queued[i].done_seq, 3 + i);
+	CHECK_INT(iopool_pending(pool), 0);
+	iopool_free(pool);
+	event_base_free(base);
+}
+
+TEST(urgent_job_goes_before_queued_ordinary_ones)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 1);
+	struct gate g_ord, g_urg;
+	struct tjob slow, hold_urgent, ordinary, urgent;
+	done_counter = 0;
+	gate_init(&g_ord);
+	gate_init(&g_urg);
+
+	/* Both threads busy: the ordinary one with slow, the urgent one with hold_urgent. */
+	tjob_init(&slow, &g_ord, 0);
+	iopool_submit(pool, &slow.job);
+	CHECK(gate_wait_started(&g_ord));
+	tjob_init(&hold_urgent, &g_urg, 0);
+	iopool_submit_urgent(pool, &hold_urgent.job);
+	CHECK(gate_wait_started(&g_urg));
+	/* Queued in this order; the ordinary thread, once free, takes the urgent one first. */
+	tjob_init(&ordinary, NULL, 0);
+	iopool_submit(pool, &ordinary.job);
+	tjob_init(&urgent, NULL, 0);
+	iopool_submit_urgent(pool, &urgent.job);
+
+	gate_open(&g_ord);
+	CHECK(loop_until_done(base, &ordinary.done_seq));
+	CHECK_INT(slow.done_seq, 1);
+	CHECK_INT(urgent.done_seq, 2);
+	CHECK_INT(ordinary.done_seq, 3);
+	CHECK_INT(hold_urgent.done_seq, 0);
+
+	gate_open(&g_urg);
+	CHECK(loop_until_done(base, &hold_urgent.done_seq));
+	CHECK_INT(hold_urgent.done_seq, 4);
+	iopool_free(pool);
+	event_base_free(base);
+}
+
+TEST(failed_write_skips_commit_in_both_queues)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 2);
+	struct tjob a, b, c;
+	done_counter = 0;
+
+	tjob_init(&a, NULL, -5);
+	tjob_init(&b, NULL, 0);
+	tjob_init(&c, NULL, -7);
+	iopool_submit(pool, &a.job);
+	iopool_submit_urgent(pool, &b.job);
+	iopool_submit_urgent(pool, &c.job);
+	/* iopool_free runs every outstanding job to completion, done callbacks included. */
+	iopool_free(pool);
+	CHECK(a.done_seq > 0 && b.done_seq > 0 && c.done_seq > 0);
+	CHECK_INT(a.job.result, -5);
+	CHECK(!a.committed);
+	CHECK_INT(b.job.result, 0);
+	CHECK(b.committed);
+	CHECK_INT(c.job.result, -7);
+	CHECK(!c.committed);
+	event_base_free(base);
+}
+
+TEST(burst_of_urgent_jobs_runs_on_several_threads)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 2);
+	struct gate g;
+	struct tjob jobs[8];
+	done_counter = 0;
+	gate_init(&g);
+
+	/* Eight at once: one thread taking them all would sync them one after the other. */
+	for (int i = 0; i < 8; i++) {
+		tjob_init(&jobs[i], &g, 0);
+		iopool_submit_urgent(pool, &jobs[i].job);
+	}
+	CHECK(gate_wait_n(&g, 4)); /* all four threads (two ordinary, idle, and two urgent) */
+	gate_open(&g);
+	iopool_free(pool);
+	for (int i = 0; i < 8; i++)
+		CHECK(jobs[i].done_seq > 0);
+	event_base_free(base);
+}
+
+UNIT_MAIN()
