@@ -850,6 +850,9 @@ TEST(large_message_mostly_unstuffed)
 	body[(size_t)LINE * LINES] = '\0';
 	srv_start(&s, script, NULL);
 	run_init(&r, &s);
+	/* 2 MiB through the line-by-line scripted server under ASan on a loaded machine. */
+	r.p.command_timeout = 10;
+	r.p.data_timeout = 10;
 	tmsg_init(&m, body, one);
 	r.msgs[0] = &m.m;
 	r.nmsgs = 1;
