@@ -33,9 +33,6 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -214,35 +211,6 @@ static size_t count_messages(void)
 	return n;
 }
 
-/* A self-signed certificate, so that STLS is offered (the handshake itself gets the
- * fuzzer's bytes and fails; what is tested is the way there). */
-static void make_cert(const char *cert_path, const char *key_path)
-{
-	EVP_PKEY *pkey = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	if (!pkey || !x)
-		abort();
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
-	X509_set_pubkey(x, pkey);
-	X509_NAME *name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
-				   -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	if (!X509_sign(x, pkey, EVP_sha256()))
-		abort();
-	FILE *f = fopen(key_path, "w");
-	if (!f || !PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		abort();
-	f = fopen(cert_path, "w");
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		abort();
-	X509_free(x);
-	EVP_PKEY_free(pkey);
-}
-
 static void setup(void)
 {
 	char text[2048], path[256], err[512];
@@ -268,7 +236,7 @@ static void setup(void)
 	char cert[128], key[128];
 	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
 	snprintf(key, sizeof key, "%s/key.pem", dir);
-	make_cert(cert, key);
+	fuzz_make_cert(cert, key); /* STLS is offered; its handshake gets the fuzzer's bytes */
 	snprintf(text, sizeof text,
 		 "hostname mx.example.test\nspool %s/spool\nmaildir-root %s/mail\n"
 		 "listen pop3 127.0.0.1:1110 starttls\nlisten pop3 127.0.0.1:1111\n"

@@ -10,8 +10,12 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,6 +73,35 @@ static void fuzz_session_run(struct smtpd *d, int fd, const uint8_t *data, size_
 	     iter++)
 		event_base_loop(d->base, EVLOOP_ONCE);
 	ASSERT(d->nsessions == 0 && iopool_pending(d->pool) == 0);
+}
+
+/*
+ * A self-signed P-256 key and certificate in PEM files, for a listener that
+ * offers STARTTLS or STLS (the handshake then gets the fuzzer's bytes and
+ * fails; what is tested is the way there: the switch, the plaintext
+ * discarded behind the command).
+ */
+static void fuzz_make_cert(const char *cert_path, const char *key_path)
+{
+	EVP_PKEY *pkey = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	ASSERT(pkey && x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
+	X509_set_pubkey(x, pkey);
+	X509_NAME *name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
+				   -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	ASSERT(X509_sign(x, pkey, EVP_sha256()));
+	FILE *f = fopen(key_path, "w");
+	ASSERT(f && PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) && fclose(f) == 0);
+	f = fopen(cert_path, "w");
+	ASSERT(f && PEM_write_X509(f, x) && fclose(f) == 0);
+	X509_free(x);
+	EVP_PKEY_free(pkey);
 }
 
 #endif

@@ -4,12 +4,15 @@
  * resolution and spool underneath.
  *
  * The first input byte picks the client address (relay client, loopback with
- * AUTH offered in plaintext, or neither) and how the rest is cut into writes; the rest is what the client sends before
- * it closes its side. The session runs on a real event loop over a
- * socketpair; the spool is in /dev/shm so that fsync costs nothing.
+ * AUTH offered in plaintext, or neither) and how the rest is cut into writes;
+ * the rest is what the client sends before it closes its side. STARTTLS is
+ * offered (a generated certificate): the handshake gets the fuzzer's bytes
+ * and fails, after the switch and the discarding of what came behind the
+ * command. The session runs on a real event loop over a socketpair; the
+ * spool is in /dev/shm so that fsync costs nothing.
  * Invariants: the session always ends (EOF closes it), every reply line the
- * server writes is "ddd" + SP or '-' + text + CRLF with a code in 2xx-5xx,
- * and nothing is left in incoming/ once the session is gone.
+ * server writes (until TLS starts) is "ddd" + SP or '-' + text + CRLF with a
+ * code in 2xx-5xx, and nothing is left in incoming/ once the session is gone.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +37,7 @@
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_server.h"
 #include "smtpd/smtp_session.h"
+#include "tls/tls_server.h"
 #include "util/iopool.h"
 #include "util/log.h"
 #include "fuzz_session.h"
@@ -66,7 +70,7 @@ static void remove_dir(void)
 
 static void setup(void)
 {
-	char text[1024];
+	char text[2048], err[512];
 
 	signal(SIGPIPE, SIG_IGN); /* as the server does: a closed peer is an error, not death */
 	strcpy(dir, "/dev/shm/carteiro-fuzz-XXXXXX");
@@ -85,13 +89,18 @@ static void setup(void)
 			      "x@remote.test\n"
 			      "loop1@example.test: loop2@example.test\n"
 			      "loop2@example.test: loop1@example.test\n");
+	char cert[128], key[128];
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	fuzz_make_cert(cert, key);
 	snprintf(text, sizeof text,
 		 "hostname mx.example.test\nspool %s/spool\nmaildir-root %s/mail\n"
-		 "listen smtp 127.0.0.1:2525\nlocal-domain example.test\nusers %s/users\n"
+		 "listen smtp 127.0.0.1:2525 starttls\ntls-cert %s\ntls-key %s\n"
+		 "local-domain example.test\nusers %s/users\n"
 		 "aliases %s/aliases\nrelay-network 10.0.0.0/8\nmax-message-size 64K\n"
 		 "max-recipients 5\nsmtp-max-errors 50\nauth-plaintext-loopback yes\n"
 		 "auth-failure-delay 0\nauth-max-failures 1000\n",
-		 dir, dir, dir, dir);
+		 dir, dir, cert, key, dir, dir);
 	config_init(&cfg);
 	if (config_parse(&cfg, "<fuzz>", text, strlen(text), NULL, NULL) != 0)
 		abort();
@@ -107,6 +116,7 @@ static void setup(void)
 	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
 	if (!d.base || !d.pool || !d.limits || !d.auth_limits || !d.resolve_scratch ||
 	    smtpd_load_maps(&cfg, NULL, NULL, &d.users, &d.aliases) != 0 ||
+	    tls_server_load(&cfg, &d.tls, err, sizeof err) != 0 || !d.tls ||
 	    queue_store_open(&d.store, cfg.spool, d.pool, 1) != 0)
 		abort();
 	queue_id_init(&d.session_ids, 1);
@@ -130,23 +140,27 @@ static void clear_dir(const char *sub, bool must_be_empty)
 		closedir(dd);
 }
 
-/* Every complete reply line must be well-formed: checked as the output comes. */
+/* Every complete reply line must be well-formed: checked as the output comes, until the
+ * 220 to STARTTLS (TLS records follow: an alert, as the handshake gets the fuzzer's bytes). */
+#define TLS_GO "220 2.0.0 Ready to start TLS"
 struct reply_check {
-	char head[4];  /* the first octets of the current line */
-	size_t len;    /* its length so far */
-	bool cr;       /* a CR came last: an LF must follow */
+	char head[sizeof TLS_GO]; /* the first octets of the current line */
+	size_t len;               /* its length so far */
+	bool cr;                  /* a CR came last: an LF must follow */
+	bool tls;                 /* TLS started: no more lines */
 };
 
 static void check_replies(void *ctx, const char *p, size_t n)
 {
 	struct reply_check *c = ctx;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !c->tls; i++) {
 		char ch = p[i];
 		if (c->cr) {
 			ASSERT(ch == '\n'); /* no CR inside a line */
 			const char *l = c->head;
 			ASSERT(c->len >= 4 && l[0] >= '2' && l[0] <= '5' && l[1] >= '0' &&
 			       l[1] <= '9' && l[2] >= '0' && l[2] <= '9' && (l[3] == ' ' || l[3] == '-'));
+			c->tls = c->len == sizeof TLS_GO - 1 && memcmp(l, TLS_GO, c->len) == 0;
 			c->len = 0;
 			c->cr = false;
 		} else if (ch == '\r') {
