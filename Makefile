@@ -5,6 +5,8 @@
 #   make test       build with ASan+UBSan and run every test (ends with "N passed, N failed")
 #   make test TEST_ARGS=--long   also the long crash and load tests (minutes)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
+#   make bench      carteiro against Postfix and Dovecot (as root; installs them, starts private
+#                   instances on loopback; BENCH_QUICK=1 for a short run, BENCH_ARGS=--help)
 #   make VARIANT=clang  the same with clang (make test builds with both compilers)
 #
 # Build variants live in build/<variant>/; objects mirror src/.
@@ -135,6 +137,12 @@ FUZZ_SECONDS ?= 180
 fuzz: test-deps
 	@$(MAKE) --no-print-directory VARIANT=fuzz fuzz-build
 	@scripts/fuzz.sh build/fuzz/fuzz $(FUZZ_SECONDS)
+
+# The release build, so that the numbers are the ones a user gets.
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory VARIANT=release build
+	@/usr/bin/python3 bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build

@@ -6,8 +6,15 @@
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
 #                           the tests talk to the server with (Python, swaks, msmtp,
 #                           openssl), ss, and the test network's DNS and SMTP peers
-#                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script) and
-#                           python3-yaml (the SPF test suite's data)
+#                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script),
+#                           python3-yaml (the SPF test suite's data) and python3-dkim
+#   scripts/deps.sh bench   the build packages, plus what `make bench` compares against:
+#                           postfix (smtp-source, smtp-sink, the reference server),
+#                           dovecot-pop3d, dnsmasq, procps and iproute2
+#
+# Installing postfix or dovecot must not start a system mail server: for the bench install a
+# policy-rc.d that refuses every service start is put in place (and removed after) unless
+# one already exists, and postfix is preseeded to 'No configuration'.
 #
 # It runs apt-get only when a package is missing (with sudo when not root).
 # When run as root it also creates the system user 'carteiro' that the
@@ -17,12 +24,14 @@ set -eu
 what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev publicsuffix"
+bench_pkgs="postfix dovecot-pop3d dnsmasq-base procps iproute2 python3"
 test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;
 	test) pkgs="$build_pkgs $test_pkgs" ;;
-	*) echo "usage: $0 build|test" >&2; exit 2 ;;
+	bench) pkgs="$build_pkgs $bench_pkgs" ;;
+	*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""
@@ -43,9 +52,23 @@ if [ -n "$missing" ]; then
 	fi
 	echo "deps.sh: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
+	policy=""
+	if [ "$what" = bench ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+		# No system postfix or dovecot is started by the install (invoke-rc.d asks this).
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null
+		$sudo chmod 755 $policy
+		trap '$sudo rm -f $policy' EXIT
+		echo "postfix postfix/main_mailer_type select No configuration" |
+			$sudo debconf-set-selections
+	fi
 	$sudo apt-get update -qq
 	# shellcheck disable=SC2086
 	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	if [ -n "$policy" ]; then
+		$sudo rm -f $policy
+		trap - EXIT
+	fi
 fi
 
 if [ "$(id -u)" -eq 0 ] && ! getent passwd carteiro >/dev/null; then

@@ -565,26 +565,37 @@ static int set_bool(struct config *cfg, struct directive *d)
 	return fail(d, "bad value '%s' for '%s' (expected yes or no)", Q(w), d->key->name);
 }
 
+/* A word naming one value of an enum key. */
+struct enum_word {
+	const char *name;
+	int value;
+};
+
+/* Set the (int-sized) enum field of d's key to the value its word names. */
+static int set_enum(struct config *cfg, struct directive *d, const struct enum_word *words,
+		    size_t n, const char *expected)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (slice_eq_cstr_nocase(d->words[0], words[i].name)) {
+			*FIELD(cfg, d->key, int) = words[i].value;
+			return 0;
+		}
+	}
+	return fail(d, "bad value '%s' for '%s' (expected %s)", Q(d->words[0]), d->key->name,
+		    expected);
+}
+
 static int set_log_level(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum log_level level;
-	} levels[] = {
+	static const struct enum_word words[] = {
 		{ "error", LVL_ERR },
 		{ "warning", LVL_WARN },
 		{ "info", LVL_INFO },
 		{ "debug", LVL_DEBUG },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(levels); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], levels[i].name)) {
-			*FIELD(cfg, d->key, enum log_level) = levels[i].level;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected error, warning, info or debug)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum log_level) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "error, warning, info or debug");
 }
 
 /* A DNS server: an IP address, with a port or not ("192.0.2.53", "127.0.0.1:5353", "[::1]:53"). */
@@ -666,65 +677,38 @@ bad:
 
 static int set_relayhost_tls(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum relayhost_tls mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "starttls", RELAYHOST_STARTTLS },
 		{ "implicit", RELAYHOST_IMPLICIT },
 		{ "none", RELAYHOST_NONE },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			cfg->relayhost_tls = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected starttls, implicit or none)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "starttls, implicit or none");
 }
 
 static int set_pop3_plaintext(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum pop3_plaintext mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "loopback", POP3_PLAINTEXT_LOOPBACK },
 		{ "never", POP3_PLAINTEXT_NEVER },
 		{ "always", POP3_PLAINTEXT_ALWAYS },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			*FIELD(cfg, d->key, enum pop3_plaintext) = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected loopback, never or always)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum pop3_plaintext) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "loopback, never or always");
 }
 
 static int set_dmarc_reject_policy(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum dmarc_reject_policy mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "reject", DMARC_REJECT_POLICY_REJECT },
 		{ "quarantine", DMARC_REJECT_POLICY_QUARANTINE },
 		{ "tag", DMARC_REJECT_POLICY_TAG },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			*FIELD(cfg, d->key, enum dmarc_reject_policy) = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected reject, quarantine or tag)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum dmarc_reject_policy) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "reject, quarantine or tag");
 }
 
 /*
@@ -925,23 +909,14 @@ static const struct key_type type_rate = { set_rate, NULL, 1, 1, UNIT_NONE };
 
 static int set_spf_policy(struct config *cfg, struct directive *d)
 {
-	static const struct {
-		const char *name;
-		enum spf_policy mode;
-	} modes[] = {
+	static const struct enum_word words[] = {
 		{ "off", SPF_POLICY_OFF },
 		{ "tag", SPF_POLICY_TAG },
 		{ "reject-fail", SPF_POLICY_REJECT_FAIL },
 	};
 
-	for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-		if (slice_eq_cstr_nocase(d->words[0], modes[i].name)) {
-			*FIELD(cfg, d->key, enum spf_policy) = modes[i].mode;
-			return 0;
-		}
-	}
-	return fail(d, "bad value '%s' for '%s' (expected off, tag or reject-fail)",
-		    Q(d->words[0]), d->key->name);
+	_Static_assert(sizeof(enum spf_policy) == sizeof(int), "an int-sized enum");
+	return set_enum(cfg, d, words, ARRAY_LEN(words), "off, tag or reject-fail");
 }
 
 static const struct key_type type_spf_policy = { set_spf_policy, NULL, 1, 1, UNIT_NONE };

@@ -577,17 +577,38 @@ static void content_start(struct smtpc *c)
 /* RFC 5321 4.5.2: a line that starts with '.' gets one more. */
 static int stuff(struct evbuffer *out, const char *p, size_t n, bool *bol)
 {
-	size_t start = 0;
+	size_t start = 0, i = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	while (i < n) {
 		if (*bol && p[i] == '.') {
 			if (evbuffer_add(out, p + start, i - start) < 0 || evbuffer_add(out, ".", 1) < 0)
 				return -ENOMEM;
 			start = i; /* the line's own '.' goes out with the next span */
 		}
-		*bol = p[i] == '\n';
+		const char *nl = memchr(p + i, '\n', n - i);
+		if (!nl) {
+			*bol = false; /* p[i..n) holds no line end */
+			break;
+		}
+		i = (size_t)(nl - p) + 1;
+		*bol = true;
 	}
 	return evbuffer_add(out, p + start, n - start) < 0 ? -ENOMEM : 0;
+}
+
+/* Does a piece that follows a line end (bol) or not need any dot-stuffing? */
+static bool needs_stuffing(const char *p, size_t n, bool bol)
+{
+	if (n == 0)
+		return false;
+	if (bol && p[0] == '.')
+		return true;
+	/* memchr per line: glibc's memmem is far slower for a two-byte needle. */
+	const char *end = p + n - 1; /* a line end in the last byte: the next piece tells */
+	for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))); q++)
+		if (q[1] == '.')
+			return true;
+	return false;
 }
 
 /* Put message data into the output until OUTPUT_HIGH; then the end of data. */
@@ -600,7 +621,16 @@ static void content_fill(struct smtpc *c)
 	while (t->done < m->size && evbuffer_get_length(out) < OUTPUT_HIGH) {
 		uint64_t left = m->size - t->done;
 		size_t want = left < CHUNK_SIZE ? (size_t)left : CHUNK_SIZE;
-		ssize_t n = pread_joined(m->fd, m->pre_offset, m->pre_size, m->offset, c->chunk, want,
+		/*
+		 * Read straight into the output; only a piece with a line that
+		 * starts with '.' (rare) is copied out and stuffed.
+		 */
+		struct evbuffer_iovec v;
+		if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1) {
+			conn_fail(c, "4.3.0", "out of memory while sending to %s", c->host);
+			return;
+		}
+		ssize_t n = pread_joined(m->fd, m->pre_offset, m->pre_size, m->offset, v.iov_base, want,
 					 t->done);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -610,16 +640,25 @@ static void content_fill(struct smtpc *c)
 				  n < 0 ? strerror(errno) : "file too short");
 			return;
 		}
-		if (stuff(out, c->chunk, (size_t)n, &t->bol) < 0) {
-			conn_fail(c, "4.3.0", "out of memory while sending to %s", c->host);
-			return;
-		}
+		const char *p = v.iov_base;
 		if (n >= 2) {
-			t->tail[0] = c->chunk[n - 2];
-			t->tail[1] = c->chunk[n - 1];
+			t->tail[0] = p[n - 2];
+			t->tail[1] = p[n - 1];
 		} else {
 			t->tail[0] = t->tail[1];
-			t->tail[1] = c->chunk[0];
+			t->tail[1] = p[0];
+		}
+		if (!needs_stuffing(p, (size_t)n, t->bol)) {
+			v.iov_len = (size_t)n;
+			t->bol = p[n - 1] == '\n';
+			evbuffer_commit_space(out, &v, 1);
+		} else {
+			/* The reserved space is not committed: the copy is what goes out. */
+			memcpy(c->chunk, p, (size_t)n);
+			if (stuff(out, c->chunk, (size_t)n, &t->bol) < 0) {
+				conn_fail(c, "4.3.0", "out of memory while sending to %s", c->host);
+				return;
+			}
 		}
 		t->done += (uint64_t)n;
 	}

@@ -17,7 +17,10 @@
  *      written as new queue files, durably (queue_inject);
  *   2. the recipients' status bytes ('D' delivered, 'F' failed) are written
  *      in place and the file is fdatasync'd;
- *   3. when no recipient is left, the file is unlinked and queue/ fsync'd.
+ *   3. when no recipient is left, the file is unlinked. queue/ is not
+ *      fsync'd for that: the next sync of queue/ (the next message's, or the
+ *      file system's own within seconds) carries the unlink, and a sync per
+ *      delivered message doubled the commits that incoming mail waits on.
  * A part's outcome is recorded as soon as that part is over, not at the end
  * of the attempt, so a remote 250 is on disk within one fsync: record jobs
  * go to the I/O pool's urgent queue, ahead of local deliveries and envelope
@@ -32,6 +35,9 @@
  * deterministic name, a remote server may get a duplicate, RFC 5321 6.1).
  * Killed between 1 and 2: the bounce exists and may be sent twice. Between 2
  * and 3: the file is loaded again, has nothing pending, and is removed.
+ * After 3 but before the unlink reached the disk (a power cut, not a kill:
+ * the unlink is in the kernel already), as before 1 when the last recipient
+ * was delivered without a status write: delivered again, at most once more.
  */
 #include "queue/queue_manager.h"
 
@@ -41,6 +47,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,9 +172,13 @@ struct qmgr {
 	struct queue_control *ctl;
 	int spool_fd;
 	int queue_fd;
+	int free_fd; /* spool/free: emptied files for the workers to reuse (queue_store.h) */
+	/* free/ as last counted (loop) plus files moved there since (I/O threads). */
+	atomic_size_t free_count;
 	int inotify_fd;
 	struct event *ev_inotify;
 	struct event *ev_rescan;
+	struct event *ev_free; /* free/ recounted each second */
 	struct event *ev_term, *ev_int, *ev_hup;
 	struct strmap *msgs;
 	struct qmsg *ready_head, *ready_tail;
@@ -543,21 +554,67 @@ static int qjob_write(struct iojob *job)
 	return -EINVAL;
 }
 
+/*
+ * Move a delivered queue file to free/ and empty it, for a worker to reuse
+ * (queue_store.h says why); false when free/ is full or missing (then it is
+ * unlinked). Emptied after the rename: a crash in between leaves a full file
+ * in free/, never an empty one in queue/.
+ */
+static bool recycle(struct qmgr *q, const char *id)
+{
+	if (q->free_fd < 0 || atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX)
+		return false;
+	if (renameat2(q->queue_fd, id, q->free_fd, id, RENAME_NOREPLACE) < 0)
+		return false;
+	int fd = openat(q->free_fd, id, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0)
+		close(fd);
+	else
+		unlinkat(q->free_fd, id, 0);
+	return true;
+}
+
+/* Count free/ again (the workers take files from it); on the loop, at each rescan. */
+static void free_recount(struct qmgr *q)
+{
+	size_t n = 0;
+	if (q->free_fd < 0)
+		return;
+	DIR *d = dir_scan_open(q->free_fd);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	atomic_store(&q->free_count, n);
+}
+
 static int qjob_commit(struct iojob *job)
 {
 	struct qjob *j = (struct qjob *)job;
 	struct qmsg *m = j->m;
 
-	if (j->fd >= 0) {
+	/*
+	 * Close before the unlink, here on the I/O thread: the last close of an
+	 * unlinked file frees it and may wait for the journal, which must not
+	 * happen on the loop. A file whose fdatasync is still to run (after this
+	 * step) stays open until qjob_done; it is never the unlinked one.
+	 */
+	if (j->fd >= 0 && job->sync_fd != j->fd) {
 		close(j->fd);
 		j->fd = -1;
 	}
 	if (j->kind != JOB_RECORD || !j->all_done)
 		return 0;
+	/* no sync_dir either way: see crash state 3 at the top */
+	if (recycle(m->q, m->id)) {
+		j->unlinked = true;
+		return 0;
+	}
 	if (unlinkat(m->q->queue_fd, m->id, 0) < 0)
 		return -errno;
 	j->unlinked = true;
-	job->sync_dir = m->q->queue_fd;
 	return 0;
 }
 
@@ -1183,7 +1240,7 @@ static void rescan(struct qmgr *q, bool startup)
 	size_t n = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
-			continue;
+			continue; /* queue/.<id>: not yet durable (queue_store.c) */
 		discover(q, de->d_name, startup);
 		n++;
 	}
@@ -1197,6 +1254,13 @@ static void on_rescan(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	rescan(arg, false);
+}
+
+static void on_free_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	free_recount(arg);
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg)
@@ -1405,6 +1469,10 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 	q.queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (q.queue_fd < 0 || q.spool_fd < 0)
 		fatal("event=startup_failed dir=%s error=\"%s\"", LOG_ESC(path), strerror(errno));
+	snprintf(path, sizeof path, "%s/free", cfg->spool);
+	q.free_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* optional: no reuse */
+	free_recount(&q);
+	snprintf(path, sizeof path, "%s/queue", cfg->spool);
 
 	q.out = outbound_new(q.base, cfg, auth ? auth->user : NULL, auth ? auth->pass : NULL, err,
 			     sizeof err);
@@ -1419,14 +1487,17 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 		fatal("event=startup_failed error=\"inotify: %s\"", strerror(errno));
 	q.ev_inotify = event_new(q.base, q.inotify_fd, EV_READ | EV_PERSIST, on_inotify, &q);
 	q.ev_rescan = event_new(q.base, -1, EV_PERSIST, on_rescan, &q);
+	q.ev_free = event_new(q.base, -1, EV_PERSIST, on_free_timer, &q);
 	q.ev_term = evsignal_new(q.base, SIGTERM, on_stop, &q);
 	q.ev_int = evsignal_new(q.base, SIGINT, on_stop, &q);
 	q.ev_hup = evsignal_new(q.base, SIGHUP, on_hup, &q);
-	if (!q.ev_inotify || !q.ev_rescan || !q.ev_term || !q.ev_int || !q.ev_hup)
+	if (!q.ev_inotify || !q.ev_rescan || !q.ev_free || !q.ev_term || !q.ev_int || !q.ev_hup)
 		fatal("event=startup_failed error=\"out of memory\"");
 	struct timeval tv = { RESCAN_INTERVAL_S, 0 };
 	event_add(q.ev_inotify, NULL);
 	event_add(q.ev_rescan, &tv);
+	struct timeval second = { 1, 0 };
+	event_add(q.ev_free, &second);
 	evsignal_add(q.ev_term, NULL);
 	evsignal_add(q.ev_int, NULL);
 	evsignal_add(q.ev_hup, NULL);
@@ -1448,11 +1519,14 @@ int qmgr_main(const struct config *cfg, struct userdb *users, struct aliasdb *al
 	iopool_free(q.pool);
 	event_free(q.ev_inotify);
 	event_free(q.ev_rescan);
+	event_free(q.ev_free);
 	event_free(q.ev_term);
 	event_free(q.ev_int);
 	event_free(q.ev_hup);
 	close(q.inotify_fd);
 	close(q.queue_fd);
+	if (q.free_fd >= 0)
+		close(q.free_fd);
 	close(q.spool_fd);
 	strmap_free(q.msgs, qmsg_free);
 	userdb_free(q.users);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "conf/config.h"
+#include "dns/dns.h"
 #include "queue/queue_store.h"
 
 struct event_base;
@@ -59,6 +60,8 @@ struct smtpd {
 	/* The worker's resolver (dns-server), for every policy check of its sessions (DNS
 	 * lists, SPF, DKIM, DMARC); NULL when c-ares could not start: lookups are skipped. */
 	struct dns *dns;
+	struct dns_resolver resolver; /* dns_resolver_of(dns), for the policy modules */
+	struct psl *psl;              /* public suffixes for DMARC (NULL: no DMARC) */
 	struct policy_lists *lists;     /* block/allow-networks, block-senders (never NULL) */
 	struct greylist *greylist;      /* shared table; NULL unless greylist is on */
 	struct ratelimit *ratelimit;    /* shared counters; NULL when no rate is set */

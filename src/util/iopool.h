@@ -3,18 +3,27 @@
  *
  * A job has up to three steps:
  *   write(job)   on an I/O thread: write data; may set job->sync_fd, a file
- *                whose data must be durable before the next step;
- *   commit(job)  on an I/O thread, after the data of every job of the batch
- *                is durable: renames; may set job->sync_dir, a directory
- *                whose entries must be durable before done;
- *   done(job)    on the event loop, after the batch's directories are synced.
+ *                whose data must be durable before done;
+ *   commit(job)  on an I/O thread, right after the writes of its batch and
+ *                BEFORE their data is durable: renames, unlinks; may set
+ *                job->sync_dir, a directory whose entries must be durable
+ *                before done. A crash may therefore leave a renamed file
+ *                whose data never reached the disk: readers check that a
+ *                file is complete (the queue file's K mark does);
+ *   publish(job) optional (set after iojob_init), on an I/O thread once the
+ *                job's syncs are done: a step that needs no sync of its own,
+ *                such as the rename that shows a durable file to its reader;
+ *   done(job)    on the event loop, once the job's data and directory are
+ *                durable (or job->result says why not).
  *
- * A thread takes every job queued when it wakes up as one batch and runs the
- * steps batch-wide: all writes, then the data syncs, then all commits, then
- * one fsync per distinct directory, then the completions. So N messages
- * committed together cost one directory fsync, and the data syncs of a batch
- * run back to back, where the filesystem journal merges them. Several
- * threads let one batch sync while the next one fills.
+ * A thread takes its share of the queued jobs as one batch and runs the
+ * steps batch-wide: all writes, all commits, then every sync of the batch
+ * (each job's fdatasync and one fsync per distinct directory) issued at once
+ * by the batch thread and a few helper threads, then the completions. Syncs
+ * in flight together overlap (with a journal they share one commit), so N
+ * messages committed together cost about one sync, and one message's file
+ * and directory syncs about one instead of two in a row. Several threads let
+ * one batch sync while the next one fills.
  *
  * Urgent jobs (iopool_submit_urgent) are short ones whose latency matters,
  * such as the record of a remote server's 250: until it is durable, a crash
@@ -26,9 +35,10 @@
  * themselves like ordinary ones, a burst of them spread over the threads.
  *
  * The pool never reorders the steps of one job; two jobs of the same file
- * must not be in flight at once (callers submit the next after done).
- * job->result is the first error (negative errno) of any step; a job whose
- * write failed is not committed.
+ * must not be in flight at once (callers submit the next after done). The
+ * sync_fd stays open until done (the job closes it there). job->result is
+ * the first error (negative errno) of any step; a job whose write failed is
+ * not committed.
  */
 #ifndef CARTEIRO_UTIL_IOPOOL_H
 #define CARTEIRO_UTIL_IOPOOL_H
@@ -44,6 +54,7 @@ typedef void iojob_done_fn(struct iojob *job);
 struct iojob {
 	iojob_step_fn *write;  /* may be NULL */
 	iojob_step_fn *commit; /* may be NULL */
+	iojob_step_fn *publish; /* may be NULL (iojob_init sets it so) */
 	iojob_done_fn *done;   /* required */
 	int sync_fd;           /* set by write: fdatasync this fd (-1: none) */
 	int sync_dir;          /* set by commit: fsync this directory fd (-1: none) */

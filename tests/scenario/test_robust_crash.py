@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Raw, ServerTest, lf, message, subject_of
+from harness import Raw, ServerTest, lf, message, subject_of, wait_for
 
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
@@ -199,6 +199,32 @@ class KillNine(ServerTest):
         self.assertEqual(srv.incoming_files(), [])
 
 
+class SpoolReuse(ServerTest):
+    """A delivered queue file goes to spool/free/, emptied, and the next message reuses it
+    (queue_store.h: a new inode costs more than the rest of a message on this file system)."""
+    server_args = {"workers": 1, "relay_networks": ("127.0.0.2/32",)}
+
+    def test_delivered_file_is_emptied_and_reused(self):
+        srv = self.server
+        free = os.path.join(srv.dir, "spool", "free")
+        first = relay_one(srv, "first", rcpt="demo@example.test")
+        srv.wait_mail("demo@example.test")
+        srv.wait_queue_empty()
+        self.assertTrue(wait_for(lambda: os.listdir(free) == [first], 10), os.listdir(free))
+        st = os.stat(os.path.join(free, first))
+        self.assertEqual(st.st_size, 0)  # no delivered mail lingers in the spool
+        time.sleep(0.3)  # a worker that found free/ empty looks again after 100 ms
+        second = relay_one(srv, "second", rcpt="demo@example.test")
+        self.assertNotEqual(second, first)
+        self.assertEqual(len(srv.wait_mail("demo@example.test", 2)), 2)
+        srv.wait_queue_empty()
+        self.assertTrue(wait_for(lambda: os.listdir(free) == [second], 10), os.listdir(free))
+        again = os.stat(os.path.join(free, second))
+        self.assertEqual((again.st_ino, again.st_size), (st.st_ino, 0))  # the same file
+        self.assertTrue(srv.mailbox("demo@example.test")[1].endswith(
+            lf(message(subject="second", to="demo@example.test")).split(b"\n\n", 1)[1]))
+
+
 def relay_one(srv, subject, rcpt="remote@elsewhere.test"):
     """Send one message through the relay client 127.0.0.2; returns its queue id."""
     with Raw(srv.port, srv.host, source="127.0.0.2") as r:
@@ -252,6 +278,35 @@ class StartupRecovery(ServerTest):
         while srv.queue_files() != [qid] and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(srv.queue_files(), [qid])
+
+    def test_unpublished_queue_files_are_recovered(self):
+        # A worker killed between the rename to queue/.<id> and the one to queue/<id>
+        # (queue_store.c crash states 2-4): the client may have been told 250, so a complete
+        # file is delivered after the restart, and an incomplete one (a power cut before the
+        # syncs; never answered 250) goes to corrupt/. A dot name that is no id stays put.
+        srv = self.server
+        qid = relay_one(srv, "unpublished")
+        queue = os.path.join(srv.dir, "spool", "queue")
+        with open(os.path.join(queue, qid), "rb") as f:
+            real = f.read()
+        srv.kill9()
+        os.unlink(os.path.join(queue, qid))
+        files = {"." + qid: real, ".1K0T8FKD06V2": real[:len(real) // 2], ".junk": b"x"}
+        for name, content in files.items():
+            p = os.path.join(queue, name)
+            with open(p, "wb") as f:
+                f.write(content)
+            os.chmod(p, 0o600)
+            chown_service(p)
+        srv.start()
+        srv.wait_log(rf"qid={qid} event=recovered_unpublished")
+        srv.wait_log(r"qid=1K0T8FKD06V2 event=queue_file_unreadable error=\"malformed queue "
+                     r"file\" action=moved_to_corrupt")
+        self.assertIn(qid, srv.wait_queue_list(rf"(?m)^{qid} "))
+        self.assertIn(qid, srv.queue_files())
+        self.assertNotIn("." + qid, os.listdir(queue))
+        self.assertIn(".junk", os.listdir(queue))
+        self.assertIn("1K0T8FKD06V2", os.listdir(os.path.join(srv.dir, "spool", "corrupt")))
 
     def test_corrupt_queue_file_at_startup(self):
         srv = self.server

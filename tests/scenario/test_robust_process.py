@@ -7,7 +7,7 @@ import time
 import unittest
 
 from harness import (DEFAULT_ALIASES, DEFAULT_USERS, ConnectionsTest, Raw, ServerTest, alive,
-                     children, count_log, lf, message, wait_count)
+                     children, count_log, lf, message, wait_count, wait_for)
 
 
 def proc_status(pid):
@@ -53,6 +53,8 @@ class ChildCrash(ConnectionsTest):
     def test_worker_killed_is_restarted_and_its_connections_released(self):
         srv = self.server
         master = srv.proc.pid
+        # The server answers as soon as one worker runs; the other may still be starting.
+        wait_for(lambda: len(worker_pids(srv)) == 2)
         pids = worker_pids(srv)
         self.assertEqual(len(pids), 2, srv.log())
         self.assertTrue(set(pids.values()) <= set(children(master)))

@@ -817,6 +817,54 @@ TEST(large_message_streamed)
 	free(body);
 }
 
+TEST(large_message_mostly_unstuffed)
+{
+	/* 2 MiB of 64-byte lines, so that every 64 KiB chunk starts a line: a few
+	 * lines start with '.', among them the first line of a chunk (the stuffing
+	 * must carry across reads) and the first of the message; the rest goes
+	 * out as read. */
+	static const struct step script[] = {
+		GREET, EHLO_PIPE,
+		EXPECT("MAIL"), EXPECT("RCPT"), EXPECT("DATA"),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"), DATA(), SEND("250 ok\r\n"),
+		QUIT_OK,
+		END(),
+	};
+	static const char *const one[] = { "a@example.net", NULL };
+	enum { LINE = 64, LINES = 2 * 1024 * 1024 / LINE };
+	struct server s;
+	struct run r;
+	struct tmsg m;
+	char *body = malloc((size_t)LINE * LINES + 1);
+	size_t dots = 0;
+
+	for (size_t i = 0; i < LINES; i++) {
+		memset(body + i * LINE, 'a' + (int)(i % 26), LINE);
+		if (i == 0 || i == 1024 || i == 3 * 1024 || i % 997 == 5) {
+			body[i * LINE] = '.';
+			dots++;
+		}
+		body[i * LINE + LINE - 2] = '\r';
+		body[i * LINE + LINE - 1] = '\n';
+	}
+	body[(size_t)LINE * LINES] = '\0';
+	srv_start(&s, script, NULL);
+	run_init(&r, &s);
+	/* 2 MiB through the line-by-line scripted server under ASan on a loaded machine. */
+	r.p.command_timeout = 10;
+	r.p.data_timeout = 10;
+	tmsg_init(&m, body, one);
+	r.msgs[0] = &m.m;
+	r.nmsgs = 1;
+	run_go(&r);
+	srv_join(&s);
+	CHECK_INT(m.rcpts[0].reply.code, 250);
+	CHECK_INT(s.datadots, dots);
+	CHECK_INT(s.datatotal, (size_t)LINE * LINES + dots + 3);
+	tmsg_free(&m);
+	free(body);
+}
+
 /* One transaction against a misbehaving server: the outcome must be a temporary
  * failure without a reply code, and the client must not be reusable. */
 static void expect_txn_failure(const struct step *script, const char *text_part)
