@@ -149,7 +149,9 @@ class Endless(SmtpAssertions, ServerTest):
             self.stream(r, b"y", 64 << 20)
             self.reply(r, 554, "5.6.0", "\r\n.\r\n")
             grown = worker_rss(srv) - before
-            self.assertLess(grown, 16 * 1024, f"server RSS grew by {grown} KiB")
+            # Buffering either line would take 64 MiB. The allocator's own growth is 5-7 MiB
+            # on a quiet machine, and reached 16.4 MiB once in a full run at load average 20.
+            self.assertLess(grown, 32 * 1024, f"server RSS grew by {grown} KiB")
             self.reply(r, 250, "2.0.0", "NOOP\r\n")
         self.assertEqual(srv.mailbox(DEMO), [])
         self.assertEqual(srv.incoming_files(), [])
