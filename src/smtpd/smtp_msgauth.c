@@ -114,10 +114,10 @@ static void on_spf(void *arg, const struct spf_outcome *o)
 	m->spf_pending = false;
 	m->spf_checked = true;
 	m->spf_out = *o;
-	log_info("sid=%s qid=%s event=spf result=%s identity=%s domain=%s%s%s%s", m->sid, m->qid,
+	log_info("sid=%s qid=%s event=spf result=%s identity=%s domain=%s%s%s", m->sid, m->qid,
 		 spf_result_name(o->result), o->helo_identity ? "helo" : "mailfrom",
-		 LOG_ESC(o->domain), o->problem[0] ? " problem=\"" : "",
-		 o->problem[0] ? LOG_ESC(o->problem) : "", o->problem[0] ? "\"" : "");
+		 LOG_ESC(o->domain), o->problem[0] ? " problem=" : "",
+		 o->problem[0] ? LOG_ESC(o->problem) : "");
 	spf_notify(m);
 	msgauth_step(m);
 }
@@ -163,12 +163,11 @@ static void on_dkim(void *arg, const struct dkim_results *res)
 	m->dkim_checked = true;
 	m->dkim_res = *res;
 	for (size_t i = 0; i < res->n; i++)
-		log_info("sid=%s qid=%s event=dkim result=%s d=%s s=%s a=%s%s%s%s", m->sid, m->qid,
+		log_info("sid=%s qid=%s event=dkim result=%s d=%s s=%s a=%s%s%s", m->sid, m->qid,
 			 dkim_result_name(res->sig[i].result), LOG_ESC(res->sig[i].d),
 			 LOG_ESC(res->sig[i].s), LOG_ESC(res->sig[i].a),
-			 res->sig[i].reason[0] ? " reason=\"" : "",
-			 res->sig[i].reason[0] ? LOG_ESC(res->sig[i].reason) : "",
-			 res->sig[i].reason[0] ? "\"" : "");
+			 res->sig[i].reason[0] ? " reason=" : "",
+			 res->sig[i].reason[0] ? LOG_ESC(res->sig[i].reason) : "");
 	msgauth_step(m);
 }
 
@@ -302,7 +301,7 @@ static void build_headers(struct smtp_msgauth *m, bool *reject)
 			log_info("sid=%s qid=%s event=dkim_signed d=%s", m->sid, m->qid,
 				 LOG_ESC(dkim_sign_domain(m->ds)));
 		else
-			log_debug("sid=%s qid=%s event=dkim_not_signed reason=\"%s\"", m->sid, m->qid,
+			log_debug("sid=%s qid=%s event=dkim_not_signed reason=%s", m->sid, m->qid,
 				  LOG_ESC(dkim_sign_skip_reason(m->ds)));
 		if (r == 0 && len > 0)
 			buf_append(&m->headers, sig, len);
@@ -319,15 +318,14 @@ static void finish(struct smtp_msgauth *m)
 	build_headers(m, &reject);
 	if (m->dmarc_checked) {
 		enum dmarc_action act = dmarc_action(&m->dmarc_out, m->cfg->dmarc_reject_policy);
-		log_info("sid=%s qid=%s event=dmarc result=%s from=%s policy=%s action=%s%s%s%s",
+		log_info("sid=%s qid=%s event=dmarc result=%s from=%s policy=%s action=%s%s%s",
 			 m->sid, m->qid, dmarc_result_name(m->dmarc_out.result),
 			 LOG_ESC(m->dmarc_out.from_domain), dmarc_policy_name(m->dmarc_out.policy),
 			 act == DMARC_ACTION_REJECT	    ? "reject"
 			 : act == DMARC_ACTION_QUARANTINE ? "quarantine"
 							  : "accept",
-			 m->dmarc_out.problem[0] ? " problem=\"" : "",
-			 m->dmarc_out.problem[0] ? LOG_ESC(m->dmarc_out.problem) : "",
-			 m->dmarc_out.problem[0] ? "\"" : "");
+			 m->dmarc_out.problem[0] ? " problem=" : "",
+			 m->dmarc_out.problem[0] ? LOG_ESC(m->dmarc_out.problem) : "");
 	}
 	if (reject) {
 		v.action = MSGAUTH_REJECT;
