@@ -96,6 +96,8 @@ struct dns {
 	struct dns_sock *socks;
 	struct dns_req *reqs; /* every live request */
 	struct strmap *cache; /* "TYPE/name" -> struct cache_entry (dns_lookup answers) */
+	size_t cache_bytes;   /* the entries' sizes (cache_entry.bytes) */
+	time_t cache_swept;   /* when a full cache was last swept of expired entries */
 };
 
 enum dns_req_type { REQ_MX, REQ_ADDR, REQ_RECORDS };
@@ -825,6 +827,10 @@ void dns_cancel(struct dns_req *req)
 #define DNS_RR_FIXED 10    /* type, class, TTL, RDLENGTH */
 #define DNS_TTL_CAP 86400u /* cache an answer for a day at most */
 #define DNS_CACHE_MAX 20000
+/* Bytes of records the cache holds at most, and the largest answer it keeps (a name chosen by a
+ * client, e.g. through an SPF include, can have 64 TXT records of 8 KiB). */
+#define DNS_CACHE_BYTES_MAX (8u * 1024 * 1024)
+#define DNS_CACHE_ENTRY_MAX (64u * 1024)
 
 static uint16_t get16(const unsigned char *p)
 {
@@ -1084,8 +1090,18 @@ static int result_copy(struct dns_result *dst, const struct dns_result *src)
 
 struct cache_entry {
 	time_t expires; /* CLOCK_MONOTONIC seconds */
+	size_t bytes;   /* what it holds, counted in dns->cache_bytes */
 	struct dns_result res;
 };
+
+/* The memory an answer takes in the cache. */
+static size_t result_bytes(const struct dns_result *res)
+{
+	size_t n = sizeof(struct cache_entry) + res->n * sizeof(struct dns_rr);
+	for (size_t i = 0; i < res->n; i++)
+		n += res->rr[i].text ? res->rr[i].len + 1 : 0;
+	return n;
+}
 
 static time_t mono_now(void)
 {
@@ -1114,6 +1130,19 @@ static void cache_key(char *key, size_t len, enum dns_type type, const char *nam
 	}
 }
 
+/* Remove key's entry, if any, from the cache and its byte count. */
+static void cache_drop(struct dns *dns, const char *key)
+{
+	void *val;
+
+	if (strmap_del(dns->cache, key, &val) == 0) {
+		dns->cache_bytes -= ((struct cache_entry *)val)->bytes;
+		cache_entry_free(val);
+	}
+}
+
+/* Remove the expired entries (at most once a second: a full cache of live entries would
+ * otherwise be walked at every answer). */
 static void cache_sweep(struct dns *dns, time_t now)
 {
 	struct strmap_iter it;
@@ -1122,6 +1151,9 @@ static void cache_sweep(struct dns *dns, time_t now)
 	char **dead;
 	size_t n = 0, count = strmap_count(dns->cache);
 
+	if (dns->cache_swept == now)
+		return;
+	dns->cache_swept = now;
 	dead = calloc(count ? count : 1, sizeof *dead);
 	if (dead == NULL)
 		return;
@@ -1130,8 +1162,7 @@ static void cache_sweep(struct dns *dns, time_t now)
 		if (((struct cache_entry *)val)->expires <= now && (dead[n] = strdup(key)) != NULL)
 			n++;
 	for (size_t i = 0; i < n; i++) {
-		if (strmap_del(dns->cache, dead[i], &val) == 0)
-			cache_entry_free(val);
+		cache_drop(dns, dead[i]);
 		free(dead[i]);
 	}
 	free(dead);
@@ -1141,18 +1172,19 @@ static void cache_put(struct dns *dns, const char *name, const struct dns_result
 {
 	char key[DNS_NAME_MAX + 16];
 	struct cache_entry *e;
-	void *old;
 	time_t now = mono_now();
+	size_t bytes = result_bytes(res);
 
-	if (dns->cache == NULL || res->ttl == 0 ||
+	if (dns->cache == NULL || res->ttl == 0 || bytes > DNS_CACHE_ENTRY_MAX ||
 	    (res->status != DNS_OK && res->status != DNS_NODATA && res->status != DNS_NXDOMAIN))
 		return;
 	cache_key(key, sizeof key, res->type, name);
-	if (strmap_del(dns->cache, key, &old) == 0)
-		cache_entry_free(old);
-	if (strmap_count(dns->cache) >= DNS_CACHE_MAX) {
+	cache_drop(dns, key);
+	if (strmap_count(dns->cache) >= DNS_CACHE_MAX ||
+	    dns->cache_bytes + bytes > DNS_CACHE_BYTES_MAX) {
 		cache_sweep(dns, now);
-		if (strmap_count(dns->cache) >= DNS_CACHE_MAX)
+		if (strmap_count(dns->cache) >= DNS_CACHE_MAX ||
+		    dns->cache_bytes + bytes > DNS_CACHE_BYTES_MAX)
 			return;
 	}
 	e = calloc(1, sizeof *e);
@@ -1161,8 +1193,12 @@ static void cache_put(struct dns *dns, const char *name, const struct dns_result
 		return;
 	}
 	e->expires = now + (time_t)(res->ttl < DNS_TTL_CAP ? res->ttl : DNS_TTL_CAP);
-	if (strmap_put(dns->cache, key, e) < 0)
+	e->bytes = bytes;
+	if (strmap_put(dns->cache, key, e) < 0) {
 		cache_entry_free(e);
+		return;
+	}
+	dns->cache_bytes += bytes;
 }
 
 /* A fresh cached answer copied into out (cached set), or false. */
@@ -1180,9 +1216,7 @@ static bool cache_get(struct dns *dns, const char *name, enum dns_type type,
 	if (e == NULL)
 		return false;
 	if (e->expires <= now) {
-		void *old;
-		if (strmap_del(dns->cache, key, &old) == 0)
-			cache_entry_free(old);
+		cache_drop(dns, key);
 		return false;
 	}
 	if (result_copy(out, &e->res) < 0)

@@ -152,7 +152,8 @@ typedef void dns_result_fn(void *arg, const struct dns_result *res);
  * Records of one type for name, with the same contract as the lookups above.
  * Answers (also NXDOMAIN and NODATA) are cached by TTL inside the resolver,
  * at most a day, so that repeated checks of one client or domain cost no
- * query; temporary failures are never cached.
+ * query; temporary failures are never cached. The cache is bounded (entries,
+ * bytes, and the size of one answer): past the bound answers are not kept.
  */
 struct dns_req *dns_lookup(struct dns *dns, const char *name, enum dns_type type,
 			   dns_result_fn *fn, void *arg);
