@@ -30,6 +30,7 @@
 #include "mail/aliases.h"
 #include "mail/users.h"
 #include "policy/dkim.h"
+#include "policy/psl.h"
 #include "policy/greylist.h"
 #include "policy/policy_lists.h"
 #include "policy/ratelimit.h"
@@ -75,6 +76,7 @@ struct master {
 	struct ratelimit *ratelimit; /* NULL when no rate limit is set */
 	struct relay_auth relay_auth; /* read as root; the queue manager inherits it */
 	struct dkim_signer_set *dkim; /* dkim-sign keys, read as root; the workers inherit them */
+	struct psl *psl;              /* the Public Suffix List for DMARC, read once for all workers */
 	struct child *children; /* [0] qmgr, [1..] workers */
 	size_t nchildren;
 	pid_t pid;
@@ -220,7 +222,7 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		struct smtpd_shared shared = {
 			.limits = m->limits, .auth_limits = m->auth_limits, .tls = m->tls,
 			.lists = m->lists, .greylist = m->greylist, .ratelimit = m->ratelimit,
-			.dkim_keys = m->dkim,
+			.dkim_keys = m->dkim, .psl = m->psl,
 		};
 		m->tls = NULL; /* the worker's now */
 		m->lists = NULL;
@@ -385,6 +387,7 @@ static void master_free(struct master *m)
 		aliasdb_free(m->aliases);
 	relay_auth_free(&m->relay_auth);
 	dkim_signer_set_free(m->dkim);
+	psl_free(m->psl);
 }
 
 static void warn_dkim_key(void *ctx, const char *msg)
@@ -509,6 +512,13 @@ int master_main(struct config *cfg)
 	}
 	if (m.dkim)
 		log_info("event=dkim_keys_loaded keys=%zu", dkim_signer_set_count(m.dkim));
+	if (cfg->dmarc) {
+		char psl_err[512];
+		m.psl = psl_load(cfg->public_suffix_list, psl_err, sizeof psl_err);
+		if (!m.psl)
+			log_err("event=psl_unavailable error=%s note=\"DMARC is skipped\"",
+				LOG_ESC(psl_err));
+	}
 	if (policy_lists_load(cfg, config_report_log, NULL, &m.lists) < 0)
 		goto out;
 	if (open_policy_tables(&m, uid, gid) < 0)

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "dns/dns.h"
-#include "policy/psl.h"
 #include "mail/aliases.h"
 #include "mail/resolve.h"
 #include "mail/users.h"
@@ -236,6 +235,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.auth_limits = shared->auth_limits;
 	d.tls = shared->tls;
 	d.dkim_keys = shared->dkim_keys;
+	d.psl = shared->psl;
 	d.lists = shared->lists;
 	d.greylist = shared->greylist;
 	d.ratelimit = shared->ratelimit;
@@ -252,13 +252,6 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 			LOG_ESC(dns_err));
 	else
 		d.resolver = dns_resolver_of(d.dns);
-	if (cfg->dmarc) {
-		char psl_err[512];
-		d.psl = psl_load(cfg->public_suffix_list, psl_err, sizeof psl_err);
-		if (!d.psl)
-			log_err("event=psl_unavailable error=%s note=\"DMARC is skipped\"",
-				LOG_ESC(psl_err));
-	}
 	/* The master's last good tables, inherited: a worker restarted after a failed
 	 * reload serves with them rather than not at all. */
 	d.users = users;
@@ -291,7 +284,6 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	kill_sessions(&d);
 	if (d.dns)
 		dns_free(d.dns); /* after the sessions, which cancel their lookups */
-	psl_free(d.psl);
 	/* Outstanding spool jobs (commits of departed clients, cleanups) finish here. */
 	iopool_free(d.pool);
 	queue_store_close(&d.store);

@@ -35,6 +35,7 @@ struct aliasdb;
 struct auth_limit;
 struct tls_server;
 struct dkim_signer_set;
+struct psl;
 struct dns;
 struct policy_lists;
 struct greylist;
@@ -61,7 +62,7 @@ struct smtpd {
 	 * lists, SPF, DKIM, DMARC); NULL when c-ares could not start: lookups are skipped. */
 	struct dns *dns;
 	struct dns_resolver resolver; /* dns_resolver_of(dns), for the policy modules */
-	struct psl *psl;              /* public suffixes for DMARC (NULL: no DMARC) */
+	const struct psl *psl;        /* the master's public suffixes, for DMARC (NULL: no DMARC) */
 	struct policy_lists *lists;     /* block/allow-networks, block-senders (never NULL) */
 	struct greylist *greylist;      /* shared table; NULL unless greylist is on */
 	struct ratelimit *ratelimit;    /* shared counters; NULL when no rate is set */
@@ -87,6 +88,7 @@ struct smtpd_shared {
 	struct auth_limit *auth_limits;
 	struct tls_server *tls; /* the worker owns its copy's reference */
 	const struct dkim_signer_set *dkim_keys; /* read by the master as root; NULL: none */
+	const struct psl *psl;                   /* the master's Public Suffix List; NULL: none */
 	struct policy_lists *lists; /* the worker owns its copy */
 	struct greylist *greylist;
 	struct ratelimit *ratelimit;
