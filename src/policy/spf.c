@@ -849,6 +849,16 @@ void spf_check_cancel(struct spf_check *c)
 	check_free(c);
 }
 
+void spf_check_timeout(struct spf_check *c, struct spf_outcome *o)
+{
+	*o = c->out;
+	o->result = SPF_TEMPERROR;
+	o->explanation[0] = '\0';
+	o->mechanism[0] = '\0';
+	str_copy(o->problem, sizeof o->problem, "DNS lookups timed out");
+	spf_check_cancel(c);
+}
+
 /* --- headers ---------------------------------------------------------------- */
 
 /* A header being written: out[0..pos) so far, col the current line's width. */

@@ -95,6 +95,11 @@ struct spf_check *spf_check_start(struct event_base *base, const struct dns_reso
 				  const struct spf_query *q, spf_done_fn *fn, void *arg);
 /* Stop a check whose callback has not run: its DNS request is cancelled, no callback. */
 void spf_check_cancel(struct spf_check *c);
+/*
+ * The caller's time limit passed: stop the check as spf_check_cancel() does and fill o with
+ * its outcome, temperror, with the identity (domain, sender, helo_identity) it was checking.
+ */
+void spf_check_timeout(struct spf_check *c, struct spf_outcome *o);
 
 /* "pass", "fail", ... as in Received-SPF and Authentication-Results. */
 const char *spf_result_name(enum spf_result r);

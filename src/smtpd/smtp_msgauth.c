@@ -126,17 +126,10 @@ static void spf_cut_off(struct smtp_msgauth *m)
 {
 	if (!m->spf_pending)
 		return;
-	spf_check_cancel(m->spf);
+	spf_check_timeout(m->spf, &m->spf_out);
 	m->spf = NULL;
 	m->spf_pending = false;
 	m->spf_checked = true;
-	memset(&m->spf_out, 0, sizeof m->spf_out);
-	m->spf_out.result = SPF_TEMPERROR;
-	snprintf(m->spf_out.problem, sizeof m->spf_out.problem, "DNS lookups timed out");
-	snprintf(m->spf_out.domain, sizeof m->spf_out.domain, "%s",
-		 m->sender[0] ? strrchr(m->sender, '@') ? strrchr(m->sender, '@') + 1 : m->sender
-			      : m->helo);
-	m->spf_out.helo_identity = m->sender[0] == '\0';
 	log_info("sid=%s qid=%s event=spf result=temperror problem=\"timeout\"", m->sid, m->qid);
 	spf_notify(m);
 }

@@ -534,6 +534,31 @@ TEST(check_cancel_runs_no_callback)
 	env_free(&e);
 }
 
+/* The caller's time limit: temperror, the identity kept, the lookup cancelled, no callback. */
+TEST(check_timeout_gives_temperror_for_the_identity)
+{
+	struct env e;
+	struct done d = { 0 };
+	struct spf_outcome o;
+
+	env_init(&e, "192.0.2.1");
+	txt(&e, "example.com", "v=spf1 -all");
+	struct spf_query q = { (struct sockaddr *)&e.client, "", "mail.example.com", NULL, false };
+	struct spf_check *c = spf_check_start(e.base, &e.r, &q, on_done, &d);
+	CHECK(c != NULL);
+	CHECK_INT(e.dns.pending, 1);
+	spf_check_timeout(c, &o);
+	CHECK_INT(e.dns.pending, 0);
+	CHECK_INT(o.result, SPF_TEMPERROR);
+	CHECK(o.helo_identity);
+	CHECK_STR(o.domain, "mail.example.com");
+	CHECK_STR(o.sender, "postmaster@mail.example.com");
+	CHECK_STR(o.problem, "DNS lookups timed out");
+	event_base_loop(e.base, EVLOOP_NONBLOCK);
+	CHECK_INT(d.calls, 0);
+	env_free(&e);
+}
+
 TEST(check_total_query_cap)
 {
 	struct env e;
