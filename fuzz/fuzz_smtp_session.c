@@ -39,6 +39,7 @@
 #include "smtpd/smtp_session.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
+#include "util/outflush.h"
 #include "util/log.h"
 #include "fuzz_session.h"
 
@@ -111,10 +112,11 @@ static void setup(void)
 	d.cfg = &cfg;
 	d.base = event_base_new();
 	d.pool = iopool_new(d.base, 1);
+	d.outflush = outflush_new(d.base); /* the plain sessions' replies, as in a worker */
 	d.limits = conn_limit_create(100, 100, 1);
 	d.auth_limits = auth_limit_create();
 	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
-	if (!d.base || !d.pool || !d.limits || !d.auth_limits || !d.resolve_scratch ||
+	if (!d.base || !d.pool || !d.outflush || !d.limits || !d.auth_limits || !d.resolve_scratch ||
 	    smtpd_load_maps(&cfg, NULL, NULL, &d.users, &d.aliases) != 0 ||
 	    tls_server_load(&cfg, &d.tls, err, sizeof err) != 0 || !d.tls ||
 	    queue_store_open(&d.store, cfg.spool, d.pool, 1) != 0)

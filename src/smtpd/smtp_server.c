@@ -24,6 +24,7 @@
 #include "smtpd/smtp_session.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
+#include "util/outflush.h"
 #include "util/log.h"
 
 /* After EMFILE/ENFILE, accepting pauses this long so the loop does not spin. */
@@ -258,7 +259,8 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.aliases = aliases;
 	d.resolve_scratch = calloc(SMTPD_RESOLVE_MAX, sizeof *d.resolve_scratch);
 	d.pool = iopool_new(d.base, cfg->io_threads);
-	if (!d.resolve_scratch || !d.pool)
+	d.outflush = outflush_new(d.base);
+	if (!d.resolve_scratch || !d.pool || !d.outflush)
 		fatal("event=startup_failed error=\"out of memory\"");
 	r = queue_store_open(&d.store, cfg->spool, d.pool, worker + 1);
 	if (r < 0)
@@ -286,6 +288,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 		dns_free(d.dns); /* after the sessions, which cancel their lookups */
 	/* Outstanding spool jobs (commits of departed clients, cleanups) finish here. */
 	iopool_free(d.pool);
+	outflush_free(d.outflush);
 	queue_store_close(&d.store);
 	event_free(d.ev_term);
 	event_free(d.ev_int);

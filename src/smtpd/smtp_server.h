@@ -53,6 +53,7 @@ struct smtpd {
 	struct userdb *users;
 	struct aliasdb *aliases;
 	struct iopool *pool;
+	struct outflush *outflush; /* writes plain sessions' replies (util/outflush.h) */
 	struct queue_store store;
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits; /* failed AUTHs, shared by the workers */

@@ -65,6 +65,7 @@
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
 #include "tls/tls_bev.h"
+#include "util/outflush.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
 #include "util/log.h"
@@ -133,6 +134,7 @@ struct smtp_session {
 	struct smtpd *d;
 	struct smtp_session *prev, *next;
 	struct bufferevent *bev;
+	struct outflush_conn out;  /* plain connections: replies written at the end of the pass */
 	const struct listen_cfg *listener;
 	struct sockaddr_storage peer;
 	char peer_ip[INET6_ADDRSTRLEN];
@@ -1026,6 +1028,15 @@ static void session_bev_setup(struct smtp_session *s)
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 }
 
+/* bufferevent_enable(), except that a plain connection's writing is left to outflush. */
+static void session_enable(struct smtp_session *s, short what)
+{
+	if (outflush_attached(&s->out))
+		what &= ~EV_WRITE;
+	if (what)
+		bufferevent_enable(s->bev, what);
+}
+
 /*
  * The 220 to STARTTLS is out: TLS takes over the socket. A TLS bufferevent of
  * its own on the socket (rather than a filter over the plain one) writes
@@ -1036,6 +1047,7 @@ static void session_bev_setup(struct smtp_session *s)
 static void tls_begin(struct smtp_session *s)
 {
 	size_t discarded;
+	outflush_detach(&s->out); /* from now on the output goes through OpenSSL */
 	struct bufferevent *tb = tls_bev_starttls(s->d->tls, s->d->base, s->bev, &discarded);
 
 	if (discarded)
@@ -1505,6 +1517,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 	(void)bev;
+	outflush_written(&s->out);
 	if (s->state == S_TLS_START) {
 		tls_begin(s);
 		return;
@@ -1589,6 +1602,7 @@ static void session_free(struct smtp_session *s, const char *reason)
 	free(s->auth_user);
 	if (s->tls && s->state == S_CLOSING)
 		tls_bev_close_notify(s->bev);
+	outflush_detach(&s->out);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	if (s->prev)
@@ -1646,6 +1660,9 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 		free(s);
 		return;
 	}
+	/* Without it (out of memory) the bufferevent writes, as for TLS. */
+	if (!implicit && d->outflush)
+		outflush_attach(d->outflush, &s->out, s->bev, on_write, on_event, s);
 	/* Linked before anything can free it, so session_free always unlinks. */
 	s->next = d->sessions;
 	if (d->sessions)
@@ -1671,7 +1688,7 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 			return;
 		}
 		session_greet(s);
-		bufferevent_enable(s->bev, EV_WRITE);
+		session_enable(s, EV_WRITE);
 		return;
 	}
 	s->counted = true;
@@ -1692,7 +1709,7 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	}
 	if (ps == SMTP_POLICY_REFUSE) {
 		reply_and_close(s, v.reply, "rate limit");
-		bufferevent_enable(s->bev, EV_WRITE);
+		session_enable(s, EV_WRITE);
 		return;
 	}
 	if (ps == SMTP_POLICY_WAIT) {
@@ -1706,7 +1723,7 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
 		session_greet(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	session_enable(s, EV_READ | EV_WRITE);
 }
 
 /* The connect-time checks are done: greet (or start the implicit TLS handshake). */
@@ -1717,7 +1734,7 @@ static void policy_connect_done(void *arg)
 
 	if (s->state != S_POLICY)
 		return; /* closing already */
-	bufferevent_enable(s->bev, EV_WRITE); /* reading follows the state (update_reading) */
+	session_enable(s, EV_WRITE); /* reading follows the state (update_reading) */
 	if (s->stop_requested && !implicit) {
 		reply_and_close(s, R_SHUTDOWN, "shutdown");
 	} else if (implicit) {
