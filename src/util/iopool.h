@@ -16,7 +16,7 @@
  *   done(job)    on the event loop, once the job's data and directory are
  *                durable (or job->result says why not).
  *
- * A thread takes its share of the queued jobs as one batch and runs the
+ * A thread takes the queued jobs (up to a bound) as one batch and runs the
  * steps batch-wide: all writes, all commits, then every sync of the batch
  * (each job's fdatasync and one fsync per distinct directory) issued at once
  * by the batch thread and a few helper threads, then the completions. Syncs
