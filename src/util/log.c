@@ -7,6 +7,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,33 @@
 #include <unistd.h>
 
 #include "util/str.h"
+
+/* The process id for the line's prefix, asked once per process (getpid is a system call,
+ * and a line is written per event); a fork's child asks again. Threads may race to set it,
+ * with the same value. */
+static pid_t log_pid;
+
+static void log_pid_reset(void)
+{
+	__atomic_store_n(&log_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void log_pid_hook(void)
+{
+	pthread_atfork(NULL, NULL, log_pid_reset);
+}
+
+static pid_t log_getpid(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pid_t pid = __atomic_load_n(&log_pid, __ATOMIC_RELAXED);
+	if (pid == 0) {
+		pthread_once(&once, log_pid_hook);
+		pid = getpid();
+		__atomic_store_n(&log_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
 
 static struct {
 	char role[32];
@@ -67,7 +95,7 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ carteiro/%s[%ld]: %s: ",
-				      ts.tv_nsec / 1000000, log_state.role, (long)getpid(),
+				      ts.tv_nsec / 1000000, log_state.role, (long)log_getpid(),
 				      level_names[level]);
 	}
 	size_t body = n;
