@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,7 +383,21 @@ int queue_file_parse_header(const char *data, size_t len, struct envelope *env)
 	return 0;
 }
 
+/* pread, or preadv2 with flags (RWF_NOWAIT) when they are given. */
+static ssize_t pread_flags(int fd, void *p, size_t n, off_t off, int rwflags)
+{
+	if (!rwflags)
+		return pread(fd, p, n, off);
+	struct iovec v = { p, n };
+	return preadv2(fd, &v, 1, off, rwflags);
+}
+
 int queue_file_read_envelope(int fd, struct envelope *env)
+{
+	return queue_file_read_envelope_flags(fd, env, 0);
+}
+
+int queue_file_read_envelope_flags(int fd, struct envelope *env, int rwflags)
 {
 	struct buf b;
 	struct stat st;
@@ -396,14 +411,16 @@ int queue_file_read_envelope(int fd, struct envelope *env)
 		size_t want = b.len ? b.len : 8192;
 		if (b.len + want > QUEUE_HEADER_MAX)
 			want = QUEUE_HEADER_MAX - b.len;
-		if (want == 0)
+		if (want == 0) {
+			r = -EINVAL; /* a header section above QUEUE_HEADER_MAX */
 			break;
+		}
 		r = buf_reserve(&b, want);
 		if (r < 0)
 			break;
-		ssize_t n = pread(fd, b.data + b.len, want, off);
+		ssize_t n = pread_flags(fd, b.data + b.len, want, off, rwflags);
 		if (n < 0) {
-			r = -errno;
+			r = errno == EAGAIN ? -EWOULDBLOCK : -errno;
 			break;
 		}
 		if (n == 0) {
@@ -430,7 +447,10 @@ int queue_file_read_envelope(int fd, struct envelope *env)
 	if (tailbuf == NULL)
 		return -ENOMEM;
 	r = -EINVAL;
-	if (pread(fd, tailbuf, n, (off_t)end) == (ssize_t)n &&
+	ssize_t got = pread_flags(fd, tailbuf, n, (off_t)end, rwflags);
+	if (got < 0 && errno == EAGAIN)
+		r = -EWOULDBLOCK;
+	else if (got == (ssize_t)n &&
 	    queue_file_parse_tail(tailbuf, n, &skip, &env->pre_size, &tail) == 0 && tail == n) {
 		env->pre_offset = env->pre_size ? (off_t)(end + skip) : 0;
 		r = 0;

@@ -166,6 +166,9 @@ int queue_file_parse_header(const char *data, size_t len, struct envelope *env);
 
 /* Read and check a whole queue file's envelope from an open fd (the message is not read). */
 int queue_file_read_envelope(int fd, struct envelope *env);
+/* The same with preadv2 flags: RWF_NOWAIT makes it -EWOULDBLOCK when a read would wait for
+ * the disk (nothing else is, with those flags; env must then be freed and read again). */
+int queue_file_read_envelope_flags(int fd, struct envelope *env, int rwflags);
 /* Mark one recipient's status on disk (pwrite of its status byte; no fsync). */
 int queue_file_set_status(int fd, const struct envelope_rcpt *rcpt, char status);
 

@@ -52,9 +52,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,6 +196,8 @@ static void start_attempt(struct qmgr *q, struct qmsg *m);
 static void after_part(struct qmgr *q, struct qmsg *m);
 static void record_kick(struct qmgr *q, struct qmsg *m);
 static void load_submit(struct qmgr *q, struct qmsg *m);
+static void load_done(struct qmgr *q, struct qmsg *m, int r);
+static bool load_cached(struct qmgr *q, struct qmsg *m);
 
 static int64_t now_sec(void)
 {
@@ -497,6 +502,8 @@ static int qjob_record(struct qjob *j, struct qmgr *q)
 	struct qmsg *m = j->m;
 	struct buf b;
 
+	if (j->all_done && !j->notice[0] && !j->notice[1])
+		return 0; /* nothing to write: the commit step recycles the file by its name */
 	j->fd = openat(q->queue_fd, m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (j->fd < 0)
 		return -errno;
@@ -628,11 +635,8 @@ static void move_to_corrupt(struct qmgr *q, const char *id)
 		log_err("qid=%s event=corrupt_move_failed error=\"%s\"", id, strerror(errno));
 }
 
-static void load_done(struct qmgr *q, struct qjob *j)
+static void load_done(struct qmgr *q, struct qmsg *m, int r)
 {
-	struct qmsg *m = j->m;
-	int r = j->job.result;
-
 	if (r == -ENOENT) {
 		/* Delivered and removed by another path, held, or deleted by hand. */
 		qmsg_forget(q, m);
@@ -768,7 +772,7 @@ static void qjob_done(struct iojob *job)
 		close(j->fd);
 	switch (j->kind) {
 	case JOB_LOAD:
-		load_done(q, j);
+		load_done(q, j->m, j->job.result);
 		break;
 	case JOB_LOCAL:
 		q->active--;
@@ -1197,7 +1201,8 @@ static void qmgr_pump(struct qmgr *q)
 }
 
 /* A queue file we do not know yet: read its envelope (off the loop). */
-static void discover(struct qmgr *q, const char *id, bool recovered)
+/* just_written: named by inotify, so most likely in the page cache (load_cached). */
+static void discover(struct qmgr *q, const char *id, bool recovered, bool just_written)
 {
 	if (!queue_id_valid(id) || strmap_has(q->msgs, id))
 		return;
@@ -1213,7 +1218,45 @@ static void discover(struct qmgr *q, const char *id, bool recovered)
 	m->state = QM_LOADING;
 	envelope_init(&m->env);
 	log_debug("qid=%s event=discovered recovered=%s", id, recovered ? "yes" : "no");
-	load_submit(q, m);
+	/* Found by a scan (start-up, rescans): perhaps thousands, and not in the cache. */
+	if (!just_written || !load_cached(q, m))
+		load_submit(q, m);
+}
+
+/*
+ * A message a worker has just written is in the page cache, its directory
+ * entry in the dentry cache: its envelope is read here, on the loop, when
+ * neither the open (RESOLVE_CACHED) nor a read (RWF_NOWAIT) has to wait for
+ * the disk, which saves a round trip through an I/O thread per message.
+ * false: it would wait (or the kernel cannot tell), and the pool reads it.
+ */
+static bool load_cached(struct qmgr *q, struct qmsg *m)
+{
+	static bool unsupported;
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+		.resolve = RESOLVE_CACHED | RESOLVE_NO_SYMLINKS,
+	};
+
+	if (unsupported)
+		return false;
+	int fd = (int)syscall(SYS_openat2, q->queue_fd, m->id, &how, sizeof how);
+	if (fd < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == E2BIG)
+			unsupported = true; /* kernels before 5.12 */
+		return false;           /* EAGAIN (not cached) or a real error: the pool's */
+	}
+	int r = queue_file_read_envelope_flags(fd, &m->env, RWF_NOWAIT);
+	close(fd);
+	if (r == -EWOULDBLOCK || r == -EOPNOTSUPP) {
+		if (r == -EOPNOTSUPP)
+			unsupported = true;
+		envelope_free(&m->env);
+		envelope_init(&m->env);
+		return false;
+	}
+	load_done(q, m, r);
+	return true;
 }
 
 /* Read m's envelope (again) on an I/O thread; load_done goes on. */
@@ -1241,7 +1284,7 @@ static void rescan(struct qmgr *q, bool startup)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue; /* queue/.<id>: not yet durable (queue_store.c) */
-		discover(q, de->d_name, startup);
+		discover(q, de->d_name, startup, false);
 		n++;
 	}
 	closedir(d);
@@ -1279,7 +1322,7 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg)
 				log_warn("event=inotify_overflow action=rescan");
 				rescan(q, false);
 			} else if (ev->len > 0) {
-				discover(q, ev->name, false);
+				discover(q, ev->name, false, true);
 			}
 			p += sizeof *ev + ev->len;
 		}
