@@ -17,7 +17,7 @@ ifeq ($(origin CC),default)
 CC := gcc
 endif
 
-PKGS := libevent libevent_openssl libevent_pthreads openssl libcares
+PKGS := libevent libevent_openssl libevent_pthreads openssl libcares zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

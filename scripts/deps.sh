@@ -23,7 +23,7 @@ set -eu
 
 what=${1:-build}
 
-build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev publicsuffix"
+build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev zlib1g-dev publicsuffix"
 bench_pkgs="postfix dovecot-pop3d dnsmasq-base procps iproute2 python3"
 test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim python3-nacl"
 

@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util/str.h"
 
@@ -383,6 +384,34 @@ int queue_file_parse_header(const char *data, size_t len, struct envelope *env)
 	return 0;
 }
 
+/* The length of the trailer at the start of p[0..n) (0: none there), with its CRC if any. */
+static size_t trailer_len(const char *p, size_t n, bool *has_crc, uint32_t *crc)
+{
+	if (n >= QUEUE_FILE_TRAILER_LEN && memcmp(p, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) == 0) {
+		if (has_crc)
+			*has_crc = false;
+		return QUEUE_FILE_TRAILER_LEN;
+	}
+	if (n < QUEUE_FILE_TRAILER_CRC_LEN || memcmp(p, "\nK8:", 4) != 0 ||
+	    p[QUEUE_FILE_TRAILER_CRC_LEN - 1] != '\n')
+		return 0;
+	uint32_t v = 0;
+	for (size_t i = 4; i < QUEUE_FILE_TRAILER_CRC_LEN - 1; i++) {
+		char c = p[i];
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint32_t)(c - 'a' + 10);
+		else
+			return 0;
+	}
+	if (has_crc) {
+		*has_crc = true;
+		*crc = v;
+	}
+	return QUEUE_FILE_TRAILER_CRC_LEN;
+}
+
 /* pread, or preadv2 with flags (RWF_NOWAIT) when they are given. */
 static ssize_t pread_flags(int fd, void *p, size_t n, off_t off, int rwflags)
 {
@@ -453,6 +482,9 @@ int queue_file_read_envelope_flags(int fd, struct envelope *env, int rwflags)
 	else if (got == (ssize_t)n &&
 	    queue_file_parse_tail(tailbuf, n, &skip, &env->pre_size, &tail) == 0 && tail == n) {
 		env->pre_offset = env->pre_size ? (off_t)(end + skip) : 0;
+		size_t k = skip + (size_t)env->pre_size; /* where the trailer starts */
+		if (trailer_len(tailbuf + k, n - k, &env->has_crc, &env->crc) == 0)
+			abort(); /* parse_tail accepted it */
 		r = 0;
 	}
 	if (tailbuf != small)
@@ -493,10 +525,62 @@ int queue_file_parse_tail(const char *p, size_t n, size_t *pre_skip, uint64_t *p
 		*pre_size = len;
 		o += (size_t)len;
 	}
-	if (n - o < QUEUE_FILE_TRAILER_LEN || memcmp(p + o, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) != 0)
+	size_t len = trailer_len(p + o, n - o, NULL, NULL);
+	if (len == 0)
 		return -EINVAL;
-	*tail_len = o + QUEUE_FILE_TRAILER_LEN;
+	*tail_len = o + len;
 	return 0;
+}
+
+void queue_file_format_trailer_crc(uint32_t crc, char out[QUEUE_FILE_TRAILER_CRC_LEN + 1])
+{
+	snprintf(out, QUEUE_FILE_TRAILER_CRC_LEN + 1, "\nK8:%08x\n", (unsigned)crc);
+}
+
+uint32_t queue_file_crc(uint32_t crc, uint64_t off, const void *p, size_t n, uint64_t len_offset)
+{
+	const unsigned char *b = p;
+	uint64_t end = off + n, skip_end = len_offset + 20;
+
+	/* The part before the digits, then the part after them. */
+	if (off < len_offset) {
+		size_t k = (size_t)((end < len_offset ? end : len_offset) - off);
+		crc = (uint32_t)crc32(crc, b, (uInt)k);
+	}
+	if (end > skip_end) {
+		uint64_t from = off > skip_end ? off : skip_end;
+		crc = (uint32_t)crc32(crc, b + (from - off), (uInt)(end - from));
+	}
+	return crc;
+}
+
+int queue_file_verify(int fd, const struct envelope *env)
+{
+	enum { CHUNK = 64 * 1024 };
+	if (!env->has_crc)
+		return 0;
+	uint64_t end = env->pre_size ? (uint64_t)env->pre_offset + env->pre_size
+				     : (uint64_t)env->msg_offset + env->msg_size;
+	uint64_t len_offset = (uint64_t)env->msg_offset - 21;
+	char *b = malloc(CHUNK);
+	if (!b)
+		return -ENOMEM;
+	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+	int r = 0;
+	for (uint64_t off = 0; off < end;) {
+		size_t want = end - off < CHUNK ? (size_t)(end - off) : CHUNK;
+		ssize_t got = pread(fd, b, want, (off_t)off);
+		if (got <= 0) {
+			r = got < 0 ? -errno : -EINVAL;
+			break;
+		}
+		crc = queue_file_crc(crc, off, b, (size_t)got, len_offset);
+		off += (uint64_t)got;
+	}
+	free(b);
+	if (r == 0 && crc != env->crc)
+		r = -EINVAL;
+	return r;
 }
 
 int queue_file_set_status(int fd, const struct envelope_rcpt *rcpt, char status)

@@ -31,7 +31,14 @@
  *   J  optional: header lines to put before the message at delivery, known
  *      only once the whole message was read (Authentication-Results,
  *      DKIM-Signature...); at most QUEUE_PREPEND_MAX bytes
- *   K  end mark, empty payload; always last
+ *   K  end mark; always last. Its payload is empty, or (every file a worker
+ *      writes) 8 lowercase hex digits: the CRC-32 (zlib's) of every byte
+ *      before the K record except the M record's 20 length digits, with the
+ *      status bytes as first written. A queue file reuses a delivered one in
+ *      place (no truncation: freeing blocks costs a discard on this kind of
+ *      disk), so after a power cut a file whose syncs had not finished may
+ *      mix its blocks with the old message's; the CRC finds that
+ *      (queue_file_verify, at recovery: see queue_store.c)
  *
  * The status byte of a recipient is updated in place (pwrite of one byte at
  * envelope_rcpt.status_offset) when its delivery is done, so per-recipient
@@ -108,6 +115,8 @@ struct envelope {
 	uint64_t msg_size;
 	off_t pre_offset; /* the J header lines, delivered before the M bytes */
 	uint64_t pre_size; /* 0 without a J record */
+	bool has_crc;      /* the K record carries a CRC */
+	uint32_t crc;
 };
 
 /* Bytes of the message as delivered: the J header lines, then the M bytes. */
@@ -134,9 +143,22 @@ size_t envelope_pending(const struct envelope *env, char kind);
 int queue_file_write_header(const struct envelope *env, struct buf *out, size_t *len_offset);
 /* The 20 digits of a message length, for the M record (no NUL). */
 void queue_file_format_length(uint64_t len, char digits[20]);
-/* The bytes that end a file after the message: "\nK0:\n". */
+/* The bytes that end a file after the message, without a CRC: "\nK0:\n". */
 #define QUEUE_FILE_TRAILER "\nK0:\n"
 #define QUEUE_FILE_TRAILER_LEN 5
+/* With one: "\nK8:<8 hex digits>\n". */
+#define QUEUE_FILE_TRAILER_CRC_LEN 13
+void queue_file_format_trailer_crc(uint32_t crc, char out[QUEUE_FILE_TRAILER_CRC_LEN + 1]);
+/*
+ * Feed n bytes found at file offset off into a queue file's CRC (start from
+ * 0), leaving out the M record's length digits at len_offset.
+ */
+uint32_t queue_file_crc(uint32_t crc, uint64_t off, const void *p, size_t n, uint64_t len_offset);
+/*
+ * Check the CRC of a file whose envelope was read (queue_file_read_envelope):
+ * 0 when it matches or the file has none, -EINVAL when it does not, -errno.
+ */
+int queue_file_verify(int fd, const struct envelope *env);
 /* Longest J record (header lines added at the end of DATA). */
 #define QUEUE_PREPEND_MAX (64u * 1024)
 

@@ -175,7 +175,7 @@ struct qmgr {
 	struct queue_control *ctl;
 	int spool_fd;
 	int queue_fd;
-	int free_fd; /* spool/free: emptied files for the workers to reuse (queue_store.h) */
+	int free_fd; /* spool/free: delivered files (scrubbed) for the workers to write over (queue_store.h) */
 	/* free/ as last counted (loop) plus files moved there since (I/O threads). */
 	atomic_size_t free_count;
 	int inotify_fd;
@@ -562,10 +562,16 @@ static int qjob_write(struct iojob *job)
 }
 
 /*
- * Move a delivered queue file to free/ and empty it, for a worker to reuse
+ * Move a delivered queue file to free/ for a worker to write over in place
  * (queue_store.h says why); false when free/ is full or missing (then it is
- * unlinked). Emptied after the rename: a crash in between leaves a full file
- * in free/, never an empty one in queue/.
+ * unlinked). Its content is made unreadable (no delivered mail lingers in
+ * the spool) without freeing its blocks: FALLOC_FL_ZERO_RANGE only marks
+ * them unwritten, where truncating would free them, which costs a discard
+ * per block on a file system mounted with online discard (0.5 ms of device
+ * time each, measured; as much as all the writes of a message together).
+ * Where ZERO_RANGE is not supported the file is truncated. Scrubbed after
+ * the rename: a crash in between leaves a whole file in free/, never an
+ * empty one in queue/.
  */
 static bool recycle(struct qmgr *q, const char *id)
 {
@@ -573,11 +579,14 @@ static bool recycle(struct qmgr *q, const char *id)
 		return false;
 	if (renameat2(q->queue_fd, id, q->free_fd, id, RENAME_NOREPLACE) < 0)
 		return false;
-	int fd = openat(q->free_fd, id, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(q->free_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0 &&
+	     ftruncate(fd, 0) < 0))
+		unlinkat(q->free_fd, id, 0);
 	if (fd >= 0)
 		close(fd);
-	else
-		unlinkat(q->free_fd, id, 0);
 	return true;
 }
 

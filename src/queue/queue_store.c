@@ -8,15 +8,21 @@
  *      queue/'s fsync run together (iopool)
  *                                            -> after a kill: complete; after a
  *                                               power cut: gone, or complete,
- *                                               or incomplete (K mark missing)
+ *                                               or incomplete (K mark missing),
+ *                                               or (a reused file is written over
+ *                                               in place) some blocks new and some
+ *                                               of the message it held before,
+ *                                               which the K record's CRC tells
+ *                                               (publish_hidden: to corrupt/)
  *   3. both syncs done                        -> durable
  *   4. queue/.<id> renamed to queue/<id> (no sync needed: .<id> is found
  *      again at start-up) -> the queue manager sees it; the 250 is sent
  * Before a worker starts (the master, at start-up and when it restarts a
- * dead one) every queue/.<id> of its id slot is renamed to queue/<id>, so
- * states 2 to 4 end as a queued message, which the queue manager's loader
- * checks: an incomplete one (a power cut in state 2; it never got a
- * 250) is refused and moved to corrupt/. So a 250 always names a message that
+ * dead one) every queue/.<id> of its id slot whose CRC checks is renamed to
+ * queue/<id> (one that does not goes to corrupt/), so states 2 to 4 end as
+ * a queued message, which the queue manager's loader checks: an incomplete
+ * one (a power cut in state 2; it never got a 250) is refused and moved to
+ * corrupt/. So a 250 always names a message that
  * is in queue/ after any crash, and a message that got no 250 may at worst be
  * delivered once anyway, which RFC 5321 6.1 accepts (the client sends it
  * again). The queue manager never delivers a message before its 250 could
@@ -73,6 +79,9 @@ struct queue_txn {
 	bool renamed;   /* queue/.<id> exists */
 	bool published; /* renamed on to queue/<id> */
 	int fd;
+	bool reused;       /* fd is a delivered file from free/, overwritten in place */
+	uint64_t written;  /* bytes written to fd (thread side) */
+	uint32_t crc;      /* of those bytes (queue_file_crc; thread side) */
 	int error;
 	struct buf pending;  /* loop side */
 	struct buf inflight; /* thread side while in flight */
@@ -171,6 +180,27 @@ static bool slot_file(const char *name, int slot, bool hidden)
 	return queue_id_valid(name) && queue_id_slot(name) == (unsigned)slot;
 }
 
+/*
+ * Does queue/.<name> hold what its writer wrote? A power cut before its
+ * syncs may have mixed blocks of the file it reused into it (crash state 2):
+ * the CRC says. -EINVAL: malformed or mixed; 0 also when it cannot be read
+ * now (the queue manager's loader tries again).
+ */
+static int hidden_check(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	struct envelope env;
+	envelope_init(&env);
+	int r = queue_file_read_envelope(fd, &env);
+	if (r == 0)
+		r = queue_file_verify(fd, &env);
+	envelope_free(&env);
+	close(fd);
+	return r == -EINVAL ? r : 0;
+}
+
 /* Rename queue/.<id> files of slot to queue/<id>: durable or not, their 250 may have gone. */
 static void publish_hidden(const char *spool, int slot)
 {
@@ -189,6 +219,20 @@ static void publish_hidden(const char *spool, int slot)
 	while ((de = readdir(d))) {
 		if (!slot_file(de->d_name, slot, true))
 			continue;
+		if (hidden_check(dfd, de->d_name) < 0) {
+			/* Its syncs never finished, so it never got its 250. */
+			char dst[64];
+			snprintf(dst, sizeof dst, "../corrupt/%s", de->d_name + 1);
+			if (renameat(dfd, de->d_name, dfd, dst) < 0)
+				log_err("qid=%s event=recover_failed error=\"%s\"", de->d_name + 1,
+					strerror(errno));
+			else
+				log_err("qid=%s event=unpublished_damaged action=moved_to_corrupt "
+					"note=\"malformed, or mixed with an older file by a power cut "
+					"before its sync: it was never accepted\"",
+					de->d_name + 1);
+			continue;
+		}
 		if (renameat2(dfd, de->d_name, dfd, de->d_name + 1, RENAME_NOREPLACE) < 0)
 			log_err("qid=%s event=recover_failed error=\"%s\"", de->d_name + 1,
 				strerror(errno));
@@ -273,7 +317,7 @@ static void free_refill(struct queue_store *qs)
 }
 
 /*
- * Take an emptied file from free/ as incoming/<id> (see queue_store.h); fd or
+ * Take a delivered file from free/ as incoming/<id> (see queue_store.h); fd or
  * -errno (-ENOENT: none to take). Another worker may take a name first: its
  * rename then fails and the next name is tried.
  */
@@ -298,8 +342,8 @@ static int spool_reuse(struct queue_store *qs, const char *id)
 				continue; /* taken by another worker */
 			return -errno;
 		}
-		/* Emptied by the queue manager already; O_TRUNC in case a crash came between. */
-		int fd = openat(qs->incoming_fd, id, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		/* Overwritten in place and cut to its new length at the end (see crash state 2). */
+		int fd = openat(qs->incoming_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0)
 			return fd;
 		int err = -errno;
@@ -348,6 +392,7 @@ static int txn_step_write(struct iojob *job)
 	}
 	if (txn->fd < 0) {
 		txn->fd = spool_reuse(qs, txn->id);
+		txn->reused = txn->fd >= 0;
 		if (txn->fd < 0)
 			txn->fd = spool_create(qs->incoming_fd, txn->id);
 		if (txn->fd < 0)
@@ -356,7 +401,23 @@ static int txn_step_write(struct iojob *job)
 	r = write_all(txn->fd, txn->inflight.data, txn->inflight.len);
 	if (r < 0)
 		return r;
+	txn->crc = queue_file_crc(txn->crc, txn->written, txn->inflight.data, txn->inflight.len,
+				  txn->len_offset);
+	txn->written += txn->inflight.len;
 	if (txn->op == OP_FINAL) {
+		char trailer[QUEUE_FILE_TRAILER_CRC_LEN + 1];
+		queue_file_format_trailer_crc(txn->crc, trailer);
+		r = write_all(txn->fd, trailer, QUEUE_FILE_TRAILER_CRC_LEN);
+		if (r < 0)
+			return r;
+		txn->written += QUEUE_FILE_TRAILER_CRC_LEN;
+		/* A reused file longer than this message loses its old tail (which frees
+		 * blocks, but only those past the new end). */
+		struct stat st;
+		if (txn->reused && (fstat(txn->fd, &st) < 0 ||
+				    ((uint64_t)st.st_size > txn->written &&
+				     ftruncate(txn->fd, (off_t)txn->written) < 0)))
+			return -errno;
 		if (pwrite(txn->fd, txn->len_digits, 20, (off_t)txn->len_offset) != 20)
 			return errno ? -errno : -EIO;
 		job->sync_fd = txn->fd;
@@ -447,10 +508,7 @@ static void txn_submit_final(struct queue_txn *txn)
 			return;
 		}
 	}
-	if (buf_append(&txn->pending, QUEUE_FILE_TRAILER, QUEUE_FILE_TRAILER_LEN) < 0) {
-		txn->error = -ENOMEM;
-		return;
-	}
+	/* The trailer, with the CRC of what was written, is the I/O thread's (txn_step_write). */
 	txn_submit(txn, OP_FINAL);
 }
 

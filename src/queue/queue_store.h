@@ -6,14 +6,21 @@
  *   <spool>/incoming/<id>   being received; never trusted, removed at start-up
  *   <spool>/queue/<id>      queued: complete, durable, to be delivered
  *   <spool>/queue/.<id>     renamed, its syncs in flight (see queue_store.c)
- *   <spool>/free/<name>     emptied files of delivered messages, for reuse
+ *   <spool>/free/<name>     files of delivered messages, for reuse
  *
  * Reuse: creating an inode costs more than anything else a worker does per
  * message on ext4 without a journal (its allocator skips every inode freed
  * in the last minute, reading each one's table block: half of a worker's
  * CPU at 2,000 messages/s by perf). So the queue manager moves a delivered
- * file to free/ (emptied) instead of unlinking it, up to QUEUE_FREE_MAX files,
- * and a new message takes one from there by renaming it into incoming/.
+ * file to free/ instead of unlinking it, up to QUEUE_FREE_MAX files, and a
+ * new message takes one from there by renaming it into incoming/ and writes
+ * over it. Its blocks are never freed on the way (the queue manager scrubs
+ * the content with FALLOC_FL_ZERO_RANGE, which keeps them): on a file system
+ * mounted with online discard every block freed is a discard request, which
+ * took as much device time as all the writes together (0.5 ms each); only a
+ * shorter message frees the blocks past its end. The K record's CRC covers
+ * what a power cut could mix of the old and the new content (queue_store.c,
+ * crash state 2).
  *
  * A queue_txn is one message being received. The envelope is serialized as
  * the file's header when the transaction starts (which assigns the queue
@@ -45,7 +52,7 @@
 
 struct iopool;
 
-/* At most this many emptied files wait in free/ (the queue manager unlinks beyond). */
+/* At most this many files wait in free/ (the queue manager unlinks beyond). */
 #define QUEUE_FREE_MAX 4096
 /* Names of free/ a worker reads at once. */
 #define QUEUE_FREE_CACHE 64

@@ -200,11 +200,12 @@ class KillNine(ServerTest):
 
 
 class SpoolReuse(ServerTest):
-    """A delivered queue file goes to spool/free/, emptied, and the next message reuses it
-    (queue_store.h: a new inode costs more than the rest of a message on this file system)."""
+    """A delivered queue file goes to spool/free/, its content scrubbed but its blocks kept,
+    and the next message is written over it (queue_store.h: a new inode costs more than the
+    rest of a message on this file system, and freed blocks cost discards)."""
     server_args = {"workers": 1, "relay_networks": ("127.0.0.2/32",)}
 
-    def test_delivered_file_is_emptied_and_reused(self):
+    def test_delivered_file_is_scrubbed_and_reused(self):
         srv = self.server
         free = os.path.join(srv.dir, "spool", "free")
         first = relay_one(srv, "first", rcpt="demo@example.test")
@@ -212,7 +213,9 @@ class SpoolReuse(ServerTest):
         srv.wait_queue_empty()
         self.assertTrue(wait_for(lambda: os.listdir(free) == [first], 10), os.listdir(free))
         st = os.stat(os.path.join(free, first))
-        self.assertEqual(st.st_size, 0)  # no delivered mail lingers in the spool
+        self.assertGreater(st.st_size, 0)  # its blocks are kept ...
+        with open(os.path.join(free, first), "rb") as f:
+            self.assertEqual(f.read(), bytes(st.st_size))  # ... but no delivered mail lingers
         time.sleep(0.3)  # a worker that found free/ empty looks again after 100 ms
         second = relay_one(srv, "second", rcpt="demo@example.test")
         self.assertNotEqual(second, first)
@@ -220,7 +223,9 @@ class SpoolReuse(ServerTest):
         srv.wait_queue_empty()
         self.assertTrue(wait_for(lambda: os.listdir(free) == [second], 10), os.listdir(free))
         again = os.stat(os.path.join(free, second))
-        self.assertEqual((again.st_ino, again.st_size), (st.st_ino, 0))  # the same file
+        self.assertEqual(again.st_ino, st.st_ino)  # the same file
+        with open(os.path.join(free, second), "rb") as f:
+            self.assertEqual(f.read(), bytes(again.st_size))
         self.assertTrue(srv.mailbox("demo@example.test")[1].endswith(
             lf(message(subject="second", to="demo@example.test")).split(b"\n\n", 1)[1]))
 
@@ -283,7 +288,9 @@ class StartupRecovery(ServerTest):
         # A worker killed between the rename to queue/.<id> and the one to queue/<id>
         # (queue_store.c crash states 2-4): the client may have been told 250, so a complete
         # file is delivered after the restart, and an incomplete one (a power cut before the
-        # syncs; never answered 250) goes to corrupt/. A dot name that is no id stays put.
+        # syncs; never answered 250) goes to corrupt/, as does one whose CRC does not match
+        # (a power cut mixed it with the file it was written over). A dot name that is no id
+        # stays put.
         srv = self.server
         qid = relay_one(srv, "unpublished")
         queue = os.path.join(srv.dir, "spool", "queue")
@@ -291,7 +298,10 @@ class StartupRecovery(ServerTest):
             real = f.read()
         srv.kill9()
         os.unlink(os.path.join(queue, qid))
-        files = {"." + qid: real, ".1K0T8FKD06V2": real[:len(real) // 2], ".junk": b"x"}
+        mixed = real.replace(b"unpublished", b"UNPUBLISHED")
+        self.assertNotEqual(mixed, real)
+        files = {"." + qid: real, ".1K0T8FKD06V2": real[:len(real) // 2],
+                 ".1K0T8FKD06W2": mixed, ".junk": b"x"}
         for name, content in files.items():
             p = os.path.join(queue, name)
             with open(p, "wb") as f:
@@ -300,13 +310,15 @@ class StartupRecovery(ServerTest):
             chown_service(p)
         srv.start()
         srv.wait_log(rf"qid={qid} event=recovered_unpublished")
-        srv.wait_log(r"qid=1K0T8FKD06V2 event=queue_file_unreadable error=\"malformed queue "
-                     r"file\" action=moved_to_corrupt")
+        for bad in ("1K0T8FKD06V2", "1K0T8FKD06W2"):
+            srv.wait_log(rf"qid={bad} event=unpublished_damaged action=moved_to_corrupt")
         self.assertIn(qid, srv.wait_queue_list(rf"(?m)^{qid} "))
         self.assertIn(qid, srv.queue_files())
         self.assertNotIn("." + qid, os.listdir(queue))
         self.assertIn(".junk", os.listdir(queue))
-        self.assertIn("1K0T8FKD06V2", os.listdir(os.path.join(srv.dir, "spool", "corrupt")))
+        corrupt = os.listdir(os.path.join(srv.dir, "spool", "corrupt"))
+        self.assertIn("1K0T8FKD06V2", corrupt)
+        self.assertIn("1K0T8FKD06W2", corrupt)
 
     def test_corrupt_queue_file_at_startup(self):
         srv = self.server

@@ -281,6 +281,12 @@ TEST(parse_tail_table)
 		{ "\nK0:", -EINVAL, 0, 0 },
 		{ "", -EINVAL, 0, 0 },
 		{ "\nX3:abc\nK0:\n", -EINVAL, 0, 0 },
+		{ "\nK8:0badf00d\n", 0, 0, 0 },
+		{ "\nJ3:abc\nK8:ffffffff\n", 0, 4, 3 },
+		{ "\nK8:0BADF00D\n", -EINVAL, 0, 0 }, /* lowercase only */
+		{ "\nK8:0badf00\n", -EINVAL, 0, 0 },
+		{ "\nK8:0badf00dx", -EINVAL, 0, 0 },
+		{ "\nK8:0badf0 d\n", -EINVAL, 0, 0 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		size_t skip, tail;
@@ -299,6 +305,34 @@ TEST(parse_tail_table)
 	uint64_t pre;
 	CHECK_INT(queue_file_parse_tail("\nK0:\nzz", 7, &skip, &pre, &tail), 0);
 	CHECK_INT(tail, 5);
+}
+
+TEST(crc_leaves_out_the_length_digits_and_does_not_depend_on_the_chunks)
+{
+	char data[300];
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (char)(i * 7);
+	uint64_t digits = 100;
+	uint32_t whole = queue_file_crc(0, 0, data, sizeof data, digits);
+	/* Fed in every split, the same. */
+	for (size_t cut = 0; cut <= sizeof data; cut += 13) {
+		uint32_t c = queue_file_crc(0, 0, data, cut, digits);
+		c = queue_file_crc(c, cut, data + cut, sizeof data - cut, digits);
+		CHECK_MSG(c == whole, "cut at %zu", cut);
+	}
+	/* The 20 digits do not count (they are patched after the header is written); the
+	 * bytes around them do. */
+	memset(data + digits, '9', 20);
+	CHECK(queue_file_crc(0, 0, data, sizeof data, digits) == whole);
+	data[digits - 1] ^= 1;
+	CHECK(queue_file_crc(0, 0, data, sizeof data, digits) != whole);
+	data[digits - 1] ^= 1;
+	data[digits + 20] ^= 1;
+	CHECK(queue_file_crc(0, 0, data, sizeof data, digits) != whole);
+
+	char t[QUEUE_FILE_TRAILER_CRC_LEN + 1];
+	queue_file_format_trailer_crc(0x0badf00d, t);
+	CHECK_STR(t, "\nK8:0badf00d\n");
 }
 
 UNIT_MAIN()
