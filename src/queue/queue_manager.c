@@ -176,8 +176,9 @@ struct qmgr {
 	int spool_fd;
 	int queue_fd;
 	int free_fd; /* spool/free: delivered files (scrubbed) for the workers to write over (queue_store.h) */
-	/* free/ as last counted (loop) plus files moved there since (I/O threads). */
+	/* free/ as last counted plus files moved there since (I/O threads). */
 	atomic_size_t free_count;
+	atomic_int_least64_t free_counted_ms; /* when free/ was last counted */
 	int inotify_fd;
 	struct event *ev_inotify;
 	struct event *ev_rescan;
@@ -573,10 +574,32 @@ static int qjob_write(struct iojob *job)
  * the rename: a crash in between leaves a whole file in free/, never an
  * empty one in queue/.
  */
+static void free_recount(struct qmgr *q);
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool recycle(struct qmgr *q, const char *id)
 {
-	if (q->free_fd < 0 || atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX)
+	if (q->free_fd < 0)
 		return false;
+	/* The count only grows between countings, while the workers take files all the time:
+	 * at thousands of messages a second it reaches the bound within the second, and every
+	 * file after that would be unlinked (a discard per block) and another created. So the
+	 * bound counts again first, at most every 100 ms. */
+	if (atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX) {
+		int64_t now = mono_ms(), last = atomic_load(&q->free_counted_ms);
+		if (now - last < 100 ||
+		    !atomic_compare_exchange_strong(&q->free_counted_ms, &last, now))
+			return false;
+		free_recount(q);
+		if (atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX)
+			return false;
+	}
 	if (renameat2(q->queue_fd, id, q->free_fd, id, RENAME_NOREPLACE) < 0)
 		return false;
 	int fd = openat(q->free_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -590,15 +613,20 @@ static bool recycle(struct qmgr *q, const char *id)
 	return true;
 }
 
-/* Count free/ again (the workers take files from it); on the loop, at each rescan. */
+/* Count free/ again (the workers take files from it): on the loop each second, and on an I/O
+ * thread when the count reaches its bound. Each reads through a descriptor of its own. */
 static void free_recount(struct qmgr *q)
 {
 	size_t n = 0;
 	if (q->free_fd < 0)
 		return;
-	DIR *d = dir_scan_open(q->free_fd);
-	if (!d)
+	int fd = openat(q->free_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	struct dirent *de;
 	while ((de = readdir(d)))
 		n += de->d_name[0] != '.';
