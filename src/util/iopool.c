@@ -287,9 +287,8 @@ static void run_batch(struct iopool *pool, struct iojob *batch)
 
 /*
  * A thread's life: take a batch, run it, hand it to the loop. Urgent jobs
- * first, then (unless urgent_only) ordinary ones. Of the urgent queue an
- * even share for each thread that may take it, so that a burst of them is
- * spread; of the ordinary one everything up to BATCH_TAKE_MAX (see there).
+ * first, then (unless urgent_only) ordinary ones; of either queue everything
+ * up to BATCH_TAKE_MAX (see there).
  */
 static void iopool_work(struct iopool *pool, bool urgent_only)
 {
@@ -302,8 +301,8 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 		struct iojob *batch, *last;
 		bool more_urgent = false, more = false;
 		if (pool->urgent.head) {
-			unsigned takers = pool->nthreads + pool->nurgent;
-			batch = jobq_take(&pool->urgent, (pool->urgent.n + takers - 1) / takers, &last);
+			size_t take = pool->urgent.n < BATCH_TAKE_MAX ? pool->urgent.n : BATCH_TAKE_MAX;
+			batch = jobq_take(&pool->urgent, take, &last);
 			more_urgent = more = pool->urgent.head != NULL;
 		} else if (!urgent_only && pool->queue.head) {
 			size_t take = pool->queue.n < BATCH_TAKE_MAX ? pool->queue.n : BATCH_TAKE_MAX;

@@ -32,7 +32,7 @@
  * many as the ordinary ones) that take nothing else, so an urgent job never
  * waits for a batch of ordinary ones (local deliveries, thousands of
  * envelope loads after a restart) to finish. Urgent jobs are batched among
- * themselves like ordinary ones, a burst of them spread over the threads.
+ * themselves like ordinary ones.
  *
  * The pool never reorders the steps of one job; two jobs of the same file
  * must not be in flight at once (callers submit the next after done). The
