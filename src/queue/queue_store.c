@@ -188,9 +188,15 @@ static bool slot_file(const char *name, int slot, bool hidden)
  */
 static int hidden_check(int dfd, const char *name)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* Non-blocking: a FIFO planted there must not hang the master. */
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0; /* not a file of ours: the loader refuses it */
+	}
 	struct envelope env;
 	envelope_init(&env);
 	int r = queue_file_read_envelope(fd, &env);

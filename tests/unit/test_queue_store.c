@@ -441,4 +441,18 @@ TEST(recovery_moves_an_unpublished_file_mixed_by_a_power_cut_to_corrupt)
 	teardown(&f);
 }
 
+TEST(recovery_does_not_hang_on_a_fifo_in_place_of_a_queue_file)
+{
+	struct fixture f;
+	char path[160];
+
+	setup(&f);
+	snprintf(path, sizeof path, "%s/queue/.1K0T8FKD06V5", f.dir);
+	CHECK_INT(mkfifo(path, 0600), 0);
+	queue_spool_clean_incoming(f.dir, 5); /* returns: nobody writes to the FIFO */
+	snprintf(path, sizeof path, "%s/queue/1K0T8FKD06V5", f.dir);
+	CHECK_INT(access(path, F_OK), 0); /* published; the loader refuses it */
+	teardown(&f);
+}
+
 UNIT_MAIN()
