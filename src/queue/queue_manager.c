@@ -570,9 +570,10 @@ static int qjob_write(struct iojob *job)
  * them unwritten, where truncating would free them, which costs a discard
  * per block on a file system mounted with online discard (0.5 ms of device
  * time each, measured; as much as all the writes of a message together).
- * Where ZERO_RANGE is not supported the file is truncated. Scrubbed after
- * the rename: a crash in between leaves a whole file in free/, never an
- * empty one in queue/.
+ * Where ZERO_RANGE is not supported the file is truncated. Scrubbed before
+ * the rename (a worker may take and fill a file as soon as it is in free/):
+ * a crash in between leaves a zeroed file in queue/, which the loader moves
+ * to corrupt/; its message was delivered.
  */
 static void free_recount(struct qmgr *q);
 
@@ -600,16 +601,18 @@ static bool recycle(struct qmgr *q, const char *id)
 		if (atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX)
 			return false;
 	}
-	if (renameat2(q->queue_fd, id, q->free_fd, id, RENAME_NOREPLACE) < 0)
+	/* Scrubbed while still in queue/: once in free/ a worker may take it at once and write
+	 * a new message into it, which a scrub then would wipe. */
+	int fd = openat(q->queue_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
 		return false;
-	int fd = openat(q->free_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0 ||
-	    (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0 &&
-	     ftruncate(fd, 0) < 0))
-		unlinkat(q->free_fd, id, 0);
-	if (fd >= 0)
-		close(fd);
+	bool scrubbed = fstat(fd, &st) == 0 &&
+			(fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) == 0 ||
+			 ftruncate(fd, 0) == 0);
+	close(fd);
+	if (!scrubbed || renameat2(q->queue_fd, id, q->free_fd, id, RENAME_NOREPLACE) < 0)
+		return false;
 	return true;
 }
 
