@@ -209,7 +209,8 @@ static int add_listeners(struct smtpd *d, const int *fds)
 		lc->d = d;
 		lc->cfg = &cfg->listens[i];
 		lc->resume = evtimer_new(d->base, on_accept_resume, lc);
-		lc->lev = evconnlistener_new(d->base, on_accept, lc, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		/* 0: the master listens already, with its backlog (-1 would listen again with 128). */
+		lc->lev = evconnlistener_new(d->base, on_accept, lc, LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
 		if (!lc->lev || !lc->resume) {
 			if (lc->resume)
 				event_free(lc->resume);

@@ -1,5 +1,6 @@
 """The process side: supervision of crashed children, privilege drop, SIGTERM and SIGHUP."""
 import os
+import subprocess
 import pwd
 import re
 import signal
@@ -372,3 +373,16 @@ class Reload(ServerTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+class ListenBacklog(ServerTest):
+    """The listening socket keeps the master's backlog of 1,024. libevent's listener, given -1,
+    listened again with 128: a burst of connections then overflowed the accept queue, the
+    kernel dropped the handshakes' last ACKs, and clients waited for the greeting for as long
+    as the SYN-ACK retransmissions took (30 s in a CI load test)."""
+
+    def test_backlog_is_the_masters(self):
+        srv = self.server
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{srv.port}"], capture_output=True,
+                             text=True, check=True).stdout.split()
+        # State Recv-Q Send-Q Local Peer: for a listener, Send-Q is the backlog.
+        self.assertEqual(out[2], "1024", out)
