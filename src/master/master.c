@@ -40,6 +40,7 @@
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_server.h"
 #include "tls/tls_server.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -88,9 +89,7 @@ struct master {
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 int master_lookup_user(const struct config *cfg, long *uid, long *gid)

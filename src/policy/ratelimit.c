@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/shm.h"
@@ -73,9 +74,7 @@ void ratelimit_destroy(struct ratelimit *rl)
 
 int64_t ratelimit_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 void ratelimit_key_addr(const struct sockaddr *sa, uint8_t key[16])

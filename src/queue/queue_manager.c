@@ -75,6 +75,7 @@
 #include "smtpd/smtp_command.h"
 #include "smtpd/smtp_server.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
@@ -577,13 +578,6 @@ static int qjob_write(struct iojob *job)
  */
 static void free_recount(struct qmgr *q);
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool recycle(struct qmgr *q, const char *id)
 {
 	if (q->free_fd < 0)
@@ -593,7 +587,7 @@ static bool recycle(struct qmgr *q, const char *id)
 	 * file after that would be unlinked (a discard per block) and another created. So the
 	 * bound counts again first, at most every 100 ms. */
 	if (atomic_fetch_add(&q->free_count, 1) >= QUEUE_FREE_MAX) {
-		int64_t now = mono_ms(), last = atomic_load(&q->free_counted_ms);
+		int64_t now = clock_mono_ms(), last = atomic_load(&q->free_counted_ms);
 		if (now - last < 100 ||
 		    !atomic_compare_exchange_strong(&q->free_counted_ms, &last, now))
 			return false;

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "queue/bounce.h"
+#include "util/clock.h"
 #include "util/fileio.h"
 #include "util/iopool.h"
 #include "util/log.h"
@@ -298,17 +299,10 @@ static int spool_create(int incoming_fd, const char *id)
 	return fd < 0 ? -errno : fd;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Refill the cache of free/ names (free_lock held); an empty free/ is read again after 100 ms. */
 static void free_refill(struct queue_store *qs)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (qs->free_scanned_ms && now - qs->free_scanned_ms < 100)
 		return;
 	DIR *d = dir_scan_open(qs->free_fd);

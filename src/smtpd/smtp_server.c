@@ -24,8 +24,8 @@
 #include "smtpd/smtp_session.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
-#include "util/outflush.h"
 #include "util/log.h"
+#include "util/outflush.h"
 
 /* After EMFILE/ENFILE, accepting pauses this long so the loop does not spin. */
 #define ACCEPT_BACKOFF_MS 100

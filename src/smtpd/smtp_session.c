@@ -65,11 +65,11 @@
 #include "smtpd/smtp_reply.h"
 #include "smtpd/smtp_server.h"
 #include "tls/tls_bev.h"
-#include "util/outflush.h"
 #include "tls/tls_server.h"
 #include "util/iopool.h"
 #include "util/log.h"
 #include "util/netaddr.h"
+#include "util/outflush.h"
 #include "util/str.h"
 
 /* The longest line ever buffered (an AUTH line, RFC 4954 4); each verb then has its own,

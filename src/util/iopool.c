@@ -312,7 +312,7 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 			break; /* stopping, and nothing left for this thread */
 		}
 		pthread_mutex_unlock(&pool->lock);
-		/* Jobs are left: another thread takes its share. */
+		/* Jobs are left (above BATCH_TAKE_MAX): another thread takes them. */
 		if (more_urgent)
 			pthread_cond_signal(&pool->wake_urgent);
 		if (more)

@@ -64,14 +64,12 @@ static void outflush_run(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Output was added: queue the connection for the end of the pass. */
-static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* Queue c for the end of the pass (unless it is queued, or the write event has its output). */
+static void enqueue(struct outflush_conn *c)
 {
-	struct outflush_conn *c = arg;
 	struct outflush *of = c->of;
-	(void)buf;
 
-	if (info->n_added == 0 || c->queued || c->waiting)
+	if (c->queued || c->waiting)
 		return;
 	c->queued = true;
 	c->next = NULL;
@@ -82,6 +80,14 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		event_active(of->ev, EV_WRITE, 0);
 	}
 	of->tail = c;
+}
+
+/* Output was added. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	if (info->n_added > 0)
+		enqueue(arg);
 }
 
 struct outflush *outflush_new(struct event_base *base)
@@ -146,8 +152,6 @@ void outflush_written(struct outflush_conn *c)
 	c->waiting = false;
 	bufferevent_disable(c->bev, EV_WRITE);
 	/* Anything added since the bufferevent's last write goes out at the end of this pass. */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		struct evbuffer_cb_info info = { .n_added = 1 };
-		on_output(NULL, &info, c);
-	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		enqueue(c);
 }
