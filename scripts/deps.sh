@@ -4,7 +4,8 @@
 #   scripts/deps.sh build   compiler, make, libevent, OpenSSL, c-ares, libcrypt headers,
 #                           and the Public Suffix List (read at run time by DMARC)
 #   scripts/deps.sh test    the above, plus clang/libFuzzer and the real clients
-#                           the tests talk to the server with (Python, swaks, msmtp,
+#                           the tests talk to the server with (Python, swaks with
+#                           Net::SSLeay for its TLS, msmtp,
 #                           openssl), ss, and the test network's DNS and SMTP peers
 #                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script),
 #                           python3-yaml (the SPF test suite's data) and python3-dkim
@@ -25,7 +26,7 @@ what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev zlib1g-dev publicsuffix"
 bench_pkgs="postfix dovecot-pop3d dnsmasq-base procps iproute2 python3"
-test_pkgs="clang libclang-rt-14-dev python3 swaks iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim python3-nacl"
+test_pkgs="clang libclang-rt-14-dev python3 swaks libnet-ssleay-perl iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim python3-nacl"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;
