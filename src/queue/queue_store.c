@@ -299,7 +299,13 @@ static int spool_create(int incoming_fd, const char *id)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Refill the cache of free/ names (free_lock held); an empty free/ is read again after 100 ms. */
+/*
+ * Refill the cache of free/ names (free_lock held); an empty free/ is read
+ * again after 100 ms. A worker takes the files of its own id slot (those of
+ * the messages it accepted, so each gets back about as many as it gives)
+ * and another slot's only when it finds none of its own: two workers
+ * reading the same names raced for them, and half their renames failed.
+ */
 static void free_refill(struct queue_store *qs)
 {
 	int64_t now = clock_mono_ms();
@@ -308,11 +314,22 @@ static void free_refill(struct queue_store *qs)
 	DIR *d = dir_scan_open(qs->free_fd);
 	if (!d)
 		return;
+	char other[QUEUE_FREE_CACHE][QUEUE_ID_LEN + 1];
+	size_t nother = 0;
 	struct dirent *de;
-	while (qs->nfree < QUEUE_FREE_CACHE && (de = readdir(d)))
-		if (queue_id_valid(de->d_name))
+	while (qs->nfree < QUEUE_FREE_CACHE && (de = readdir(d))) {
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if (queue_id_slot(de->d_name) == qs->ids.slot)
 			memcpy(qs->free_names[qs->nfree++], de->d_name, QUEUE_ID_LEN + 1);
+		else if (nother < QUEUE_FREE_CACHE)
+			memcpy(other[nother++], de->d_name, QUEUE_ID_LEN + 1);
+	}
 	closedir(d);
+	if (qs->nfree == 0) {
+		memcpy(qs->free_names, other, nother * sizeof other[0]);
+		qs->nfree = nother;
+	}
 	qs->free_scanned_ms = qs->nfree ? 0 : now;
 }
 

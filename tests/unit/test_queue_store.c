@@ -411,6 +411,48 @@ TEST(reused_file_is_written_over_in_place_and_cut_to_its_new_length)
 	teardown(&f);
 }
 
+/* A file in free/ named by an id of slot, holding n bytes; its inode number. */
+static ino_t plant_free(const struct fixture *f, unsigned slot, size_t n, char id[QUEUE_ID_LEN + 1])
+{
+	struct queue_id_gen g;
+	char path[160];
+	queue_id_init(&g, slot);
+	queue_id_next(&g, id);
+	snprintf(path, sizeof path, "%s/free/%s", f->dir, id);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(ftruncate(fd, (off_t)n), 0);
+	struct stat st;
+	fstat(fd, &st);
+	close(fd);
+	return st.st_ino;
+}
+
+TEST(reuse_takes_the_files_of_its_own_slot_first_then_any)
+{
+	struct fixture f;
+	char own[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 1], id[QUEUE_ID_LEN + 1];
+	struct envelope got;
+	struct stat st;
+
+	setup(&f); /* slot 5 */
+	/* Another worker's file first in free/ (a new directory lists in creation order). */
+	ino_t other_ino = plant_free(&f, 7, 100, other);
+	ino_t own_ino = plant_free(&f, 5, 100, own);
+	commit_one(&f, 'a', 50, id);
+	CHECK_INT(read_and_verify(&f, id, &got, &st), 0);
+	envelope_free(&got);
+	CHECK(st.st_ino == own_ino);
+	/* Only the other slot's file is left: taken when none of its own is there. */
+	usleep(150 * 1000); /* free/ is read again at most every 100 ms */
+	commit_one(&f, 'b', 50, id);
+	CHECK_INT(read_and_verify(&f, id, &got, &st), 0);
+	envelope_free(&got);
+	CHECK(st.st_ino == other_ino);
+	CHECK_INT(count_files(&f, "free"), 0);
+	teardown(&f);
+}
+
 TEST(recovery_moves_an_unpublished_file_mixed_by_a_power_cut_to_corrupt)
 {
 	struct fixture f;
