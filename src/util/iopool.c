@@ -69,6 +69,9 @@ struct iopool {
 	struct jobq queue, urgent;
 	struct iojob *done_head, *done_tail;
 	bool stopping;
+	/* Ordinary threads between a batch's writes and the end of its syncs (and
+	 * publish steps): they come back for the queue soon (see iopool_submit). */
+	unsigned syncing;
 	size_t pending;
 	int efd;
 	struct event *ev;
@@ -263,7 +266,7 @@ static void sync_results(struct iojob *batch, struct sync_req *reqs, size_t n)
 	}
 }
 
-static void run_batch(struct iopool *pool, struct iojob *batch)
+static void run_batch(struct iopool *pool, struct iojob *batch, bool ordinary)
 {
 	size_t njobs = 0, n;
 
@@ -277,12 +280,22 @@ static void run_batch(struct iopool *pool, struct iojob *batch)
 	struct sync_req *reqs = calloc(njobs + BATCH_DIRS_MAX, sizeof *reqs);
 	n = data_reqs(batch, reqs);
 	n = dir_reqs(batch, reqs, n);
+	if (ordinary && n > 0) {
+		pthread_mutex_lock(&pool->lock);
+		pool->syncing++;
+		pthread_mutex_unlock(&pool->lock);
+	}
 	sync_all(pool, reqs, n);
 	sync_results(batch, reqs, n);
 	free(reqs);
 	for (struct iojob *j = batch; j; j = j->next)
 		if (j->publish && j->result == 0)
 			j->result = j->publish(j);
+	if (ordinary && n > 0) {
+		pthread_mutex_lock(&pool->lock);
+		pool->syncing--;
+		pthread_mutex_unlock(&pool->lock);
+	}
 }
 
 /*
@@ -318,7 +331,7 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 		if (more)
 			pthread_cond_signal(&pool->wake);
 
-		run_batch(pool, batch);
+		run_batch(pool, batch, !urgent_only);
 
 		pthread_mutex_lock(&pool->lock);
 		if (pool->done_tail)
@@ -441,14 +454,27 @@ fail:
 	return NULL;
 }
 
+/*
+ * While an ordinary thread waits for its batch's syncs, a new job waits for
+ * it: the thread takes the queue as soon as its syncs are done, and jobs
+ * that arrived meanwhile form one batch (one directory sync, their data
+ * syncs at once) instead of waking another thread each, which would start a
+ * batch of its own and sync the directory again. A thread woken per job cost
+ * more than the wait: at 20 SMTP sessions on a 2-core VM, 33 context
+ * switches and 680 us of CPU a message against 23 and 556 us. A sync is
+ * bounded by the disk; a job with no sync of its own (a password check)
+ * running on another thread does not hold new jobs back.
+ */
 void iopool_submit(struct iopool *pool, struct iojob *job)
 {
 	pthread_mutex_lock(&pool->lock);
 	jobq_push(&pool->queue, job);
 	pool->pending++;
+	bool wake = pool->syncing == 0;
 	pthread_mutex_unlock(&pool->lock);
 	/* Signalled after the unlock: a thread woken under the lock would block on it at once. */
-	pthread_cond_signal(&pool->wake);
+	if (wake)
+		pthread_cond_signal(&pool->wake);
 }
 
 void iopool_submit_urgent(struct iopool *pool, struct iojob *job)

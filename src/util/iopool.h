@@ -22,8 +22,11 @@
  * by the batch thread and a few helper threads, then the completions. Syncs
  * in flight together overlap (with a journal they share one commit), so N
  * messages committed together cost about one sync, and one message's file
- * and directory syncs about one instead of two in a row. Several threads let
- * one batch sync while the next one fills.
+ * and directory syncs about one instead of two in a row. While a batch
+ * syncs, the next one fills: a job submitted then waits for that thread
+ * (group commit) rather than waking another, unless no thread is syncing.
+ * Several threads keep a job that syncs nothing but takes long (a password
+ * check) from holding the others back.
  *
  * Urgent jobs (iopool_submit_urgent) are short ones whose latency matters,
  * such as the record of a remote server's 250: until it is durable, a crash

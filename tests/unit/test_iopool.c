@@ -10,7 +10,10 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/iopool.h"
 #include "unit.h"
@@ -244,3 +247,125 @@ TEST(urgent_jobs_queued_during_an_urgent_batch_go_to_another_thread)
 }
 
 UNIT_MAIN()
+
+/*
+ * Group commit (iopool_submit): while an ordinary thread is in its batch's
+ * syncs, a new job waits for that thread instead of waking another; a thread
+ * busy with a job that syncs nothing (a password check) holds nothing back.
+ */
+struct sjob {
+	struct iojob job; /* first */
+	int fd;            /* >= 0: the write step asks for its fdatasync */
+	struct gate *publish_gate; /* NULL: the publish step returns at once */
+	struct gate *write_gate;   /* NULL: the write step returns at once */
+	pthread_t thread;  /* the thread of the write step */
+	bool wrote;
+	int done_seq;
+};
+
+static int sjob_write(struct iojob *job)
+{
+	struct sjob *t = (struct sjob *)job;
+	t->thread = pthread_self();
+	__atomic_store_n(&t->wrote, true, __ATOMIC_SEQ_CST);
+	if (t->write_gate) {
+		struct tjob gated = { .gate = t->write_gate };
+		tjob_write(&gated.job);
+	}
+	job->sync_fd = t->fd;
+	return 0;
+}
+
+static int sjob_publish(struct iojob *job)
+{
+	struct sjob *t = (struct sjob *)job;
+	if (t->publish_gate) {
+		struct tjob gated = { .gate = t->publish_gate };
+		tjob_write(&gated.job);
+	}
+	return 0;
+}
+
+static void sjob_done(struct iojob *job)
+{
+	((struct sjob *)job)->done_seq = ++done_counter;
+}
+
+static void sjob_init(struct sjob *t, int fd, struct gate *write_gate, struct gate *publish_gate)
+{
+	memset(t, 0, sizeof *t);
+	t->fd = fd;
+	t->write_gate = write_gate;
+	t->publish_gate = publish_gate;
+	iojob_init(&t->job, sjob_write, NULL, sjob_done);
+	t->job.publish = sjob_publish;
+}
+
+static bool sjob_wrote(struct sjob *t)
+{
+	return __atomic_load_n(&t->wrote, __ATOMIC_SEQ_CST);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+TEST(a_job_queued_during_a_batchs_syncs_waits_for_that_thread)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 4);
+	char path[] = "/tmp/carteiro-iopool-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, "x", 1), 1);
+	struct gate g;
+	struct sjob first, next;
+	done_counter = 0;
+	gate_init(&g);
+
+	/* The first job's batch synced its file and is held in its publish step. */
+	sjob_init(&first, fd, NULL, &g);
+	iopool_submit(pool, &first.job);
+	CHECK(gate_wait_started(&g));
+	sjob_init(&next, -1, NULL, NULL);
+	iopool_submit(pool, &next.job);
+	/* Three threads are idle, but none is woken for it. */
+	sleep_ms(100);
+	CHECK(!sjob_wrote(&next));
+	gate_open(&g);
+	CHECK(loop_until_done(base, &next.done_seq));
+	CHECK_INT(first.done_seq, 1);
+	CHECK_INT(next.done_seq, 2);
+	CHECK(pthread_equal(next.thread, first.thread));
+	CHECK_INT(iopool_pending(pool), 0);
+	iopool_free(pool);
+	event_base_free(base);
+	close(fd);
+	unlink(path);
+}
+
+TEST(a_thread_busy_with_a_job_that_syncs_nothing_holds_nothing_back)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 2);
+	struct gate g;
+	struct sjob check, next;
+	done_counter = 0;
+	gate_init(&g);
+
+	sjob_init(&check, -1, &g, NULL); /* a password check, say */
+	iopool_submit(pool, &check.job);
+	CHECK(gate_wait_started(&g));
+	sjob_init(&next, -1, NULL, NULL);
+	iopool_submit(pool, &next.job);
+	CHECK(loop_until_done(base, &next.done_seq));
+	CHECK_INT(next.done_seq, 1);
+	CHECK(!pthread_equal(next.thread, check.thread));
+	gate_open(&g);
+	CHECK(loop_until_done(base, &check.done_seq));
+	CHECK_INT(iopool_pending(pool), 0);
+	iopool_free(pool);
+	event_base_free(base);
+}
