@@ -72,6 +72,7 @@ struct iopool {
 	/* Ordinary threads between a batch's writes and the end of its syncs (and
 	 * publish steps): they come back for the queue soon (see iopool_submit). */
 	unsigned syncing;
+	unsigned urgent_idle; /* urgent threads waiting for a job */
 	size_t pending;
 	int efd;
 	struct event *ev;
@@ -309,8 +310,11 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (!pool->urgent.head && (urgent_only || !pool->queue.head) && !pool->stopping)
+		while (!pool->urgent.head && (urgent_only || !pool->queue.head) && !pool->stopping) {
+			pool->urgent_idle += urgent_only;
 			pthread_cond_wait(wake, &pool->lock);
+			pool->urgent_idle -= urgent_only;
+		}
 		struct iojob *batch, *last;
 		bool more_urgent = false, more = false;
 		if (pool->urgent.head) {
@@ -482,10 +486,12 @@ void iopool_submit_urgent(struct iopool *pool, struct iojob *job)
 	pthread_mutex_lock(&pool->lock);
 	jobq_push(&pool->urgent, job);
 	pool->pending++;
+	bool urgent_idle = pool->urgent_idle > 0;
 	pthread_mutex_unlock(&pool->lock);
-	/* Whichever is idle first: the urgent thread or an ordinary one. */
-	pthread_cond_signal(&pool->wake_urgent);
-	pthread_cond_signal(&pool->wake);
+	/* An idle urgent thread, or else an ordinary one (every thread serves urgent jobs
+	 * first): not both, since the one that finds the job gone only sleeps again (a
+	 * wasted wake-up for each message the queue manager delivers). */
+	pthread_cond_signal(urgent_idle ? &pool->wake_urgent : &pool->wake);
 }
 
 size_t iopool_pending(const struct iopool *pool)

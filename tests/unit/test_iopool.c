@@ -369,3 +369,29 @@ TEST(a_thread_busy_with_a_job_that_syncs_nothing_holds_nothing_back)
 	iopool_free(pool);
 	event_base_free(base);
 }
+
+TEST(an_urgent_job_goes_to_an_ordinary_thread_when_the_urgent_one_is_busy)
+{
+	struct event_base *base = event_base_new();
+	struct iopool *pool = iopool_new(base, 1); /* one ordinary thread, one urgent */
+	struct gate g;
+	struct tjob slow, next;
+	done_counter = 0;
+	gate_init(&g);
+
+	/* Only an idle urgent thread is woken for an urgent job; with none idle, the
+	 * ordinary thread must be. */
+	tjob_init(&slow, &g, 0);
+	iopool_submit_urgent(pool, &slow.job);
+	CHECK(gate_wait_started(&g));
+	tjob_init(&next, NULL, 0);
+	iopool_submit_urgent(pool, &next.job);
+	CHECK(loop_until_done(base, &next.done_seq));
+	CHECK_INT(next.done_seq, 1);
+	CHECK_INT(slow.done_seq, 0);
+	gate_open(&g);
+	CHECK(loop_until_done(base, &slow.done_seq));
+	CHECK_INT(iopool_pending(pool), 0);
+	iopool_free(pool);
+	event_base_free(base);
+}
