@@ -56,6 +56,7 @@
 #include "mail/resolve.h"
 #include "mail/sasl.h"
 #include "queue/queue_store.h"
+#include "smtpd/ar_filter.h"
 #include "smtpd/auth_limit.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_command.h"
@@ -118,6 +119,7 @@ struct smtp_txn {
 	unsigned rcpt_refused; /* refused RCPT commands */
 	char first_rcpt[ADDR_TEXT_MAX + 1];
 	struct smtp_data reader;
+	struct ar_filter ar_filter; /* between the reader and the spool: forged A-R fields out */
 	struct queue_txn *q; /* from DATA/first BDAT until committed or aborted */
 	bool bdat;           /* content comes in BDAT chunks */
 	bool bdat_failed;    /* a chunk was refused: refuse the rest until LAST/RSET */
@@ -324,11 +326,18 @@ static const char *submission_headers(void *ctx, unsigned seen)
 	return txn->added_headers;
 }
 
+/* The content as received goes to the DKIM verifier; without forged A-R fields, to the spool. */
 static int data_output(void *ctx, const char *p, size_t n)
 {
 	struct smtp_session *s = ctx;
 	smtp_msgauth_data(s->txn->msgauth, p, n);
-	return queue_txn_write(s->txn->q, p, n);
+	return ar_filter_write(&s->txn->ar_filter, p, n);
+}
+
+static int spool_output(void *ctx, const char *p, size_t n)
+{
+	struct smtp_txn *txn = ctx;
+	return queue_txn_write(txn->q, p, n);
 }
 
 static void spool_resume(void *arg)
@@ -385,6 +394,8 @@ static int content_begin(struct smtp_session *s, bool bdat)
 	txn->bdat = bdat;
 	smtp_data_init(&txn->reader, bdat ? SMTP_DATA_MODE_BDAT : SMTP_DATA_MODE_DATA,
 		       s->d->cfg->max_message_size, data_output, s);
+	/* Our Authentication-Results carry the hostname as authserv-id (smtp_msgauth.c). */
+	ar_filter_init(&txn->ar_filter, s->d->cfg->hostname, spool_output, txn);
 	if (s->listener->kind != LISTEN_SMTP || s->auth_user)
 		smtp_data_set_header_end(&txn->reader, submission_headers);
 	int r = write_received(s);
@@ -432,6 +443,8 @@ static void content_end(struct smtp_session *s)
 	enum smtp_reply_id fail = R_COUNT;
 	const char *why = NULL;
 
+	if (rd->flags == 0 && ar_filter_end(&txn->ar_filter) < 0)
+		rd->flags |= SMTP_DATA_OUTPUT_FAILED;
 	if (rd->flags & SMTP_DATA_BARE_LF) {
 		fail = R_BARE_LF_DATA;
 		why = "bare_lf";
@@ -459,6 +472,9 @@ static void content_end(struct smtp_session *s)
 		reply_error(s, fail, NULL);
 		return;
 	}
+	if (txn->ar_filter.removed > 0)
+		log_info("sid=%s qid=%s event=auth_results_removed count=%u note=\"claimed our "
+			 "authserv-id\"", s->id, txn->env.id, txn->ar_filter.removed);
 	if (txn->msgauth) {
 		session_enter(s, S_POLICY);
 		smtp_msgauth_finish(txn->msgauth, content_checked, s);

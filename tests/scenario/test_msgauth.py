@@ -104,6 +104,22 @@ class MsgAuth(PolicyAssertions, unittest.TestCase):
         self.server.wait_log(r"event=spf result=pass identity=mailfrom domain=example\.org")
         self.server.wait_log(r"event=dmarc result=pass from=example\.org")
 
+    def test_forged_results_in_our_name_are_removed_and_others_kept(self):
+        # RFC 8601 5: a field claiming our authserv-id did not come from us.
+        me = self.server.hostname
+        forged = (f"Authentication-Results: {me.upper()};\r\n\tspf=pass smtp.mailfrom=soft.example;"
+                  "\r\n\tdkim=pass header.d=soft.example; dmarc=pass\r\n"
+                  "Authentication-Results: mx.other.example; spf=pass\r\n").encode()
+        mail = self.send(BAD, "bob@soft.example", forged + message(frm="<bob@soft.example>"))
+        ars = [h for h in headers_of(mail) if h.startswith("Authentication-Results:")]
+        ours = [h for h in ars if h.lower().startswith(f"authentication-results: {me};")]
+        self.assertEqual(len(ours), 1, ars)
+        self.assertIn("spf=softfail", ours[0])
+        self.assertNotIn("dmarc=pass", ours[0])
+        self.assertIn("Authentication-Results: mx.other.example; spf=pass", ars)
+        self.assertEqual(len(ars), 2, ars)
+        self.server.wait_log(r"event=auth_results_removed count=1 ")
+
     def test_spf_fail_is_tagged_not_refused_by_default(self):
         mail = self.send(BAD, "bob@soft.example", message(frm="<bob@soft.example>"))
         self.assertIn("spf=softfail smtp.mailfrom=soft.example", self.auth_results(mail))
