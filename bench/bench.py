@@ -106,8 +106,10 @@ class Table:
 # --- accept and end to end ------------------------------------------------------------------
 
 def relay_run(srv, sink, sessions, count, size, timeout):
-    """One smtp-source run of remote mail through srv: (accept msg/s, end-to-end msg/s)."""
+    """One smtp-source run of remote mail through srv: (accept msg/s, end-to-end msg/s,
+    messages per second of the server's CPU time, from the start until its queue is empty)."""
     base = sink.count
+    cpu0 = servers.cpu_seconds(srv.pids())
     t0, elapsed = smtp_source(srv.port, sessions, count, size, REMOTE_RCPT)
     done = sink.wait_count(base + count, timeout)
     e2e = count / (done - t0) if done else None
@@ -116,7 +118,8 @@ def relay_run(srv, sink, sessions, count, size, timeout):
             f"within {timeout}s")
     # The next run starts from an idle server: its queue empty.
     wait_until(srv.queue_empty, 60, 0.05)
-    return count / elapsed, e2e
+    cpu = servers.cpu_seconds(srv.pids()) - cpu0
+    return count / elapsed, e2e, count / cpu if done and cpu > 0 else None
 
 
 def bench_accept(args, table, root):
@@ -135,31 +138,37 @@ def bench_accept(args, table, root):
             relay_run(srv, sink, sessions, min(count, 200), size, 120)
         acc = {"carteiro": [], p.name: []}
         e2e = {"carteiro": [], p.name: []}
+        per_cpu = {"carteiro": [], p.name: []}
         ceil = []
         for i in range(args.runs):
             if ceiling_sink:
                 ceil.append(ceiling_run(ceiling_sink, sessions, count, size))
             order = pairs if i % 2 == 0 else pairs[::-1]
             for srv, sink in order:
-                a, e = relay_run(srv, sink, sessions, count, size, args.e2e_timeout)
+                a, e, pc = relay_run(srv, sink, sessions, count, size, args.e2e_timeout)
                 acc[srv.name].append(a)
                 e2e[srv.name].append(e)
+                per_cpu[srv.name].append(pc)
                 log(f"accept -s {sessions} {size // 1024} KiB x{count}: {srv.name} "
-                    f"accept {a:,.0f}/s end-to-end {e or 0:,.0f}/s")
+                    f"accept {a:,.0f}/s end-to-end {e or 0:,.0f}/s, "
+                    f"{pc or 0:,.0f} per CPU second")
         if ceil:
             args.ceilings[(sessions, size)] = median(ceil)
-        results[(sessions, size)] = (acc, e2e)
+        results[(sessions, size)] = (acc, e2e, per_cpu)
     c.stop()
     p.stop()
     if ceiling_sink:
         ceiling_sink.stop()
-    for kind in ("accept", "end-to-end"):
+    for kind in ("accept", "end-to-end", "per CPU second"):
         for sessions, size in loads:
-            acc, e2e = results[(sessions, size)]
-            d = acc if kind == "accept" else e2e
-            ceiling = args.ceilings.get((sessions, size))
-            table.add(f"{kind} {size // 1024} KiB -s {sessions}", "msg/s",
-                      median(d["carteiro"]), median(d[p.name]), p.name, ceiling)
+            acc, e2e, per_cpu = results[(sessions, size)]
+            d = {"accept": acc, "end-to-end": e2e, "per CPU second": per_cpu}[kind]
+            ceiling = args.ceilings.get((sessions, size)) if kind != "per CPU second" else None
+            table.add(f"{kind} {size // 1024} KiB -s {sessions}",
+                      "msg" if kind == "per CPU second" else "msg/s",
+                      median(d["carteiro"]), median(d[p.name]), p.name, ceiling,
+                      "accepted and relayed, per second of the server's CPU"
+                      if kind == "per CPU second" and (sessions, size) == loads[0] else "")
     return results
 
 
