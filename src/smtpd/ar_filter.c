@@ -240,13 +240,11 @@ int ar_filter_write(struct ar_filter *f, const char *p, size_t n)
 
 int ar_filter_end(struct ar_filter *f)
 {
-	if (f->state == S_TOKEN || (f->state == S_QTOKEN && !f->escaped)) {
-		if (f->state == S_TOKEN)
-			decide(f);
-		else
-			pass_held(f); /* an unterminated quoted string */
-	} else {
+	/* A token cut by the end of the message is complete; anything else held (no
+	 * authserv-id yet, an unterminated quoted string) was not ours. */
+	if (f->state == S_TOKEN)
+		decide(f);
+	else
 		pass_held(f);
-	}
 	return f->error;
 }

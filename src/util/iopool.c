@@ -464,10 +464,11 @@ fail:
  * that arrived meanwhile form one batch (one directory sync, their data
  * syncs at once) instead of waking another thread each, which would start a
  * batch of its own and sync the directory again. A thread woken per job cost
- * more than the wait: at 20 SMTP sessions on a 2-core VM, 33 context
- * switches and 680 us of CPU a message against 23 and 556 us. A sync is
- * bounded by the disk; a job with no sync of its own (a password check)
- * running on another thread does not hold new jobs back.
+ * more than the wait: at 20 SMTP sessions on a 2-core VM, 32 -> 28 context
+ * switches and 614 -> 540 us of CPU a message (bench/README.md, item 14).
+ * The wait is bounded by the disk: a job with no sync of its own (a password
+ * check) running on another thread does not hold new jobs back, but while a
+ * sync hangs, new jobs wait with it.
  */
 void iopool_submit(struct iopool *pool, struct iojob *job)
 {
