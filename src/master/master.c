@@ -225,6 +225,7 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		};
 		m->tls = NULL; /* the worker's now */
 		m->lists = NULL;
+		m->psl = NULL;
 		status = smtpd_worker_main(m->cfg, c->index, m->fds, &shared, users, aliases);
 		/* The worker's listeners closed its copies of the sockets. */
 		for (size_t i = 0; i < m->cfg->nlistens; i++)
@@ -346,6 +347,7 @@ static void supervise(struct master *m)
 				smtpd_reload_maps(m->cfg, &m->users, &m->aliases);
 				policy_lists_reload(m->cfg, &m->lists);
 				tls_server_reload(m->cfg, &m->tls);
+				smtpd_reload_psl(m->cfg, &m->psl);
 				signal_children(m, SIGHUP);
 				break;
 			case SIGTERM:

@@ -50,7 +50,7 @@ struct smtp_msgauth {
 	struct event_base *base;
 	const struct dns_resolver *resolver;
 	const struct config *cfg;
-	const struct psl *psl;
+	struct psl *const *psl; /* the worker's slot: *psl is the list of the moment */
 	char sid[32], qid[32];
 	bool verify;
 	enum step step;
@@ -202,7 +202,7 @@ static bool dmarc_start(struct smtp_msgauth *m)
 	struct slice first;
 	struct dmarc_from from;
 
-	if (!m->cfg->dmarc || m->dv == NULL || m->psl == NULL ||
+	if (!m->cfg->dmarc || m->dv == NULL || m->psl == NULL || *m->psl == NULL ||
 	    dkim_verify_from(m->dv, &count, &first) < 0)
 		return false;
 	dmarc_from_init(&from);
@@ -226,7 +226,7 @@ static bool dmarc_start(struct smtp_msgauth *m)
 		.dkim_domains = pass,
 		.ndkim = npass,
 	};
-	m->dmarc = dmarc_check_start(m->resolver, m->psl, &in, on_dmarc, m);
+	m->dmarc = dmarc_check_start(m->resolver, *m->psl, &in, on_dmarc, m);
 	if (m->dmarc == NULL)
 		return false;
 	m->dmarc_pending = true;

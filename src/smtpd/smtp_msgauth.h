@@ -53,7 +53,8 @@ struct smtp_msgauth_params {
 	const char *sender;            /* MAIL FROM, "" for <> */
 	bool verify;                   /* inbound: SPF, DKIM verification, DMARC */
 	const struct dkim_signer_set *signers; /* sign with these (outgoing), or NULL */
-	const struct psl *psl;         /* for DMARC's organizational domains */
+	struct psl *const *psl;        /* for DMARC's organizational domains: the worker's
+					* current list (a reload replaces it), read at the end */
 };
 
 /* The verdict at the end of the data. */

@@ -19,6 +19,7 @@
 #include "mail/resolve.h"
 #include "mail/users.h"
 #include "policy/policy_lists.h"
+#include "policy/psl.h"
 #include "pop3d/pop3_session.h"
 #include "smtpd/conn_limit.h"
 #include "smtpd/smtp_session.h"
@@ -184,6 +185,23 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->ev_deadline, &tv);
 }
 
+bool smtpd_reload_psl(const struct config *cfg, struct psl **psl)
+{
+	if (!cfg->dmarc)
+		return true;
+	char err[512];
+	struct psl *n = psl_load(cfg->public_suffix_list, err, sizeof err);
+	if (!n) {
+		log_err("event=psl_reload_failed error=%s keeping=%s", LOG_ESC(err),
+			*psl ? "previous" : "none");
+		return false;
+	}
+	psl_free(*psl);
+	*psl = n;
+	log_info("event=psl_reloaded rules=%zu", psl_count(n));
+	return true;
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct smtpd *d = arg;
@@ -194,6 +212,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	smtpd_reload_maps(d->cfg, &d->users, &d->aliases);
 	policy_lists_reload(d->cfg, &d->lists);
 	tls_server_reload(d->cfg, &d->tls);
+	smtpd_reload_psl(d->cfg, &d->psl);
 }
 
 static int add_listeners(struct smtpd *d, const int *fds)
@@ -299,6 +318,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	aliasdb_free(d.aliases);
 	policy_lists_free(d.lists);
 	tls_server_free(d.tls);
+	psl_free(d.psl);
 	free(d.resolve_scratch);
 	event_base_free(d.base);
 	log_info("event=stopped worker=%u", worker);

@@ -63,7 +63,10 @@ struct smtpd {
 	 * lists, SPF, DKIM, DMARC); NULL when c-ares could not start: lookups are skipped. */
 	struct dns *dns;
 	struct dns_resolver resolver; /* dns_resolver_of(dns), for the policy modules */
-	const struct psl *psl;        /* the master's public suffixes, for DMARC (NULL: no DMARC) */
+	/* The public suffixes for DMARC (NULL: no DMARC): the master's at start, read again
+	 * on SIGHUP. Sessions read it through &psl when they need it, so a reload in the
+	 * middle of a message only changes which list that message is judged by. */
+	struct psl *psl;
 	struct policy_lists *lists;     /* block/allow-networks, block-senders (never NULL) */
 	struct greylist *greylist;      /* shared table; NULL unless greylist is on */
 	struct ratelimit *ratelimit;    /* shared counters; NULL when no rate is set */
@@ -89,11 +92,16 @@ struct smtpd_shared {
 	struct auth_limit *auth_limits;
 	struct tls_server *tls; /* the worker owns its copy's reference */
 	const struct dkim_signer_set *dkim_keys; /* read by the master as root; NULL: none */
-	const struct psl *psl;                   /* the master's Public Suffix List; NULL: none */
+	struct psl *psl;                         /* the master's Public Suffix List (the worker
+						  * owns its copy); NULL: none */
 	struct policy_lists *lists; /* the worker owns its copy */
 	struct greylist *greylist;
 	struct ratelimit *ratelimit;
 };
+
+/* Read the Public Suffix List again (dmarc on): on success *psl is replaced; on failure it
+ * is kept and the error logged. The master and each worker call it on SIGHUP. */
+bool smtpd_reload_psl(const struct config *cfg, struct psl **psl);
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 		      const struct smtpd_shared *shared, struct userdb *users,

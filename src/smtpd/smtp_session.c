@@ -669,7 +669,7 @@ static bool msgauth_begin(struct smtp_session *s)
 		.sender = s->txn->env.sender,
 		.verify = inbound,
 		.signers = outgoing ? d->dkim_keys : NULL,
-		.psl = d->psl,
+		.psl = &d->psl,
 	};
 	s->txn->msgauth = smtp_msgauth_new(&p);
 	if (s->txn->msgauth == NULL) {

@@ -4,13 +4,16 @@ Received header), SPF pass/fail/softfail, spf-policy reject-fail at MAIL (550 5.
 signature by python3-dkim verified, DMARC pass, p=reject refused at the end of DATA (550 5.7.1)
 and p=quarantine tagged, lookups that time out failing open (temperror), relay clients not
 checked; and DKIM signing of outgoing mail that python3-dkim verifies."""
+import os
 import re
+import shutil
+import tempfile
 import unittest
 
 import dkim
 
 from harness import PASSWORD, Raw
-from policy_fixture import DEMO, PolicyAssertions, PolicyWorld
+from policy_fixture import DEMO, PolicyAssertions, PolicyWorld, wait_for
 import test_dkim_interop as interop
 from outbound_fixture import OutboundWorld
 from test_outbound import BASE_RECORDS, send as outbound_send
@@ -162,6 +165,60 @@ class MsgAuth(PolicyAssertions, unittest.TestCase):
         hs = headers_of(mail)
         self.assertFalse(any(h.startswith(("Authentication-Results:", "Received-SPF:"))
                              for h in hs), hs)
+
+
+class PslReload(PolicyAssertions, unittest.TestCase):
+    """The Public Suffix List is read again on SIGHUP, by the master and by every worker: a
+    name listed as a public suffix stops belonging to its parent's organizational domain, so
+    the parent's DMARC policy no longer applies to it."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="carteiro-psl-")
+        os.chmod(self.dir, 0o755)  # the server reads it as 'carteiro' when we are root
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.psl = os.path.join(self.dir, "psl.dat")
+        self.write_psl(["org", "test"])
+        self.world = PolicyWorld(self, make_records(),
+                                 extra_config=ON + f"public-suffix-list {self.psl}\n").start()
+        self.server = self.world.server
+
+    def write_psl(self, rules):
+        with open(self.psl + ".tmp", "w") as f:
+            f.write("// ===BEGIN ICANN DOMAINS===\n" + "".join(r + "\n" for r in rules) +
+                    "// ===END ICANN DOMAINS===\n")
+        os.chmod(self.psl + ".tmp", 0o644)
+        os.replace(self.psl + ".tmp", self.psl)
+
+    def attempt(self, code, status):
+        """mail.example.org has no DMARC record: its organizational domain's decides."""
+        r = self.client(BAD)
+        self.reply(r, 250, "2.1.0", "MAIL FROM:<bob@mail.example.org>\r\n")
+        self.rcpt(r, DEMO, 250, "2.1.5")
+        self.reply(r, 354, None, "DATA\r\n")
+        r.send(message(frm="<bob@mail.example.org>").decode() + ".\r\n")
+        self.reply(r, code, status)
+        self.reply(r, 221, "2.0.0", "QUIT\r\n")
+
+    def test_reload_changes_the_organizational_domain(self):
+        self.attempt(550, "5.7.1")  # example.org's p=reject
+        self.server.wait_log(r"event=reject stage=data reason=dmarc domain=mail\.example\.org")
+        self.write_psl(["org", "test", "example.org"])
+        pattern = "event=psl_reloaded rules=3"
+        self.server.reload()
+        self.assertTrue(wait_for(lambda: self.server.log().count(pattern) >= 3),
+                        self.server.log()[-3000:])  # the master and both workers
+        self.attempt(250, "2.0.0")  # its own organizational domain now: no policy
+        mail = self.server.wait_mail(DEMO, 1)[-1]
+        self.assertIn("dmarc=none", [h for h in headers_of(mail)
+                                     if h.startswith("Authentication-Results:")][0])
+
+    def test_a_broken_list_keeps_the_previous_one(self):
+        os.chmod(self.psl, 0o600)  # unreadable for the server
+        os.chown(self.psl, 0, 0)
+        self.server.reload()
+        self.assertTrue(wait_for(lambda: self.server.log().count("event=psl_reload_failed")
+                                 >= 3), self.server.log()[-3000:])  # master and workers
+        self.attempt(550, "5.7.1")
 
 
 class SpfRejectFail(PolicyAssertions, unittest.TestCase):
