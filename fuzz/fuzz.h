@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ASSERT(cond)                                                                  \
 	do {                                                                          \
@@ -19,5 +20,24 @@
 			abort();                                                      \
 		}                                                                     \
 	} while (0)
+
+/*
+ * An output callback's buffer of fixed capacity, for code that writes through
+ * one: the capacity is what the code's invariants allow it to write, so that
+ * writing more is a finding.
+ */
+struct fuzz_sink {
+	char *data;
+	size_t len, cap;
+};
+
+static inline int fuzz_sink_write(void *ctx, const char *p, size_t n)
+{
+	struct fuzz_sink *s = ctx;
+	ASSERT(n <= s->cap - s->len);
+	memcpy(s->data + s->len, p, n);
+	s->len += n;
+	return 0;
+}
 
 #endif

@@ -25,24 +25,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct sink {
-	char *data;
-	size_t len, cap;
-};
-
-static int sink_write(void *ctx, const char *p, size_t n)
-{
-	struct sink *s = ctx;
-	ASSERT(n <= s->cap - s->len);
-	memcpy(s->data + s->len, p, n);
-	s->len += n;
-	return 0;
-}
-
-static unsigned run(const char *in, size_t n, size_t step, struct sink *out)
+static unsigned run(const char *in, size_t n, size_t step, struct fuzz_sink *out)
 {
 	struct ar_filter f;
-	ar_filter_init(&f, "mx.example.test", sink_write, out);
+	ar_filter_init(&f, "mx.example.test", fuzz_sink_write, out);
 	for (size_t off = 0; off < n;) {
 		size_t k = step == 0 || n - off < step ? n - off : step;
 		ASSERT(ar_filter_write(&f, in + off, k) == 0);
@@ -77,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t step = data[0] % 9; /* 0: all at once */
 	const char *in = (const char *)data + 1;
 	size_t n = size - 1;
-	struct sink whole = { malloc(n + 1), 0, n + 1 }, parts = { malloc(n + 1), 0, n + 1 };
+	struct fuzz_sink whole = { malloc(n + 1), 0, n + 1 }, parts = { malloc(n + 1), 0, n + 1 };
 
 	unsigned removed = run(in, n, 0, &whole);
 	ASSERT(run(in, n, step ? step : 1, &parts) == removed);

@@ -20,29 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "smtpd/smtp_data.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct sink {
-	char *data;
-	size_t len, cap;
-};
-
-static int sink_write(void *ctx, const char *p, size_t n)
-{
-	struct sink *s = ctx;
-
-	/* The output can never be longer than the input plus an added CRLF. */
-	if (n > s->cap - s->len)
-		abort();
-	memcpy(s->data + s->len, p, n);
-	s->len += n;
-	return 0;
-}
-
 struct result {
-	struct sink out;
+	struct fuzz_sink out; /* the input plus an added CRLF at most */
 	unsigned flags;
 	uint64_t size;
 	size_t consumed;
@@ -104,7 +88,7 @@ static void run(const struct config *cf, const char *p, size_t n, bool pieces,
 
 	r->out.len = 0;
 	r->consumed = 0;
-	smtp_data_init(&d, cf->mode, cf->max_size, sink_write, &r->out);
+	smtp_data_init(&d, cf->mode, cf->max_size, fuzz_sink_write, &r->out);
 	while (off < n) {
 		size_t piece = pieces ? next_piece(cf, &rnd, p, off, n) : n - off;
 		size_t got = smtp_data_feed(&d, p + off, piece);
