@@ -105,15 +105,20 @@ def descendants(pid):
     return out
 
 
+def proc_files(pids, name):
+    """The text of /proc/<pid>/<name> of each of the processes still there."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/{name}") as f:
+                yield f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
 def memory_kb(pids):
     """(total RSS, total PSS) in KiB of the given processes."""
     rss = pss = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                text = f.read()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
+    for text in proc_files(pids, "smaps_rollup"):
         m = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
         rss += int(m.group(1)) if m else 0
         m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
@@ -129,12 +134,7 @@ def cpu_seconds(pids):
     exited and been waited for (cutime, cstime: a Postfix smtpd that ends after its 100th
     session is counted in its master), in seconds."""
     ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
+    for stat in proc_files(pids, "stat"):
         # Fields after the command name, which is in parentheses and may hold spaces:
         # state is field 3, utime 14, stime 15, cutime 16, cstime 17.
         fields = stat[stat.rindex(")") + 2:].split()

@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+#include "util/str.h"
+
 static const char field_name[] = "authentication-results";
 #define FIELD_NAME_LEN (sizeof field_name - 1)
 
@@ -28,11 +30,6 @@ enum ar_state {
 	S_FOLD,       /* held: after a line end; WSP continues the field */
 	S_BODY,       /* past the header section: everything goes out */
 };
-
-static char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
 
 static void emit(struct ar_filter *f, const char *p, size_t n)
 {
@@ -70,7 +67,7 @@ static void decide(struct ar_filter *f)
 
 static void id_octet(struct ar_filter *f, char c)
 {
-	if (f->matched < f->id_len && lower(c) == f->id[f->matched])
+	if (f->matched < f->id_len && ascii_tolower(c) == f->id[f->matched])
 		f->matched++;
 	else
 		f->mismatch = true;
@@ -84,7 +81,7 @@ void ar_filter_init(struct ar_filter *f, const char *authserv_id, ar_filter_outp
 	if (n > AR_FILTER_ID_MAX)
 		n = AR_FILTER_ID_MAX;
 	for (size_t i = 0; i < n; i++)
-		f->id[i] = lower(authserv_id[i]);
+		f->id[i] = ascii_tolower(authserv_id[i]);
 	f->id_len = n;
 	f->output = output;
 	f->ctx = ctx;
@@ -105,7 +102,7 @@ static bool held_octet(struct ar_filter *f, char c)
 	}
 	switch (f->state) {
 	case S_NAME:
-		if (lower(c) != field_name[f->matched]) {
+		if (ascii_tolower(c) != field_name[f->matched]) {
 			pass_held(f);
 			f->state = S_PASS_LINE;
 			return false;

@@ -185,21 +185,20 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->ev_deadline, &tv);
 }
 
-bool smtpd_reload_psl(const struct config *cfg, struct psl **psl)
+void smtpd_reload_psl(const struct config *cfg, struct psl **psl)
 {
 	if (!cfg->dmarc)
-		return true;
+		return;
 	char err[512];
 	struct psl *n = psl_load(cfg->public_suffix_list, err, sizeof err);
 	if (!n) {
 		log_err("event=psl_reload_failed error=%s keeping=%s", LOG_ESC(err),
 			*psl ? "previous" : "none");
-		return false;
+		return;
 	}
 	psl_free(*psl);
 	*psl = n;
 	log_info("event=psl_reloaded rules=%zu", psl_count(n));
-	return true;
 }
 
 static void on_reload(evutil_socket_t sig, short what, void *arg)

@@ -101,7 +101,7 @@ struct smtpd_shared {
 
 /* Read the Public Suffix List again (dmarc on): on success *psl is replaced; on failure it
  * is kept and the error logged. The master and each worker call it on SIGHUP. */
-bool smtpd_reload_psl(const struct config *cfg, struct psl **psl);
+void smtpd_reload_psl(const struct config *cfg, struct psl **psl);
 
 int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 		      const struct smtpd_shared *shared, struct userdb *users,

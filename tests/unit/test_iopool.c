@@ -246,7 +246,6 @@ TEST(urgent_jobs_queued_during_an_urgent_batch_go_to_another_thread)
 	event_base_free(base);
 }
 
-UNIT_MAIN()
 
 /*
  * Group commit (iopool_submit): while an ordinary thread is in its batch's
@@ -395,3 +394,5 @@ TEST(an_urgent_job_goes_to_an_ordinary_thread_when_the_urgent_one_is_busy)
 	iopool_free(pool);
 	event_base_free(base);
 }
+
+UNIT_MAIN()
