@@ -967,7 +967,7 @@ static const struct key keys[] = {
 	{ "shutdown-timeout", &type_duration, OFF(shutdown_timeout), 0, "30s", 0, 600, 0,
 	  "DURATION", "how long SIGTERM waits for the transactions in flight" },
 	{ "workers", &type_workers, OFF(workers), 0, "auto", 1, 30, 0,
-	  "auto|NUMBER", "SMTP worker processes; auto: one per CPU, at least 2" },
+	  "auto|NUMBER", "SMTP worker processes; auto: one per two CPUs, at least 1" },
 	{ "io-threads", &type_count, OFF(io_threads), 0, "4", 1, 64, 0,
 	  "NUMBER", "spool I/O threads per process" },
 	{ "recipient-delimiter", &type_delimiter, OFF(recipient_delimiter), 0, "+", 0, 0, 0,
