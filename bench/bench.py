@@ -25,6 +25,7 @@ Every server lives in a temporary directory (removed at the end unless --keep) a
 """
 import argparse
 import os
+import re
 import resource
 import selectors
 import signal
@@ -101,6 +102,40 @@ class Table:
                          f"{self.fmt(ref, unit):>10} {ref_name:<8} {ratio:>6} "
                          f"{self.fmt(ceiling, unit):>8}  {note}")
         return "\n".join(lines)
+
+
+# Issue 6's targets: (row name pattern, what is compared, bound, how it is read).
+TARGETS = [
+    (r"(accept|end-to-end) \d+ KiB -s (20|100)$", "ratio", 5.0, ">= 5x postfix"),
+    (r"accept \d+ KiB -s 1$", "ratio", 3.0, ">= 3x postfix"),
+    (r"idle sessions: total RSS$", "carteiro", 100.0, "< 100 MB"),
+    (r"idle: new banner, max of 20$", "carteiro", 50.0, "<= 50 ms"),
+    (r"POP3 download", "ratio", 1.0, "> dovecot"),
+]
+
+
+def target_lines(table):
+    """One line per row that has a target in TARGETS: the value and whether it holds."""
+    lines = []
+    for name, unit, c, ref, _ref_name, ceiling, _note in table.rows:
+        for pattern, what, bound, text in TARGETS:
+            if not re.match(pattern, name) or c is None or (what == "ratio" and not ref):
+                continue
+            if what == "ratio":
+                v = c / ref
+                held = v > bound if bound == 1.0 else v >= bound
+                shown = f"{v:.2f}x"
+            else:
+                v = c
+                held = v < bound if unit == "MB" else v <= bound
+                shown = f"{Table.fmt(v, unit)} {unit}"
+            why = ""
+            if not held and what == "ratio" and ceiling and ref * bound > ceiling:
+                why = (f" ({bound:g}x the reference, {ref * bound:,.0f} {unit}, is above "
+                       f"the ceiling, {ceiling:,.0f})")
+            lines.append(f"  {name:<34} {text:<14} {shown:>10}  "
+                         f"{'met' if held else 'not met'}{why}")
+    return lines
 
 
 # --- accept and end to end ------------------------------------------------------------------
@@ -579,6 +614,12 @@ def main():
     print(f"carteiro bench, {args.runs} run(s) each, medians; {machine_line()}; "
           f"{time.monotonic() - t0:.0f} s")
     print(table.render())
+    if not args.against:
+        lines = target_lines(table)
+        if lines:
+            print()
+            print("targets (issue 6), in this run:")
+            print("\n".join(lines))
 
 
 if __name__ == "__main__":
