@@ -495,6 +495,44 @@ def bench_pop3(args, table, root):
 
 # --- ceiling --------------------------------------------------------------------------------
 
+# --- one session, step by step --------------------------------------------------------------
+
+STEPS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_steps.c")
+
+
+def steps_run(binary, port, sessions):
+    """{step: median microseconds} of smtp_steps' sessions against 127.0.0.1:port."""
+    out = subprocess.run([binary, "127.0.0.1", str(port), str(sessions)], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    return {name: float(v) for name, v in (line.rsplit(" ", 1) for line in out.splitlines())}
+
+
+def bench_steps(args, table, root):
+    """One session at a time (what -s 1 measures), each command timed: carteiro relaying to
+    an smtp-sink against that smtp-sink alone, so the rows show where carteiro's extra time
+    per message goes (the commit of the data, mostly)."""
+    binary = os.path.join(root, "smtp_steps")
+    subprocess.run(["cc", "-O2", "-o", binary, STEPS_SOURCE], check=True)
+    sink = servers.Sink(root, "sink-steps").start()
+    c = servers.Carteiro(root, relay_port=sink.port, name="carteiro-steps").start()
+    sessions = max(200, int(2000 * args.scale))
+    steps_run(binary, c.port, 200)  # warm-up, not counted
+    steps_run(binary, sink.port, 200)
+    runs = {"carteiro": [], "sink": []}
+    for i in range(args.runs):
+        order = (("carteiro", c.port), ("sink", sink.port))
+        for name, port in (order if i % 2 == 0 else order[::-1]):
+            runs[name].append(steps_run(binary, port, sessions))
+            log(f"steps x{sessions}: {name} " +
+                " ".join(f"{k}={v:.0f}" for k, v in runs[name][-1].items()))
+    for step in runs["carteiro"][0]:
+        table.add(f"one session: {step}", "us", median([r[step] for r in runs["carteiro"]]),
+                  median([r[step] for r in runs["sink"]]), "sink", None,
+                  "carteiro relaying to smtp-sink / smtp-sink" if step == "sum" else "")
+    c.stop()
+    sink.stop()
+
+
 def ceiling_run(sink, sessions, count, size):
     """smtp-source straight into smtp-sink: msg/s."""
     base = sink.count
@@ -535,7 +573,7 @@ def main():
                     help="fewer messages and one run each (also BENCH_QUICK=1)")
     ap.add_argument("--runs", type=int, default=None, help="runs per server and workload")
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
-                    help="comma list of accept,mx,local,idle,pop3,ceiling (default: all)")
+                    help="comma list of accept,mx,local,idle,pop3,steps,ceiling (default: all)")
     ap.add_argument("--idle", type=int, default=10000, help="idle sessions held at carteiro")
     ap.add_argument("--idle-postfix", type=int, default=1000,
                     help="idle sessions held at Postfix (one smtpd process each; 0: skip)")
@@ -552,6 +590,7 @@ def main():
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     scale = 0.2 if args.quick else 1.0
+    args.scale = scale
 
     def count(sessions, size):
         base = 1000 if sessions < 5 else 5000
@@ -572,7 +611,7 @@ def main():
     if args.quick:
         args.pop3 = min(args.pop3, 10000)
     only = set(filter(None, args.only.split(","))) or \
-        {"accept", "mx", "local", "idle", "pop3", "ceiling"}
+        {"accept", "mx", "local", "idle", "pop3", "steps", "ceiling"}
 
     def on_signal(signum, _frame):
         servers.stop_all()
@@ -602,6 +641,8 @@ def main():
             bench_idle(args, table, root)
         if "pop3" in only:
             bench_pop3(args, table, root)
+        if "steps" in only:
+            bench_steps(args, table, root)
         if "ceiling" in only:
             for (sessions, size), v in sorted(args.ceilings.items(), key=lambda kv: kv[0][::-1]):
                 table.add(f"ceiling {size // 1024} KiB -s {sessions}", "msg/s", None, None, "-",
