@@ -1085,6 +1085,8 @@ static const struct key keys[] = {
 	  30 * 86400, 0, "DURATION", "how long a first attempt is remembered until a retry" },
 	{ "greylist-expire", &type_duration, OFF(greylist_expire), 0, "36d", 3600, 365 * 86400,
 	  0, "DURATION", "how long a triplet that passed is remembered after its last use" },
+	{ "greylist-auto-allow", &type_count, OFF(greylist_auto_allow), 0, "5", 0, 1000000, 0,
+	  "NUMBER", "passed triplets after which a client /24 is let in at once (0: never)" },
 	{ "greylist-max-entries", &type_count, OFF(greylist_max_entries), 0, "262144",
 	  GREYLIST_ENTRIES_MIN, GREYLIST_ENTRIES_MAX, 0, "NUMBER",
 	  "triplets kept in spool/greylist.db (32 bytes each)" },

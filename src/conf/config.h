@@ -178,6 +178,7 @@ struct config {
 	unsigned greylist_delay;        /* seconds */
 	unsigned greylist_retry_window; /* seconds */
 	unsigned greylist_expire;       /* seconds */
+	unsigned greylist_auto_allow;   /* passed triplets that let a network in; 0: never */
 	unsigned greylist_max_entries;
 	struct ratelimit_rate ratelimit_connections;     /* per client address */
 	struct ratelimit_rate ratelimit_messages;        /* per client address */

@@ -41,7 +41,9 @@
 #define WAYS 8
 #define SALT_LEN 32
 
-enum entry_state { ENTRY_FREE = 0, ENTRY_PENDING = 1, ENTRY_GOOD = 2 };
+/* ENTRY_CLIENT: a client network's count of passed triplets (auto-allowing); its first and
+ * last are those of the passes. */
+enum entry_state { ENTRY_FREE = 0, ENTRY_PENDING = 1, ENTRY_GOOD = 2, ENTRY_CLIENT = 3 };
 
 struct gl_header {
 	char magic[16];
@@ -57,7 +59,7 @@ struct gl_entry {
 	uint32_t first; /* first attempt */
 	uint32_t last;  /* latest attempt */
 	uint32_t state; /* enum entry_state */
-	uint32_t count; /* attempts */
+	uint32_t count; /* attempts; for a client network, its passed triplets */
 };
 
 _Static_assert(sizeof(struct gl_entry) == 32, "entries must tile pages");
@@ -111,7 +113,7 @@ static bool entry_live(const struct gl_entry *e, uint32_t now, const struct grey
 {
 	if (e->state == ENTRY_PENDING)
 		return now < e->first || now - e->first <= t->retry_window;
-	if (e->state == ENTRY_GOOD)
+	if (e->state == ENTRY_GOOD || e->state == ENTRY_CLIENT)
 		return now < e->last || now - e->last <= t->expire;
 	return false;
 }
@@ -123,22 +125,35 @@ static struct gl_entry *bucket_of(struct greylist *g, const uint8_t key[16])
 	return &g->entries[(h & (g->nbuckets - 1)) * WAYS];
 }
 
+/* The client's network (/24 for IPv4, /64 for IPv6) as 16 bytes at out. */
+static void network_of(const struct sockaddr *client, unsigned char out[16])
+{
+	netaddr_key(client, out);
+	if (memcmp(out, v4mapped, sizeof v4mapped) == 0)
+		out[15] = 0; /* IPv4 /24 */
+	else
+		memset(out + 8, 0, 8); /* IPv6 /64 */
+}
+
+static void digest_key(const unsigned char *in, size_t n, uint8_t key[16])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	if (EVP_Digest(in, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
+		panic("greylist: SHA-256 failed");
+	memcpy(key, md, 16);
+}
+
 /* SHA-256(salt, network, sender, NUL, recipient), cut to 16 bytes. */
 static void triplet_key(const struct greylist *g, const struct sockaddr *client,
 			const char *sender, const char *rcpt, uint8_t key[16])
 {
 	unsigned char in[SALT_LEN + 16 + 2 * (ADDR_TEXT_MAX + 1)];
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
 	size_t o = 0;
 
 	memcpy(in, g->hdr->salt, SALT_LEN);
 	o = SALT_LEN;
-	netaddr_key(client, in + o);
-	if (memcmp(in + o, v4mapped, sizeof v4mapped) == 0)
-		in[o + 15] = 0; /* IPv4 /24 */
-	else
-		memset(in + o + 8, 0, 8); /* IPv6 /64 */
+	network_of(client, in + o);
 	o += 16;
 	for (int part = 0; part < 2; part++) {
 		const char *s = part ? rcpt : sender;
@@ -147,9 +162,32 @@ static void triplet_key(const struct greylist *g, const struct sockaddr *client,
 		if (part == 0)
 			in[o++] = 0;
 	}
-	if (EVP_Digest(in, o, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16)
-		panic("greylist: SHA-256 failed");
-	memcpy(key, md, 16);
+	digest_key(in, o, key);
+}
+
+/* SHA-256(salt, "client", network), cut to 16 bytes: the tag comes before the network, where
+ * a triplet's key has the network, so no triplet has this input. */
+static void network_key(const struct greylist *g, const struct sockaddr *client,
+			uint8_t key[16])
+{
+	static const char tag[] = "client";
+	unsigned char in[SALT_LEN + sizeof tag + 16];
+
+	memcpy(in, g->hdr->salt, SALT_LEN);
+	memcpy(in + SALT_LEN, tag, sizeof tag);
+	network_of(client, in + SALT_LEN + sizeof tag);
+	digest_key(in, sizeof in, key);
+}
+
+/* The live entry of key in its bucket, or NULL. */
+static struct gl_entry *find_entry(struct greylist *g, const uint8_t key[16], uint32_t now,
+				   const struct greylist_times *t)
+{
+	struct gl_entry *b = bucket_of(g, key);
+	for (int i = 0; i < WAYS; i++)
+		if (entry_live(&b[i], now, t) && memcmp(b[i].key, key, 16) == 0)
+			return &b[i];
+	return NULL;
 }
 
 /* An entry for a new triplet in bucket b: free or expired, else the stalest pending, else
@@ -161,29 +199,60 @@ static struct gl_entry *victim(struct gl_entry *b, uint32_t now, const struct gr
 		struct gl_entry *e = &b[i];
 		if (!entry_live(e, now, t))
 			return e;
-		if (!best || (e->state == ENTRY_PENDING && best->state == ENTRY_GOOD) ||
-		    (e->state == best->state && e->last < best->last))
+		/* Pending before good (a good triplet and a network's count alike). */
+		bool pending = e->state == ENTRY_PENDING;
+		bool best_pending = best && best->state == ENTRY_PENDING;
+		if (!best || (pending && !best_pending) ||
+		    (pending == best_pending && e->last < best->last))
 			best = e;
 	}
 	return best;
+}
+
+/* A triplet of the network of nkey passed: count it (lock held); true when that makes the
+ * network auto-allowed. */
+static bool network_passed(struct greylist *g, const uint8_t nkey[16], uint32_t now,
+			   const struct greylist_times *t)
+{
+	struct gl_entry *n = find_entry(g, nkey, now, t);
+	if (!n) {
+		n = victim(bucket_of(g, nkey), now, t);
+		memcpy(n->key, nkey, 16);
+		n->first = now;
+		n->state = ENTRY_CLIENT;
+		n->count = 0;
+	}
+	n->last = now;
+	if (n->count < UINT32_MAX)
+		n->count++;
+	return n->count == t->auto_allow;
 }
 
 void greylist_check(struct greylist *g, const struct sockaddr *client, const char *sender,
 		    const char *rcpt, int64_t now, const struct greylist_times *t,
 		    struct greylist_result *out)
 {
-	uint8_t key[16];
+	uint8_t key[16], nkey[16];
 
 	triplet_key(g, client, sender, rcpt, key);
+	if (t->auto_allow)
+		network_key(g, client, nkey);
 	memset(out, 0, sizeof *out);
 	shm_mutex_lock(&g->shared->lock, "greylist");
 	uint32_t r = rel_time(g, now);
-	struct gl_entry *b = bucket_of(g, key), *e = NULL;
-	for (int i = 0; i < WAYS && !e; i++)
-		if (entry_live(&b[i], r, t) && memcmp(b[i].key, key, 16) == 0)
-			e = &b[i];
+	if (t->auto_allow) {
+		struct gl_entry *n = find_entry(g, nkey, r, t);
+		if (n && n->state == ENTRY_CLIENT && n->count >= t->auto_allow) {
+			n->last = r;
+			out->status = GREYLIST_PASS;
+			out->auto_allowed = true;
+			shm_mutex_unlock(&g->shared->lock);
+			return;
+		}
+	}
+	struct gl_entry *e = find_entry(g, key, r, t);
 	if (!e) {
-		e = victim(b, r, t);
+		e = victim(bucket_of(g, key), r, t);
 		memcpy(e->key, key, 16);
 		e->first = e->last = r;
 		e->state = ENTRY_PENDING;
@@ -201,6 +270,8 @@ void greylist_check(struct greylist *g, const struct sockaddr *client, const cha
 			e->state = ENTRY_GOOD;
 			out->status = GREYLIST_PASS;
 			out->first_pass = true;
+			if (t->auto_allow)
+				out->allowed_now = network_passed(g, nkey, r, t);
 		} else {
 			out->status = GREYLIST_EARLY;
 			out->wait = t->delay - out->age;
@@ -268,7 +339,8 @@ static void carry_over(const void *old, void *new_map)
 	struct gl_entry *ne = (void *)((char *)new_map + HEADER_SIZE);
 
 	for (uint64_t i = 0; i < oh->nbuckets * WAYS; i++) {
-		if (oe[i].state != ENTRY_PENDING && oe[i].state != ENTRY_GOOD)
+		if (oe[i].state != ENTRY_PENDING && oe[i].state != ENTRY_GOOD &&
+		    oe[i].state != ENTRY_CLIENT)
 			continue;
 		uint64_t h;
 		memcpy(&h, oe[i].key, sizeof h);

@@ -38,6 +38,16 @@
  * that was seen longest ago, else the good one seen longest ago: a flood of
  * new triplets evicts pending ones before it evicts good ones.
  *
+ * Auto-allowing (postgrey's --auto-whitelist-clients, milter-greylist's
+ * autowhite): a client network that has passed greylisting with auto_allow
+ * different triplets (each retried after the delay, as only a real mail
+ * server does) is known as a sender. Its new triplets pass at once and take
+ * no entry; the network's own entry is kept for `expire` seconds after it
+ * was last seen, like a good triplet. A big provider's servers retry every
+ * message they send to a new recipient; without this, each of them waits
+ * the delay. The network's entry is keyed like a triplet (salted SHA-256,
+ * under its own tag), so it cannot be aimed at either.
+ *
  * Times are wall-clock seconds (they must survive a restart). A header that
  * does not match (another version, a broken file) starts a fresh table,
  * logged; a file made for another greylist-max-entries is carried over.
@@ -60,6 +70,7 @@ struct greylist_times {
 	unsigned delay;        /* seconds before a retry passes */
 	unsigned retry_window; /* seconds a triplet that never passed is kept */
 	unsigned expire;       /* seconds a good triplet is kept after it was last seen */
+	unsigned auto_allow;   /* passed triplets after which a network passes at once; 0: never */
 };
 
 enum greylist_status {
@@ -71,6 +82,8 @@ enum greylist_status {
 struct greylist_result {
 	enum greylist_status status;
 	bool first_pass;  /* PASS of a triplet that was pending until now */
+	bool auto_allowed; /* PASS because the client's network is auto-allowed */
+	bool allowed_now;  /* this first_pass made the network auto-allowed */
 	unsigned age;     /* seconds since the triplet's first attempt */
 	unsigned wait;    /* NEW, EARLY: seconds before a retry can pass */
 };
@@ -88,7 +101,7 @@ void greylist_close(struct greylist *g);
 void greylist_check(struct greylist *g, const struct sockaddr *client, const char *sender,
 		    const char *rcpt, int64_t now, const struct greylist_times *t,
 		    struct greylist_result *out);
-/* Entries in use (pending or good, not expired at now). */
+/* Entries in use (pending or good triplets, auto-allow counts; not expired at now). */
 size_t greylist_count(struct greylist *g, int64_t now, const struct greylist_times *t);
 
 #endif

@@ -308,13 +308,17 @@ bool smtp_policy_greylist(struct smtp_policy *p, const struct addr *from, const 
 	if (!cfg->greylist || !p->d->greylist || p->relay || p->allowed || auth_user)
 		return true;
 	struct greylist_times t = { cfg->greylist_delay, cfg->greylist_retry_window,
-				    cfg->greylist_expire };
+				    cfg->greylist_expire, cfg->greylist_auto_allow };
 	greylist_check(p->d->greylist, peer_sa(p), from->text, rcpt, (int64_t)time(NULL), &t, &r);
 	if (r.status == GREYLIST_PASS) {
 		if (r.first_pass)
 			log_info("sid=%s event=greylist result=passed client=%s from=<%s> to=<%s> "
 				 "after=%us", p->sid, p->peer_ip, LOG_ESC(from->text), LOG_ESC(rcpt),
 				 r.age);
+		if (r.allowed_now)
+			log_info("sid=%s event=greylist result=auto_allowed client=%s passed=%u "
+				 "note=\"its /24 or /64 is let in at once from now on\"", p->sid,
+				 p->peer_ip, cfg->greylist_auto_allow);
 		return true;
 	}
 	snprintf(p->wait_detail, sizeof p->wait_detail, "%u seconds", r.wait);

@@ -31,7 +31,8 @@ KEYS += ["dkim-sign"]
 KEYS += ["dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list"]
 KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
          "block-senders", "greylist", "greylist-delay", "greylist-retry-window",
-         "greylist-expire", "greylist-max-entries", "ratelimit-connections",
+         "greylist-expire", "greylist-auto-allow", "greylist-max-entries",
+         "ratelimit-connections",
          "ratelimit-messages", "ratelimit-user-messages", "ratelimit-user-recipients"]
 KEYS += ["spf-policy", "dkim-verify", "msgauth-timeout"]
 # Documented defaults that users rely on.
@@ -49,6 +50,7 @@ KNOWN_DEFAULTS.update({"dmarc": "on", "dmarc-reject-policy": "reject",
                        "public-suffix-list": "/usr/share/publicsuffix/public_suffix_list.dat"})
 KNOWN_DEFAULTS.update({"dnsbl-timeout": "5s", "greylist": "no", "greylist-delay": "5m",
                        "greylist-retry-window": "1d", "greylist-expire": "36d",
+                       "greylist-auto-allow": "5",
                        "ratelimit-connections": "off", "ratelimit-messages": "off"})
 
 

@@ -2,7 +2,8 @@
 451 4.7.1, a retry before the delay too, a retry after it 250 and the message is delivered; the
 triplet is per recipient and per client /24; the state is shared by the workers and survives a
 restart; relay-network clients, authenticated users, allow-networks and dnswl-listed clients are
-never greylisted; and a real client (swaks, then smtplib) gets through on its retry."""
+never greylisted; a real client (swaks, then smtplib) gets through on its retry; and a /24 whose
+triplets passed greylist-auto-allow times is let in at once."""
 import smtplib
 import time
 import unittest
@@ -102,6 +103,24 @@ class Greylisting(PolicyAssertions, unittest.TestCase):
         with self.server.smtp() as s:
             self.assertEqual(s.sendmail("s@sender.example", [DEMO], message()), {})
         self.wait_delivered(1)
+
+
+class GreylistAutoAllow(PolicyAssertions, unittest.TestCase):
+    def test_a_network_that_passed_is_let_in_at_once(self):
+        world = PolicyWorld(self, extra_config=CONFIG + "greylist-auto-allow 2\n").start()
+        self.server = world.server
+        attempt = Greylisting.attempt.__get__(self)
+        self.assertEqual([c for c, _ in attempt("127.0.0.2", [DEMO, ALICE])], [451, 451])
+        time.sleep(2.2)
+        # Two triplets pass on their retry: the second makes the /24 known.
+        self.assertEqual([c for c, _ in attempt("127.0.0.2", [DEMO, ALICE])], [250, 250])
+        self.server.wait_log(r"event=greylist result=auto_allowed client=127\.0\.0\.2 passed=2 ")
+        # Any sender and recipient from that /24 now passes at once; another /24 waits.
+        self.assertEqual([c for c, _ in attempt("127.0.0.55", ["bob@example.test"],
+                                                sender="new@other.example")], [250])
+        self.assertEqual([c for c, _ in attempt("127.0.1.2", [DEMO])], [451])
+        self.wait_delivered(1)
+        self.server.wait_mail("bob@example.test")
 
 
 class GreylistAndDnswl(PolicyAssertions, unittest.TestCase):

@@ -3,8 +3,8 @@
  * triplet (new, early, passed, known, expired), what makes a triplet (the
  * /24 and /64, case), persistence across close and reopen, resizing,
  * resetting a broken file, refusing odd files, eviction order, sharing
- * between processes, and the cost of a check (printed: the figure quoted in
- * greylist.h).
+ * between processes, auto-allowing a network that passed several triplets,
+ * and the cost of a check (printed: the figure quoted in greylist.h).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 #include "policy/greylist.h"
 #include "unit.h"
 
-static const struct greylist_times T = { 300, 86400, 36 * 86400 };
+static const struct greylist_times T = { 300, 86400, 36 * 86400, 0 };
 static const int64_t NOW = 1800000000;
 
 static struct sockaddr_storage addr(const char *s)
@@ -249,6 +249,76 @@ TEST(good_triplets_outlive_a_flood)
 	}
 	CHECK_INT(kept, GOOD);
 	CHECK(greylist_count(g, NOW + 500, &T) <= 1024);
+	greylist_close(g);
+	tmp_free(&t);
+}
+
+static enum greylist_status check_t(struct greylist *g, const struct greylist_times *times,
+				    const char *client, const char *from, const char *to,
+				    int64_t now, struct greylist_result *out)
+{
+	struct sockaddr_storage ss = addr(client);
+	greylist_check(g, (struct sockaddr *)&ss, from, to, now, times, out);
+	return out->status;
+}
+
+/* Two triplets of 192.0.2.0/24 pass on their retries: the network is let in at once from then
+ * on, for any sender and recipient, and stays so across a reopen; another /24 is not. */
+TEST(a_network_that_passed_enough_triplets_is_auto_allowed)
+{
+	const struct greylist_times A = { 300, 86400, 36 * 86400, 2 };
+	struct tmp t;
+	tmp_init(&t);
+	struct greylist *g = open_table(&t, 4096);
+	struct greylist_result r;
+
+	CHECK_INT(check_t(g, &A, "192.0.2.1", "a@x.org", "b@y.test", NOW, &r), GREYLIST_NEW);
+	CHECK_INT(check_t(g, &A, "192.0.2.1", "a@x.org", "b@y.test", NOW + 300, &r),
+		  GREYLIST_PASS);
+	CHECK(r.first_pass && !r.allowed_now && !r.auto_allowed);
+	/* The same triplet again counts once. */
+	CHECK_INT(check_t(g, &A, "192.0.2.1", "a@x.org", "b@y.test", NOW + 400, &r),
+		  GREYLIST_PASS);
+	CHECK(!r.allowed_now && !r.auto_allowed);
+	CHECK_INT(check_t(g, &A, "192.0.2.9", "c@x.org", "d@y.test", NOW + 500, &r), GREYLIST_NEW);
+	CHECK_INT(check_t(g, &A, "192.0.2.9", "c@x.org", "d@y.test", NOW + 800, &r),
+		  GREYLIST_PASS);
+	CHECK(r.first_pass && r.allowed_now);
+	/* A new triplet of that /24 now passes at once; of another /24, it does not. */
+	CHECK_INT(check_t(g, &A, "192.0.2.77", "new@z.org", "e@y.test", NOW + 900, &r),
+		  GREYLIST_PASS);
+	CHECK(r.auto_allowed && !r.first_pass);
+	CHECK_INT(check_t(g, &A, "198.51.100.1", "new@z.org", "e@y.test", NOW + 900, &r),
+		  GREYLIST_NEW);
+	greylist_close(g);
+	g = open_table(&t, 4096);
+	CHECK_INT(check_t(g, &A, "192.0.2.200", "other@z.org", "f@y.test", NOW + 1000, &r),
+		  GREYLIST_PASS);
+	CHECK(r.auto_allowed);
+	/* Forgotten `expire` after it was last seen, like a good triplet. */
+	CHECK_INT(check_t(g, &A, "192.0.2.200", "late@z.org", "g@y.test",
+			  NOW + 1000 + 36 * 86400 + 1, &r), GREYLIST_NEW);
+	greylist_close(g);
+	tmp_free(&t);
+}
+
+/* auto_allow 0 (greylist-auto-allow 0): passed triplets never let the network in. */
+TEST(auto_allow_zero_never_lets_a_network_in)
+{
+	struct tmp t;
+	tmp_init(&t);
+	struct greylist *g = open_table(&t, 4096);
+	struct greylist_result r;
+	char to[64];
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(to, sizeof to, "r%d@y.test", i);
+		CHECK_INT(check(g, "192.0.2.1", "a@x.org", to, NOW, &r), GREYLIST_NEW);
+		CHECK_INT(check(g, "192.0.2.1", "a@x.org", to, NOW + 300, &r), GREYLIST_PASS);
+		CHECK(!r.allowed_now);
+	}
+	CHECK_INT(check(g, "192.0.2.1", "a@x.org", "new@y.test", NOW + 400, &r), GREYLIST_NEW);
+	CHECK_INT(greylist_count(g, NOW + 400, &T), 21); /* no entry for the network */
 	greylist_close(g);
 	tmp_free(&t);
 }
