@@ -493,8 +493,6 @@ def bench_pop3(args, table, root):
               median(rates["dovecot"]), "dovecot")
 
 
-# --- ceiling --------------------------------------------------------------------------------
-
 # --- one session, step by step --------------------------------------------------------------
 
 STEPS_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_steps.c")
@@ -532,6 +530,8 @@ def bench_steps(args, table, root):
     c.stop()
     sink.stop()
 
+
+# --- ceiling --------------------------------------------------------------------------------
 
 def ceiling_run(sink, sessions, count, size):
     """smtp-source straight into smtp-sink: msg/s."""
