@@ -69,13 +69,21 @@ static struct greylist *open_table(const struct tmp *t, size_t entries)
 	return g;
 }
 
-static enum greylist_status check(struct greylist *g, const char *client, const char *from,
-				  const char *to, int64_t now, struct greylist_result *out)
+/* One check with the given times; out may be NULL. */
+static enum greylist_status check_t(struct greylist *g, const struct greylist_times *times,
+				    const char *client, const char *from, const char *to,
+				    int64_t now, struct greylist_result *out)
 {
 	struct greylist_result r;
 	struct sockaddr_storage ss = addr(client);
-	greylist_check(g, (struct sockaddr *)&ss, from, to, now, &T, out ? out : &r);
+	greylist_check(g, (struct sockaddr *)&ss, from, to, now, times, out ? out : &r);
 	return out ? out->status : r.status;
+}
+
+static enum greylist_status check(struct greylist *g, const char *client, const char *from,
+				  const char *to, int64_t now, struct greylist_result *out)
+{
+	return check_t(g, &T, client, from, to, now, out);
 }
 
 TEST(life_of_a_triplet)
@@ -251,15 +259,6 @@ TEST(good_triplets_outlive_a_flood)
 	CHECK(greylist_count(g, NOW + 500, &T) <= 1024);
 	greylist_close(g);
 	tmp_free(&t);
-}
-
-static enum greylist_status check_t(struct greylist *g, const struct greylist_times *times,
-				    const char *client, const char *from, const char *to,
-				    int64_t now, struct greylist_result *out)
-{
-	struct sockaddr_storage ss = addr(client);
-	greylist_check(g, (struct sockaddr *)&ss, from, to, now, times, out);
-	return out->status;
 }
 
 /* Two triplets of 192.0.2.0/24 pass on their retries: the network is let in at once from then
