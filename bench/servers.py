@@ -330,7 +330,8 @@ class Postfix(Base):
 
     name = "postfix"
 
-    def __init__(self, root, relay_port, process_limit=200, name="postfix"):
+    def __init__(self, root, relay_port, process_limit=200, name="postfix", main_cf=None):
+        """main_cf: main.cf parameters to set on top of the ones below (None removes one)."""
         super().__init__(root, name)
         self.port = free_port()
         self.etc = self.path("etc")
@@ -377,6 +378,11 @@ class Postfix(Base):
             "smtpd_client_connection_rate_limit": "0",
             "message_size_limit": "36700160",
         }
+        for k, v in (main_cf or {}).items():
+            if v is None:
+                main.pop(k, None)
+            else:
+                main[k] = v
         with open(self.path("etc", "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write(f"{k} = {v}\n")
@@ -477,7 +483,8 @@ class Dovecot(Base):
 
     name = "dovecot"
 
-    def __init__(self, root, name="dovecot"):
+    def __init__(self, root, name="dovecot", extra=""):
+        """extra: more dovecot.conf text (the tests add an auth socket for Postfix's SASL)."""
         super().__init__(root, name)
         self.port = free_port()
         self.mail = self.path("mail")
@@ -517,7 +524,7 @@ service pop3-login {{
 service anvil {{
   chroot =
 }}
-""")
+{extra}""")
         self.started = False
 
     @property

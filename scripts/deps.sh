@@ -8,12 +8,14 @@
 #                           Net::SSLeay for its TLS, msmtp,
 #                           openssl), ss, and the test network's DNS and SMTP peers
 #                           (dnsmasq, aiosmtpd), nmap (its smtp-open-relay script),
-#                           python3-yaml (the SPF test suite's data) and python3-dkim
+#                           python3-yaml (the SPF test suite's data), python3-dkim, and
+#                           postfix with dovecot-pop3d (a real Postfix exchanges mail with
+#                           carteiro both ways, its SASL through Dovecot's auth socket)
 #   scripts/deps.sh bench   the build packages, plus what `make bench` compares against:
 #                           postfix (smtp-source, smtp-sink, the reference server),
 #                           dovecot-pop3d, dnsmasq, procps and iproute2
 #
-# Installing postfix or dovecot must not start a system mail server: for the bench install a
+# Installing postfix or dovecot must not start a system mail server: for their install a
 # policy-rc.d that refuses every service start is put in place (and removed after) unless
 # one already exists, and postfix is preseeded to 'No configuration'.
 #
@@ -26,7 +28,7 @@ what=${1:-build}
 
 build_pkgs="gcc make pkg-config libc6-dev libevent-dev libssl-dev libcrypt-dev libc-ares-dev zlib1g-dev publicsuffix"
 bench_pkgs="postfix dovecot-pop3d dnsmasq-base procps iproute2 python3"
-test_pkgs="clang libclang-rt-14-dev python3 swaks libnet-ssleay-perl iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim python3-nacl"
+test_pkgs="clang libclang-rt-14-dev python3 swaks libnet-ssleay-perl iproute2 openssl msmtp dnsmasq-base python3-aiosmtpd python3-yaml fetchmail mpop curl nmap python3-dkim python3-nacl postfix dovecot-pop3d"
 
 case "$what" in
 	build) pkgs=$build_pkgs ;;
@@ -54,7 +56,11 @@ if [ -n "$missing" ]; then
 	echo "deps.sh: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
 	policy=""
-	if [ "$what" = bench ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+	case " $missing " in
+	*" postfix "* | *" dovecot-pop3d "*) servers=yes ;;
+	*) servers=no ;;
+	esac
+	if [ "$servers" = yes ] && [ ! -e /usr/sbin/policy-rc.d ]; then
 		# No system postfix or dovecot is started by the install (invoke-rc.d asks this).
 		policy=/usr/sbin/policy-rc.d
 		printf '#!/bin/sh\nexit 101\n' | $sudo tee $policy >/dev/null

@@ -152,6 +152,12 @@ struct smtpc {
 	bool broken;             /* the connection cannot take another transaction */
 	bool no_tls;             /* no (more) STARTTLS on this connection */
 	bool need_rset;
+	/* In process_input(): an end of the connection that a read of TLS data reports from
+	 * inside it (draining the input can make the TLS layer read on and find EOF) waits in
+	 * pending_event until the replies already read are handled, in order. */
+	bool in_input;
+	short pending_event;
+	int pending_err;
 	struct smtpc_txn t;
 	char *chunk;
 };
@@ -1183,10 +1189,14 @@ static int read_line(struct evbuffer *in, char *line, size_t *n)
 	return 1;
 }
 
+static bool awaiting_reply(enum smtpc_state s);
+
 static void handle_reply(struct smtpc *c, const struct smtpc_reply *r)
 {
 	log_debug("peer=%s addr=%s event=reply state=%s code=%d status=%s", c->peer_log, c->ip,
 		  state_names[c->state], r->code, r->status);
+	if (!awaiting_reply(c->state))
+		return; /* nothing asked for it any more (the connection is closed) */
 	switch (c->state) {
 	case C_TXN:
 		txn_reply(c, r);
@@ -1220,7 +1230,25 @@ static bool awaiting_reply(enum smtpc_state s)
 	return s != C_CONNECTING && s != C_TLS && s != C_IDLE && s != C_CLOSED;
 }
 
+static void connection_ended(struct smtpc *c, struct bufferevent *bev, short what, int err);
+static void read_replies(struct smtpc *c);
+
 static void process_input(struct smtpc *c)
+{
+	if (c->in_input)
+		return; /* the outer call goes on with the input */
+	c->in_input = true;
+	read_replies(c);
+	c->in_input = false;
+	if (c->pending_event) {
+		short what = c->pending_event;
+		c->pending_event = 0;
+		if (c->bev)
+			connection_ended(c, c->bev, what, c->pending_err);
+	}
+}
+
+static void read_replies(struct smtpc *c)
 {
 	char line[SMTPC_REPLY_LINE_MAX + 2];
 
@@ -1321,13 +1349,29 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		leave(c);
 		return;
 	}
-	/* Replies that came with the close are handled first ("421 bye" then EOF). */
-	if (what & BEV_EVENT_EOF)
-		process_input(c);
-	if (!c->bev || c->bev != bev) {
+	if (c->in_input) {
+		/* From inside process_input(): it handles this after the replies it holds. */
+		c->pending_event |= what;
+		c->pending_err = err;
 		leave(c);
 		return;
 	}
+	connection_ended(c, bev, what, err);
+	leave(c);
+}
+
+/* EOF, error or timeout on bev: the replies that came before it, then the failure. */
+static void connection_ended(struct smtpc *c, struct bufferevent *bev, short what, int err)
+{
+	/* Replies that came with the close are handled first ("421 bye" then EOF). */
+	if (what & BEV_EVENT_EOF) {
+		c->in_input = true;
+		read_replies(c);
+		c->in_input = false;
+		c->pending_event = 0; /* the same end, seen again while reading: this handles it */
+	}
+	if (!c->bev || c->bev != bev)
+		return;
 	if (c->state == C_TLS) {
 		tls_failed(c, bev);
 	} else if (c->state == C_CONNECTING) {
@@ -1350,7 +1394,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	} else {
 		conn_fail(c, "4.4.2", "lost connection with %s while %s", c->host, phase(c));
 	}
-	leave(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -39,7 +40,7 @@
 
 enum op {
 	OP_END = 0,
-	OP_SEND,     /* send arg */
+	OP_SEND,     /* send arg (n: then close_notify and close, in one TCP segment) */
 	OP_EXPECT,   /* read a line; it must start with arg */
 	OP_DATA,     /* read message data up to and including ".\r\n" */
 	OP_TLS,      /* TLS handshake as the server */
@@ -168,6 +169,17 @@ static void *srv_main(void *arg)
 	for (const struct step *st = s->script; st->op != OP_END && !s->error[0]; st++) {
 		switch (st->op) {
 		case OP_SEND:
+			if (st->n) {
+				/* n: arg, a TLS close_notify and the close in one segment */
+				int one = 1, zero = 0;
+				setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+				srv_send(s, st->arg, strlen(st->arg));
+				if (s->ssl)
+					SSL_shutdown(s->ssl);
+				setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+				srv_close(s);
+				break;
+			}
 			srv_send(s, st->arg, strlen(st->arg));
 			break;
 		case OP_EXPECT:
@@ -1124,6 +1136,57 @@ TEST(starttls_auth_plain)
 	tmsg_free(&m);
 	SSL_CTX_free(ctx);
 	SSL_CTX_free(sctx);
+}
+
+/*
+ * Regression (found with a real Postfix): the 535 to AUTH, then "221" to our QUIT and the
+ * close in one burst over TLS. Draining the 221 made the TLS layer read on, find the end
+ * and report it from inside the reply loop, which then took the 221 for the answer to AUTH
+ * and reported the connection ready after the failure (ready() twice: use after free).
+ */
+TEST(starttls_auth_refused_then_quit_and_close)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-fake.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"),
+		{ OP_TLS, NULL, 0 },
+		EXPECT("EHLO client.test\r\n"),
+		SEND("250-fake.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"),
+		EXPECT("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"),
+		SEND("535 5.7.8 Error: authentication failed\r\n"),
+		EXPECT("QUIT\r\n"), { OP_SEND, "221 2.0.0 Bye\r\n", 1 },
+		END(),
+	};
+	for (int round = 0; round < 20; round++) {
+		struct server s;
+		struct run r;
+		struct tmsg m;
+		char err[256];
+		SSL_CTX *sctx = server_ctx();
+		SSL_CTX *ctx = smtpc_tls_ctx_new(NULL, err, sizeof(err));
+
+		CHECK(ctx != NULL);
+		srv_start(&s, script, sctx);
+		run_init(&r, &s);
+		r.p.tls = SMTPC_TLS_STARTTLS;
+		r.p.ssl_ctx = ctx;
+		r.p.auth_user = "user";
+		r.p.auth_pass = "wrong";
+		tmsg_init(&m, "x\r\n", two_rcpts);
+		r.msgs[0] = &m.m;
+		r.nmsgs = 1;
+		run_go(&r); /* on_ready() checks that it is called once */
+		srv_join(&s);
+		CHECK(!r.ready_ok);
+		CHECK_INT(r.ready_failure.code, 535);
+		CHECK(r.ready_failure.temporary); /* as Postfix: an AUTH failure defers */
+		CHECK(strcmp(r.ready_failure.status, "4.7.8") == 0);
+		CHECK_INT(r.sent_called, 0);
+		tmsg_free(&m);
+		SSL_CTX_free(ctx);
+		SSL_CTX_free(sctx);
+	}
 }
 
 TEST(starttls_verified_auth_login)

@@ -1,0 +1,299 @@
+"""Mail exchanged with a real Postfix (Debian's, the same private instance `make bench` runs:
+bench/servers.py), both ways, over STARTTLS:
+
+  Postfix -> carteiro  Postfix relays through carteiro's port 25 listener (relayhost, TLS
+                       required): an 8-bit message with dot-led and long lines and a 1 MiB
+                       body arrives byte for byte; a recipient carteiro refuses comes back to
+                       the sender as Postfix's bounce, which carteiro takes with MAIL FROM:<>.
+  carteiro -> Postfix  carteiro relays through Postfix (relayhost-tls starttls, certificate
+                       verified against the test CA), which delivers into its own Maildir; a
+                       recipient Postfix refuses at RCPT makes carteiro bounce to its sender.
+  smarthost with AUTH  Postfix as a provider's submission server: SASL through a private
+                       Dovecot's auth socket, AUTH only after STARTTLS, no recipient without
+                       it; carteiro's relayhost-auth logs in, and a wrong password keeps the
+                       message queued (no bounce) instead of sending it unauthenticated.
+
+Postfix's master starts as root (it drops to 'postfix'), so the tests need root, as the
+test run has in CI; scripts/deps.sh test installs the postfix package without starting it.
+"""
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+from harness import DEMO, Server, make_server_cert, test_pki, wait_for
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "bench"))
+import servers  # noqa: E402  (bench/servers.py: the private Postfix instance)
+
+SENDER = "alice@example.test"
+
+
+def body_8bit():
+    """A text body that a careless relay would break: 8-bit UTF-8, lines that begin with a
+    dot, a 990-octet line, trailing spaces, and about 1 MiB in all."""
+    lines = ["Olá, ação e coração: 8-bit UTF-8, sent with BODY=8BITMIME.",
+             ".a line that begins with a dot",
+             "..two dots",
+             ".",
+             "trailing spaces   ",
+             "x" * 990]
+    lines += [f"line {i:06d} " + "abcdefghij" * 7 for i in range(13000)]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def message_8bit(sender, to, subject):
+    head = (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}.{time.time_ns()}@example.test>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n")
+    return head.encode("ascii") + body_8bit()
+
+
+def split(msg):
+    """(header section, body) of a stored message, line ends made CRLF."""
+    msg = re.sub(rb"\r?\n", b"\r\n", msg)
+    head, _, body = msg.partition(b"\r\n\r\n")
+    return head + b"\r\n", body
+
+
+def maildir_messages(path):
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(path, sub)
+        if os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                with open(os.path.join(d, name), "rb") as f:
+                    out.append(f.read())
+    return out
+
+
+@unittest.skipUnless(os.geteuid() == 0, "Postfix's master needs root")
+class PostfixTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="carteiro-postfix-")
+        os.chmod(self.root, 0o755)
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.server = None
+        self.postfix = None
+
+    def tearDown(self):
+        if self.postfix:
+            self.postfix.stop()
+        if self.server:
+            self.server.cleanup()
+
+    def postfix_log(self):
+        try:
+            with open(self.postfix.path("postfix.log"), encoding="utf-8",
+                      errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_postfix_log(self, pattern, timeout=30):
+        rx = re.compile(pattern, re.M)
+        if not wait_for(lambda: rx.search(self.postfix_log()), timeout=timeout):
+            self.fail(f"no Postfix log line matching {pattern!r} within {timeout}s:\n"
+                      + self.postfix_log()[-3000:] + "\ncarteiro:\n" + self.server.log()[-2000:])
+        return rx.search(self.postfix_log())
+
+    def wait_maildir(self, path, count, timeout=30):
+        if not wait_for(lambda: len(maildir_messages(path)) >= count, timeout=timeout):
+            self.fail(f"{path}: {len(maildir_messages(path))} messages, expected {count}:\n"
+                      + self.postfix_log()[-3000:] + "\ncarteiro:\n" + self.server.log()[-3000:])
+        return maildir_messages(path)
+
+
+class PostfixToCarteiro(PostfixTest):
+    """Postfix's smtp client delivering to carteiro as its relayhost."""
+
+    def start(self):
+        self.server = Server(tls=True).start()
+        pki = test_pki()
+        self.postfix = servers.Postfix(self.root, relay_port=self.server.port, main_cf={
+            "myhostname": "pf.example.org",
+            # Nothing is Postfix's own: every message goes to the relayhost, carteiro.
+            "virtual_mailbox_domains": None, "virtual_mailbox_base": None,
+            "virtual_mailbox_maps": None, "virtual_uid_maps": None,
+            "virtual_gid_maps": None, "virtual_minimum_uid": None,
+            "smtp_tls_security_level": "encrypt",
+            "smtp_tls_CAfile": pki["ca"],
+            "smtp_tls_loglevel": "1",
+        }).start()
+
+    def submit(self, rcpts, msg):
+        """Hand msg to Postfix's smtpd, as a client on its network would."""
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.example.org",
+                          timeout=30) as s:
+            refused = s.sendmail(SENDER, rcpts, msg)
+        self.assertEqual(refused, {})
+
+    def test_8bit_message_arrives_intact_over_starttls(self):
+        self.start()
+        msg = message_8bit(SENDER, DEMO, "from postfix")
+        self.submit([DEMO, "bob@example.test"], msg)
+        got = self.server.wait_mail(DEMO, timeout=30)
+        self.assertEqual(len(got), 1)
+        head, body = split(got[0])
+        # The body, every octet of it: 8-bit, dots, long line (Postfix un-stuffs, we too).
+        self.assertEqual(body, split(msg)[1])
+        self.assertEqual(len(self.server.wait_mail("bob@example.test", timeout=30)), 1)
+        # Our Received field names Postfix's EHLO and says the session was TLS.
+        self.assertRegex(head, rb"Received: from pf\.example\.org \(\[127\.0\.0\.1\]\)\r\n"
+                               rb"\t\(using TLSv1\.[23] with cipher \S+ \(\d+ bits\)\)\r\n"
+                               rb"\tby mx\.example\.test \(carteiro\) with ESMTPS id ")
+        self.assertIn(b"Subject: from postfix\r\n", head)
+        # Postfix's side: TLS to carteiro, both recipients sent in one transaction, and our
+        # queue id in the reply it logged.
+        self.wait_postfix_log(r"TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:"
+                              rf"{self.server.port}: TLSv1\.[23]")
+        sent = self.wait_postfix_log(r"to=<demo@example\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]"
+                                     r":\d+, .*status=sent \(250 (.*)\)")
+        qid = re.search(r"queued as (\w+)", sent.group(1)) or re.search(r"id=(\w+)",
+                                                                       sent.group(1))
+        self.assertIsNotNone(qid, sent.group(0))
+        self.assertIn(qid.group(1), self.server.log())
+        self.wait_postfix_log(r"to=<bob@example\.test>, .*status=sent")
+        # One transaction with both recipients, declared 8-bit (RFC 6152).
+        self.server.wait_log(r"event=queued from=<alice@example\.test> nrcpt=2 ")
+        self.server.wait_queue_empty()
+
+    def test_refused_recipient_comes_back_as_postfix_bounce(self):
+        self.start()
+        self.submit([DEMO, "nobody@example.test"], message_8bit(SENDER, DEMO, "half refused"))
+        self.assertEqual(len(self.server.wait_mail(DEMO, timeout=30)), 1)
+        # Postfix gets our 550 at RCPT, delivers the rest and bounces to the sender: its DSN
+        # (from MAIL FROM:<>) comes through carteiro into alice's Maildir.
+        self.wait_postfix_log(r"to=<nobody@example\.test>, .*status=bounced \(host 127\.0\.0\.1"
+                              r"\[127\.0\.0\.1\] said: 550 5\.1\.1 ")
+        dsn = self.server.wait_mail(SENDER, timeout=30)
+        self.assertEqual(len(dsn), 1)
+        head, body = split(dsn[0])
+        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        self.assertRegex(head, rb"(?mi)^Content-Type: multipart/report; report-type=delivery-status")
+        self.assertIn(b"Final-Recipient: rfc822; nobody@example.test", body)
+        self.assertIn(b"Status: 5.1.1", body)
+        self.server.wait_log(r"event=queued .*from=<>")
+
+
+class CarteiroToPostfix(PostfixTest):
+    """carteiro's outbound client delivering to Postfix's smtpd as its relayhost."""
+
+    def start(self, password=None):
+        """Postfix for remote.test on a loopback port, carteiro relaying through it; with a
+        password, Postfix wants AUTH (checked by Dovecot) and carteiro logs in with it."""
+        cert, key = make_server_cert(self.root, "postfix", 4242)
+        os.chmod(self.root, 0o755)
+        main_cf = {
+            "myhostname": "pf.example.org",
+            "virtual_mailbox_domains": "remote.test",
+            # One known user; any other gets 550 5.1.1 at RCPT.
+            "virtual_mailbox_maps": "inline:{ user@remote.test=remote.test/user/ }",
+            "smtpd_tls_security_level": "may",
+            "smtpd_tls_cert_file": cert,
+            "smtpd_tls_key_file": key,
+            "smtpd_tls_loglevel": "1",
+        }
+        extra = ""
+        if password is not None:
+            sock = os.path.join(self.root, "dovecot", "postfix-auth")
+            servers.Dovecot(self.root, extra=(
+                "service auth {\n"
+                f"  unix_listener {sock} {{\n    mode = 0666\n  }}\n"
+                "}\n")).start()
+            main_cf.update({
+                "smtpd_sasl_auth_enable": "yes",
+                "smtpd_sasl_type": "dovecot",
+                "smtpd_sasl_path": sock,
+                "smtpd_tls_auth_only": "yes",
+                "mynetworks": "127.0.0.255/32",  # not us: only AUTH lets a recipient in
+                "smtpd_recipient_restrictions": "permit_sasl_authenticated, reject",
+            })
+            auth = os.path.join(self.root, "relay-auth")
+            with open(auth, "w") as f:
+                f.write(f"{servers.LOCAL_USER}@{servers.LOCAL_DOMAIN} {password}\n")
+            os.chmod(auth, 0o600)  # root's: the master reads it before it drops privileges
+            extra = f"relayhost-auth {auth}\n"
+        self.postfix = servers.Postfix(self.root, relay_port=9, main_cf=main_cf)
+        pki = test_pki()
+        self.server = Server(tls=True, extra_config=(
+            f"relayhost 127.0.0.1:{self.postfix.port}\nrelayhost-tls starttls\n"
+            f"outbound-ca-file {pki['ca']}\n" + extra))
+        self.postfix.start()
+        self.server.start()
+        self.maildir = os.path.join(self.postfix.mail, "remote.test", "user")
+
+    def send(self, rcpts, subject):
+        msg = message_8bit(SENDER, rcpts[0], subject)
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            self.assertEqual(s.sendmail(SENDER, rcpts, msg), {})
+        return msg
+
+    def test_relay_delivers_8bit_message_intact(self):
+        self.start()
+        msg = self.send(["user@remote.test"], "to postfix")
+        got = self.wait_maildir(self.maildir, 1)
+        self.assertEqual(len(got), 1)
+        head, body = split(got[0])
+        self.assertEqual(body, split(msg)[1])
+        # Postfix's Received field above ours: it names our EHLO and says ESMTPS.
+        self.assertRegex(head, rb"Received: from mx\.example\.test \(localhost \[127\.0\.0\.1\]\)"
+                               rb"\r\n\tby pf\.example\.org \(Postfix\) with ESMTPS id ")
+        self.assertRegex(head, rb"\tby mx\.example\.test \(carteiro\) with ESMTPSA id ")
+        self.assertRegex(head, rb"(?m)^Return-Path: <alice@example\.test>\r\n")
+        self.wait_postfix_log(r"TLS connection established from localhost\[127\.0\.0\.1\]: "
+                              r"TLSv1\.[23]")
+        self.wait_postfix_log(r"to=<user@remote\.test>, .*status=sent \(delivered to maildir\)")
+        self.server.wait_log(r"event=connected dest=\[relayhost\] .*tls=TLSv1\.[23] "
+                             r".*verified=yes")
+        self.server.wait_log(r"event=attempt to=<user@remote\.test> .*status=sent")
+        self.server.wait_queue_empty()
+
+    def test_recipient_refused_by_postfix_bounces_to_sender(self):
+        self.start()
+        self.send(["user@remote.test", "nobody@remote.test"], "one refused")
+        self.assertEqual(len(self.wait_maildir(self.maildir, 1)), 1)
+        self.wait_postfix_log(r"\w+: reject: RCPT from localhost\[127\.0\.0\.1\]: 550 5\.1\.1 "
+                              r"<nobody@remote\.test>")
+        dsn = self.server.wait_mail(SENDER, timeout=30)
+        self.assertEqual(len(dsn), 1)
+        head, body = split(dsn[0])
+        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        self.assertIn(b"Final-Recipient: rfc822; nobody@remote.test", body)
+        self.assertIn(b"Status: 5.1.1", body)
+        # The remote server's own words reach the sender (RFC 3464 Diagnostic-Code).
+        self.assertRegex(body, rb"Diagnostic-Code: smtp; 550 5\.1\.1 <nobody@remote\.test>")
+        self.server.wait_queue_empty()
+
+    def test_smarthost_auth_through_dovecot_sasl(self):
+        self.start(password=servers.PASSWORD)
+        msg = self.send(["user@remote.test"], "with auth")
+        got = self.wait_maildir(self.maildir, 1)
+        self.assertEqual(split(got[0])[1], split(msg)[1])
+        self.wait_postfix_log(r"client=localhost\[127\.0\.0\.1\], sasl_method=(PLAIN|LOGIN), "
+                              r"sasl_username=bench@example\.test")
+        self.wait_postfix_log(r"to=<user@remote\.test>, .*status=sent \(delivered to maildir\)")
+        self.server.wait_queue_empty()
+        self.assertNotIn(servers.PASSWORD, self.server.log())
+
+    def test_smarthost_wrong_password_keeps_message_queued(self):
+        self.start(password="not-the-password")
+        self.send(["user@remote.test"], "wrong password")
+        self.wait_postfix_log(r"warning: localhost\[127\.0\.0\.1\]: SASL (PLAIN|LOGIN) "
+                              r"authentication failed")
+        self.server.wait_log(r"event=deferred attempts=1 .*535", timeout=30)
+        self.assertEqual(maildir_messages(self.maildir), [])
+        self.assertEqual(len(self.server.queue_files()), 1)
+        self.assertEqual(self.server.mailbox(SENDER), [])  # deferred, not bounced
+        self.assertNotIn("not-the-password", self.server.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
