@@ -4,10 +4,14 @@ bench/servers.py), both ways, over STARTTLS:
   Postfix -> carteiro  Postfix relays through carteiro's port 25 listener (relayhost, TLS
                        required): an 8-bit message with dot-led and long lines and a 1 MiB
                        body arrives byte for byte; a recipient carteiro refuses comes back to
-                       the sender as Postfix's bounce, which carteiro takes with MAIL FROM:<>.
+                       the sender as Postfix's bounce, which carteiro takes with MAIL FROM:<>;
+                       SMTPUTF8; recipients past max-recipients (452) and greylisting (451)
+                       arrive on Postfix's retries; a message over our SIZE never leaves it.
   carteiro -> Postfix  carteiro relays through Postfix (relayhost-tls starttls, certificate
                        verified against the test CA), which delivers into its own Maildir; a
-                       recipient Postfix refuses at RCPT makes carteiro bounce to its sender.
+                       recipient Postfix refuses at RCPT makes carteiro bounce to its sender;
+                       a UTF-8 recipient; NOTIFY=SUCCESS, ORCPT, ENVID and RET passed on, so
+                       that Postfix's own success notice comes back through carteiro.
   smarthost with AUTH  Postfix as a provider's submission server: SASL through a private
                        Dovecot's auth socket, AUTH only after STARTTLS, no recipient without
                        it; carteiro's relayhost-auth logs in, and a wrong password keeps the
@@ -31,6 +35,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 import servers  # noqa: E402  (bench/servers.py: the private Postfix instance)
 
 SENDER = "alice@example.test"
+# Postfix retrying a deferred message after a second or two instead of minutes.
+QUICK_RETRY = {"minimal_backoff_time": "1s", "maximal_backoff_time": "2s",
+               "queue_run_delay": "1s"}
 
 
 def body_8bit():
@@ -112,8 +119,8 @@ class PostfixTest(unittest.TestCase):
 class PostfixToCarteiro(PostfixTest):
     """Postfix's smtp client delivering to carteiro as its relayhost."""
 
-    def start(self):
-        self.server = Server(tls=True).start()
+    def start(self, extra_config="", main_cf=None, users=None):
+        self.server = Server(tls=True, extra_config=extra_config, users=users).start()
         pki = test_pki()
         self.postfix = servers.Postfix(self.root, relay_port=self.server.port, main_cf={
             "myhostname": "pf.example.org",
@@ -124,6 +131,7 @@ class PostfixToCarteiro(PostfixTest):
             "smtp_tls_security_level": "encrypt",
             "smtp_tls_CAfile": pki["ca"],
             "smtp_tls_loglevel": "1",
+            **(main_cf or {}),
         }).start()
 
     def submit(self, rcpts, msg):
@@ -133,6 +141,68 @@ class PostfixToCarteiro(PostfixTest):
                           timeout=30) as s:
             refused = s.sendmail(SENDER, rcpts, msg)
         self.assertEqual(refused, {})
+
+    def test_smtputf8_address_and_header(self):
+        # RFC 6531 both sides: Postfix passes on a UTF-8 sender with SMTPUTF8.
+        self.start(main_cf={"smtputf8_enable": "yes"})
+        sender = "jörg@example.org"
+        msg = (f"From: Jörg <{sender}>\r\nTo: <{DEMO}>\r\nSubject: Grüße aus Köln\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße.\r\n").encode("utf-8")
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.example.org",
+                          timeout=30) as s:
+            self.assertEqual(s.sendmail(sender, [DEMO], msg, mail_options=["SMTPUTF8"]), {})
+        got = self.server.wait_mail(DEMO, timeout=30)
+        head, body = split(got[0])
+        self.assertIn("Return-Path: <jörg@example.org>\r\n".encode(), head)
+        self.assertIn("Subject: Grüße aus Köln\r\n".encode(), head)
+        self.assertRegex(head, rb"\tby mx\.example\.test \(carteiro\) with UTF8SMTPS id ")
+        self.assertEqual(body, "Schöne Grüße.\r\n".encode())
+
+    def test_recipients_over_our_limit_come_in_more_transactions(self):
+        # RFC 5321 4.5.3.1.8: 452 for the recipients past our limit; Postfix defers those
+        # and sends them again later in transactions of their own; every one arrives once.
+        rcpts = [f"user{i}@example.test" for i in range(45)]
+        self.start(extra_config="max-recipients 20\n", users=[SENDER] + rcpts,
+                   main_cf=QUICK_RETRY)
+        self.submit(rcpts, message_8bit(SENDER, rcpts[0], "many recipients"))
+        for r in rcpts:
+            if not wait_for(lambda: self.server.mailbox(r), timeout=60):
+                self.fail(f"{r}: nothing\n{self.postfix_log()[-5000:]}")
+        self.server.wait_queue_empty()
+        for r in rcpts:
+            self.assertEqual(len(self.server.mailbox(r)), 1, r)
+        self.wait_postfix_log(r"said: 452 4\.5\.3 ")
+        queued = re.findall(r"event=queued from=<alice@example\.test> nrcpt=(\d+) ",
+                            self.server.log())
+        self.assertEqual(sorted(map(int, queued)), [5, 20, 20])
+        self.assertNotRegex(self.postfix_log(), r"status=bounced")
+
+    def test_greylisted_postfix_retries_and_gets_through(self):
+        # The point of greylisting: a real MTA comes back after the delay.
+        self.start(extra_config="greylist yes\ngreylist-delay 2s\n", main_cf=QUICK_RETRY)
+        self.submit([DEMO], message_8bit(SENDER, DEMO, "greylisted"))
+        self.wait_postfix_log(r"to=<demo@example\.test>, .*status=deferred \(host 127\.0\.0\.1"
+                              r"\[127\.0\.0\.1\] said: 451 4\.7\.1 ")
+        got = self.server.wait_mail(DEMO, timeout=60)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(split(got[0])[1], body_8bit())
+        self.wait_postfix_log(r"to=<demo@example\.test>, .*status=sent \(250 ")
+        self.server.wait_log(r"event=greylist result=(passed|allowed)")
+
+    def test_message_over_our_size_limit_is_refused_before_the_data(self):
+        # Postfix reads SIZE from our EHLO (RFC 1870) and bounces a larger message without
+        # even a MAIL command.
+        self.start(extra_config="max-message-size 200K\n")
+        self.submit([DEMO], message_8bit(SENDER, DEMO, "too big"))
+        self.wait_postfix_log(r"to=<demo@example\.test>, .*dsn=5\.3\.4, status=bounced \(message "
+                              r"size \d+ exceeds size limit 204800 of server 127\.0\.0\.1")
+        dsn = self.server.wait_mail(SENDER, timeout=30)
+        self.assertEqual(len(dsn), 1)
+        self.assertIn(b"Status: 5.3.4", split(dsn[0])[1])
+        self.assertEqual(self.server.mailbox(DEMO), [])
+        self.assertNotRegex(self.server.log(), r"event=mail .*from=<alice@")
 
     def test_8bit_message_arrives_intact_over_starttls(self):
         self.start()
@@ -194,7 +264,9 @@ class CarteiroToPostfix(PostfixTest):
             "myhostname": "pf.example.org",
             "virtual_mailbox_domains": "remote.test",
             # One known user; any other gets 550 5.1.1 at RCPT.
-            "virtual_mailbox_maps": "inline:{ user@remote.test=remote.test/user/ }",
+            "virtual_mailbox_maps": "inline:{ user@remote.test=remote.test/user/, "
+                                    "jörg@remote.test=remote.test/joerg/ }",
+            "smtputf8_enable": "yes",
             "smtpd_tls_security_level": "may",
             "smtpd_tls_cert_file": cert,
             "smtpd_tls_key_file": key,
@@ -220,11 +292,14 @@ class CarteiroToPostfix(PostfixTest):
                 f.write(f"{servers.LOCAL_USER}@{servers.LOCAL_DOMAIN} {password}\n")
             os.chmod(auth, 0o600)  # root's: the master reads it before it drops privileges
             extra = f"relayhost-auth {auth}\n"
-        self.postfix = servers.Postfix(self.root, relay_port=9, main_cf=main_cf)
+        # Postfix sends its own notices (bounces, DSN) back through carteiro.
+        self.server = Server(tls=True).prepare()
+        self.postfix = servers.Postfix(self.root, relay_port=self.server.port, main_cf=main_cf)
         pki = test_pki()
-        self.server = Server(tls=True, extra_config=(
-            f"relayhost 127.0.0.1:{self.postfix.port}\nrelayhost-tls starttls\n"
-            f"outbound-ca-file {pki['ca']}\n" + extra))
+        self.server.extra_config = (f"relayhost 127.0.0.1:{self.postfix.port}\n"
+                                    f"relayhost-tls starttls\noutbound-ca-file {pki['ca']}\n"
+                                    + extra)
+        self.server.write_config()
         self.postfix.start()
         self.server.start()
         self.maildir = os.path.join(self.postfix.mail, "remote.test", "user")
@@ -271,6 +346,52 @@ class CarteiroToPostfix(PostfixTest):
         # The remote server's own words reach the sender (RFC 3464 Diagnostic-Code).
         self.assertRegex(body, rb"Diagnostic-Code: smtp; 550 5\.1\.1 <nobody@remote\.test>")
         self.server.wait_queue_empty()
+
+    def test_smtputf8_recipient_at_postfix(self):
+        # RFC 6531: a UTF-8 recipient goes out with SMTPUTF8 to a server that offers it.
+        self.start()
+        rcpt = "jörg@remote.test"
+        msg = (f"From: <{SENDER}>\r\nTo: Jörg <{rcpt}>\r\nSubject: Olá\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "\r\nAté já.\r\n").encode("utf-8")
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            self.assertEqual(s.sendmail(SENDER, [rcpt], msg, mail_options=["SMTPUTF8"]), {})
+        got = self.wait_maildir(os.path.join(self.postfix.mail, "remote.test", "joerg"), 1)
+        head, body = split(got[0])
+        self.assertRegex(head, rb"\tby pf\.example\.org \(Postfix\) with UTF8SMTPS id ")
+        self.assertIn("Delivered-To: jörg@remote.test\r\n".encode(), head)
+        self.assertIn("Subject: Olá\r\n".encode(), head)
+        self.assertEqual(body, "Até já.\r\n".encode())
+        self.wait_postfix_log(r"to=<jörg@remote\.test>, .*status=sent \(delivered to maildir\)")
+
+    def test_dsn_success_notice_comes_back_from_postfix(self):
+        # RFC 3461: NOTIFY, ORCPT, ENVID and RET go on to a next hop that offers DSN, which
+        # then reports the delivery itself; we send no "relayed" notice of our own.
+        self.start()
+        msg = message_8bit(SENDER, "user@remote.test", "dsn please")
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            self.assertEqual(s.sendmail(SENDER, ["user@remote.test"], msg,
+                                        mail_options=["RET=HDRS", "ENVID=carteiro-env-42"],
+                                        rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                                      "ORCPT=rfc822;user@remote.test"]), {})
+        self.wait_maildir(self.maildir, 1)
+        self.wait_postfix_log(r"sender delivery status notification: \w+")
+        dsn = self.server.wait_mail(SENDER, timeout=30)
+        self.assertEqual(len(dsn), 1)
+        head, body = split(dsn[0])
+        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        self.assertRegex(head, rb"(?m)^Subject: Successful Mail Delivery Report\r\n")
+        self.assertIn(b"Reporting-MTA: dns; pf.example.org", body)
+        self.assertIn(b"Original-Envelope-Id: carteiro-env-42", body)
+        self.assertIn(b"Original-Recipient: rfc822;user@remote.test", body)
+        self.assertIn(b"Action: delivered", body)
+        # RET=HDRS: the headers came back, not the 1 MiB body.
+        self.assertIn(b"Subject: dsn please", body)
+        self.assertNotIn(b"line 012999", body)
+        self.server.wait_queue_empty()
+        self.assertEqual(len(self.server.mailbox(SENDER)), 1)
 
     def test_smarthost_auth_through_dovecot_sasl(self):
         self.start(password=servers.PASSWORD)
