@@ -152,6 +152,11 @@ static bool log_safe_char(unsigned char c)
 	       c == ',' || c == '=' || c == '%' || c == '!' || c == '#' || c == '*';
 }
 
+const char *log_escape_str(char *dst, size_t dstlen, const char *src)
+{
+	return log_escape(dst, dstlen, src, strlen(src));
+}
+
 const char *log_escape(char *dst, size_t dstlen, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -56,9 +56,11 @@ _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
  * Returns dst.
  */
 const char *log_escape(char *dst, size_t dstlen, const char *src, size_t len);
+/* The same for the string src (read once: an argument with side effects runs once). */
+const char *log_escape_str(char *dst, size_t dstlen, const char *src);
 
 /* A temporary escaped copy, valid until the end of the enclosing full expression's block. */
 #define LOG_ESCN(p, n) log_escape((char[LOG_ESC_MAX]){ 0 }, LOG_ESC_MAX, (p), (n))
-#define LOG_ESC(s) LOG_ESCN((s), strlen(s))
+#define LOG_ESC(s) log_escape_str((char[LOG_ESC_MAX]){ 0 }, LOG_ESC_MAX, (s))
 
 #endif
