@@ -109,6 +109,10 @@ class PostfixTest(unittest.TestCase):
                       + self.postfix_log()[-3000:] + "\ncarteiro:\n" + self.server.log()[-2000:])
         return rx.search(self.postfix_log())
 
+    def wait_mail(self, address, count=1, timeout=30):
+        """carteiro's Maildir of address, once it has count messages (both logs if not)."""
+        return self.wait_maildir(self.server.mailbox_dir(address), count, timeout)
+
     def wait_maildir(self, path, count, timeout=30):
         if not wait_for(lambda: len(maildir_messages(path)) >= count, timeout=timeout):
             self.fail(f"{path}: {len(maildir_messages(path))} messages, expected {count}:\n"
@@ -142,6 +146,31 @@ class PostfixToCarteiro(PostfixTest):
             refused = s.sendmail(SENDER, rcpts, msg)
         self.assertEqual(refused, {})
 
+    def test_burst_over_a_cached_connection(self):
+        # Postfix keeps its connection to us (smtp_connection_cache_destinations; a TLS one
+        # through its tlsproxy) and sends message after message on it; each arrives once.
+        self.start(main_cf={"smtp_connection_cache_destinations": "$relayhost",
+                            "smtp_tls_connection_reuse": "yes"})
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.example.org",
+                          timeout=30) as s:
+            for i in range(30):
+                s.sendmail(SENDER, [DEMO], message_8bit(SENDER, DEMO, f"burst {i}")[:4000])
+        got = self.wait_mail(DEMO, count=30, timeout=60)
+        subjects = sorted(re.search(rb"Subject: (burst \d+)\r?\n", m).group(1) for m in got)
+        self.assertEqual(subjects, sorted(f"burst {i}".encode() for i in range(30)))
+        self.assertTrue(wait_for(lambda: self.postfix_log().count(", status=sent (250 ") == 30,
+                                 timeout=30), self.postfix_log()[-3000:])
+        # Our log counts each session's messages when Postfix closes it (its cache lets a
+        # connection idle for 2 s).
+        def messages_per_session():
+            return [int(n) for n in re.findall(r"event=disconnect client=127\.0\.0\.1 "
+                                               r"reason=\w+ messages=(\d+)", self.server.log())]
+        wait_for(lambda: sum(messages_per_session()) == 30, timeout=15)
+        per_session = messages_per_session()
+        self.assertEqual(sum(per_session), 30, per_session)
+        self.assertGreater(max(per_session), 1, per_session)
+
     def test_smtputf8_address_and_header(self):
         # RFC 6531 both sides: Postfix passes on a UTF-8 sender with SMTPUTF8.
         self.start(main_cf={"smtputf8_enable": "yes"})
@@ -153,7 +182,7 @@ class PostfixToCarteiro(PostfixTest):
         with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.example.org",
                           timeout=30) as s:
             self.assertEqual(s.sendmail(sender, [DEMO], msg, mail_options=["SMTPUTF8"]), {})
-        got = self.server.wait_mail(DEMO, timeout=30)
+        got = self.wait_mail(DEMO, timeout=30)
         head, body = split(got[0])
         self.assertIn("Return-Path: <jörg@example.org>\r\n".encode(), head)
         self.assertIn("Subject: Grüße aus Köln\r\n".encode(), head)
@@ -185,7 +214,7 @@ class PostfixToCarteiro(PostfixTest):
         self.submit([DEMO], message_8bit(SENDER, DEMO, "greylisted"))
         self.wait_postfix_log(r"to=<demo@example\.test>, .*status=deferred \(host 127\.0\.0\.1"
                               r"\[127\.0\.0\.1\] said: 451 4\.7\.1 ")
-        got = self.server.wait_mail(DEMO, timeout=60)
+        got = self.wait_mail(DEMO, timeout=60)
         self.assertEqual(len(got), 1)
         self.assertEqual(split(got[0])[1], body_8bit())
         self.wait_postfix_log(r"to=<demo@example\.test>, .*status=sent \(250 ")
@@ -198,7 +227,7 @@ class PostfixToCarteiro(PostfixTest):
         self.submit([DEMO], message_8bit(SENDER, DEMO, "too big"))
         self.wait_postfix_log(r"to=<demo@example\.test>, .*dsn=5\.3\.4, status=bounced \(message "
                               r"size \d+ exceeds size limit 204800 of server 127\.0\.0\.1")
-        dsn = self.server.wait_mail(SENDER, timeout=30)
+        dsn = self.wait_mail(SENDER, timeout=30)
         self.assertEqual(len(dsn), 1)
         self.assertIn(b"Status: 5.3.4", split(dsn[0])[1])
         self.assertEqual(self.server.mailbox(DEMO), [])
@@ -208,12 +237,12 @@ class PostfixToCarteiro(PostfixTest):
         self.start()
         msg = message_8bit(SENDER, DEMO, "from postfix")
         self.submit([DEMO, "bob@example.test"], msg)
-        got = self.server.wait_mail(DEMO, timeout=30)
+        got = self.wait_mail(DEMO, timeout=30)
         self.assertEqual(len(got), 1)
         head, body = split(got[0])
         # The body, every octet of it: 8-bit, dots, long line (Postfix un-stuffs, we too).
         self.assertEqual(body, split(msg)[1])
-        self.assertEqual(len(self.server.wait_mail("bob@example.test", timeout=30)), 1)
+        self.assertEqual(len(self.wait_mail("bob@example.test", timeout=30)), 1)
         # Our Received field names Postfix's EHLO and says the session was TLS.
         self.assertRegex(head, rb"Received: from pf\.example\.org \(\[127\.0\.0\.1\]\)\r\n"
                                rb"\t\(using TLSv1\.[23] with cipher \S+ \(\d+ bits\)\)\r\n"
@@ -237,12 +266,12 @@ class PostfixToCarteiro(PostfixTest):
     def test_refused_recipient_comes_back_as_postfix_bounce(self):
         self.start()
         self.submit([DEMO, "nobody@example.test"], message_8bit(SENDER, DEMO, "half refused"))
-        self.assertEqual(len(self.server.wait_mail(DEMO, timeout=30)), 1)
+        self.assertEqual(len(self.wait_mail(DEMO, timeout=30)), 1)
         # Postfix gets our 550 at RCPT, delivers the rest and bounces to the sender: its DSN
         # (from MAIL FROM:<>) comes through carteiro into alice's Maildir.
         self.wait_postfix_log(r"to=<nobody@example\.test>, .*status=bounced \(host 127\.0\.0\.1"
                               r"\[127\.0\.0\.1\] said: 550 5\.1\.1 ")
-        dsn = self.server.wait_mail(SENDER, timeout=30)
+        dsn = self.wait_mail(SENDER, timeout=30)
         self.assertEqual(len(dsn), 1)
         head, body = split(dsn[0])
         self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
@@ -337,7 +366,7 @@ class CarteiroToPostfix(PostfixTest):
         self.assertEqual(len(self.wait_maildir(self.maildir, 1)), 1)
         self.wait_postfix_log(r"\w+: reject: RCPT from localhost\[127\.0\.0\.1\]: 550 5\.1\.1 "
                               r"<nobody@remote\.test>")
-        dsn = self.server.wait_mail(SENDER, timeout=30)
+        dsn = self.wait_mail(SENDER, timeout=30)
         self.assertEqual(len(dsn), 1)
         head, body = split(dsn[0])
         self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
@@ -346,6 +375,27 @@ class CarteiroToPostfix(PostfixTest):
         # The remote server's own words reach the sender (RFC 3464 Diagnostic-Code).
         self.assertRegex(body, rb"Diagnostic-Code: smtp; 550 5\.1\.1 <nobody@remote\.test>")
         self.server.wait_queue_empty()
+
+    def test_our_connection_carries_several_messages(self):
+        # carteiro's outbound client keeps its connection to the relayhost for the next
+        # message: Postfix sees several transactions in one session.
+        self.start()
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            for i in range(10):
+                s.sendmail(SENDER, ["user@remote.test"],
+                           message_8bit(SENDER, "user@remote.test", f"reuse {i}")[:4000])
+        self.wait_maildir(self.maildir, 10)
+        self.server.wait_queue_empty()
+        # Postfix logs each session's counts when we close it (after our idle wait).
+        def mails_per_session():
+            return [int(n) for n in re.findall(r"disconnect from localhost\[127\.0\.0\.1\] "
+                                               r"ehlo=2 starttls=1 mail=(\d+)",
+                                               self.postfix_log())]
+        wait_for(lambda: sum(mails_per_session()) == 10, timeout=15)
+        sessions = mails_per_session()
+        self.assertEqual(sum(sessions), 10, self.postfix_log()[-3000:])
+        self.assertGreater(max(sessions), 1, sessions)
 
     def test_smtputf8_recipient_at_postfix(self):
         # RFC 6531: a UTF-8 recipient goes out with SMTPUTF8 to a server that offers it.
@@ -378,7 +428,7 @@ class CarteiroToPostfix(PostfixTest):
                                                       "ORCPT=rfc822;user@remote.test"]), {})
         self.wait_maildir(self.maildir, 1)
         self.wait_postfix_log(r"sender delivery status notification: \w+")
-        dsn = self.server.wait_mail(SENDER, timeout=30)
+        dsn = self.wait_mail(SENDER, timeout=30)
         self.assertEqual(len(dsn), 1)
         head, body = split(dsn[0])
         self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
