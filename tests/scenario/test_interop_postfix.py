@@ -10,6 +10,7 @@ bench/servers.py), both ways, over STARTTLS:
   carteiro -> Postfix  carteiro relays through Postfix (relayhost-tls starttls, certificate
                        verified against the test CA), which delivers into its own Maildir; a
                        recipient Postfix refuses at RCPT makes carteiro bounce to its sender;
+                       by MX (dnsmasq): Postfix as the backup MX when the first refuses;
                        a UTF-8 recipient; NOTIFY=SUCCESS, ORCPT, ENVID and RET passed on, so
                        that Postfix's own success notice comes back through carteiro.
   smarthost with AUTH  Postfix as a provider's submission server: SASL through a private
@@ -28,6 +29,7 @@ import tempfile
 import time
 import unittest
 
+from dnsserver import DnsServer
 from harness import DEMO, Server, make_server_cert, test_pki, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -284,9 +286,11 @@ class PostfixToCarteiro(PostfixTest):
 class CarteiroToPostfix(PostfixTest):
     """carteiro's outbound client delivering to Postfix's smtpd as its relayhost."""
 
-    def start(self, password=None):
+    def start(self, password=None, by_mx=False):
         """Postfix for remote.test on a loopback port, carteiro relaying through it; with a
-        password, Postfix wants AUTH (checked by Dovecot) and carteiro logs in with it."""
+        password, Postfix wants AUTH (checked by Dovecot) and carteiro logs in with it.
+        by_mx: no relayhost; DNS (dnsmasq) gives remote.test a first MX on 127.0.0.9, where
+        nothing listens, and Postfix as the backup MX."""
         cert, key = make_server_cert(self.root, "postfix", 4242)
         os.chmod(self.root, 0o755)
         main_cf = {
@@ -325,9 +329,19 @@ class CarteiroToPostfix(PostfixTest):
         self.server = Server(tls=True).prepare()
         self.postfix = servers.Postfix(self.root, relay_port=self.server.port, main_cf=main_cf)
         pki = test_pki()
-        self.server.extra_config = (f"relayhost 127.0.0.1:{self.postfix.port}\n"
-                                    f"relayhost-tls starttls\noutbound-ca-file {pki['ca']}\n"
-                                    + extra)
+        if by_mx:
+            self.dns = DnsServer(os.path.join(self.root, "dns"), {
+                "mx": [("remote.test", "mx1.remote.test", 10),
+                       ("remote.test", "mx2.remote.test", 20)],
+                "a": [("mx1.remote.test", "127.0.0.9"), ("mx2.remote.test", "127.0.0.1")],
+            }).start()
+            self.addCleanup(self.dns.stop)
+            self.server.extra_config = (f"dns-server {self.dns.server}\n"
+                                        f"outbound-port {self.postfix.port}\n")
+        else:
+            self.server.extra_config = (f"relayhost 127.0.0.1:{self.postfix.port}\n"
+                                        f"relayhost-tls starttls\n"
+                                        f"outbound-ca-file {pki['ca']}\n" + extra)
         self.server.write_config()
         self.postfix.start()
         self.server.start()
@@ -358,6 +372,23 @@ class CarteiroToPostfix(PostfixTest):
         self.server.wait_log(r"event=connected dest=\[relayhost\] .*tls=TLSv1\.[23] "
                              r".*verified=yes")
         self.server.wait_log(r"event=attempt to=<user@remote\.test> .*status=sent")
+        self.server.wait_queue_empty()
+
+    def test_backup_mx_after_the_first_refuses_connections(self):
+        # RFC 5321 5.1: the MX hosts in preference order; the first refuses the connection,
+        # the second (Postfix) takes the message with opportunistic STARTTLS (RFC 3207).
+        self.start(by_mx=True)
+        msg = self.send(["user@remote.test"], "by mx")
+        got = self.wait_maildir(self.maildir, 1)
+        self.assertEqual(split(got[0])[1], split(msg)[1])
+        log = self.server.wait_log(r"event=attempt to=<user@remote\.test> relay=mx2\.remote\.test"
+                                   r"\[127\.0\.0\.1\]:\d+ .*tls=unverified status=sent").string
+        self.assertRegex(log, r"event=connect_failed dest=remote\.test relay=mx1\.remote\.test"
+                              r"\[127\.0\.0\.9\]:\d+ error=\"connect to mx1\.remote\.test"
+                              r"\[127\.0\.0\.9\]:\d+: Connection refused\"")
+        self.assertRegex(log, r"event=connected dest=remote\.test relay=mx2\.remote\.test"
+                              r"\[127\.0\.0\.1\]:\d+ tls=TLSv1\.[23] .*verified=no")
+        self.wait_postfix_log(r"TLS connection established from localhost\[127\.0\.0\.1\]")
         self.server.wait_queue_empty()
 
     def test_recipient_refused_by_postfix_bounces_to_sender(self):
