@@ -1,7 +1,7 @@
 """Submission (RFC 6409) on the submission and submissions listeners: AUTH required before MAIL
 (530 5.7.0), sender binding (553 5.7.1), relaying for authenticated users, Date and Message-ID
 added when missing, the Received header (ESMTPSA, TLS, the user only with received-show-auth),
-and a desktop-like client (msmtp)."""
+and desktop-like clients (msmtp, curl)."""
 import os
 import re
 import subprocess
@@ -182,6 +182,49 @@ account default : carteiro
                        password="wrong")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("535", p.stderr + p.stdout)
+
+
+class Curl(ServerTest):
+    """libcurl's SMTP client: STARTTLS required (--ssl-reqd) on 587, implicit TLS on 465,
+    AUTH, several recipients, and a wrong password."""
+    server_args = {"tls": True, "extra_config": "auth-failure-delay 0"}
+
+    def curl(self, url, msg, rcpts=(DEMO,), password=PASSWORD):
+        args = ["curl", "-sS", "--cacert", test_pki()["ca"], "--user", f"{ALICE}:{password}",
+                "--mail-from", ALICE, "--upload-file", "-", url]
+        for r in rcpts:
+            args[1:1] = ["--mail-rcpt", r]
+        return subprocess.run(args, input=msg, capture_output=True, timeout=60)
+
+    def test_curl_on_587_and_465(self):
+        # Without TLS we offer no AUTH, and refuse MAIL before it: curl gets nowhere.
+        p = self.curl(f"smtp://localhost:{self.server.submission_port}", b"x")
+        self.assertNotEqual(p.returncode, 0)
+        self.server.wait_log(r"event=disconnect client=127\.0\.0\.1 .*messages=0")
+        self.assertNotRegex(self.server.log(), r"event=auth ")
+        p = subprocess.run(["curl", "-sS", "--ssl-reqd", "--cacert", test_pki()["ca"],
+                            "--user", f"{ALICE}:{PASSWORD}", "--mail-from", ALICE,
+                            "--mail-rcpt", DEMO, "--mail-rcpt", "bob@example.test",
+                            "--upload-file", "-",
+                            f"smtp://localhost:{self.server.submission_port}"],
+                           input=b"Subject: curl 587\r\n\r\n.dot line\r\nHello.\r\n",
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.curl(f"smtps://localhost:{self.server.submissions_port}",
+                      b"Subject: curl 465\r\n\r\nHello.\r\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        msgs = self.server.wait_mail(DEMO, 2)
+        self.assertEqual(len(self.server.wait_mail("bob@example.test")), 1)
+        text = b"".join(msgs)
+        self.assertIn(b"Subject: curl 587\n", text)
+        self.assertIn(b"\n.dot line\nHello.\n", text)  # curl stuffed the dot, we took it off
+        self.assertIn(b"Subject: curl 465\n", text)
+        self.assertEqual(text.count(b"with ESMTPSA id"), 2)
+        p = self.curl(f"smtps://localhost:{self.server.submissions_port}", b"x",
+                      password="wrong")
+        self.assertEqual(p.returncode, 67, p.stderr)  # CURLE_LOGIN_DENIED
+        self.server.wait_log(r"event=auth_failed client=127\.0\.0\.1 user=alice@example\.test "
+                             r"mechanism=PLAIN failures=1")
 
 
 if __name__ == "__main__":
