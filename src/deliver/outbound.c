@@ -287,6 +287,7 @@ static void on_sent(void *arg, const struct smtpc_reply *txn)
 	str_copy(d->relay_host, sizeof d->relay_host, oc->hosts.mx[oc->host_i].host);
 	d->tls = info->tls;
 	d->tls_verified = info->tls_verified;
+	d->dsn = info->dsn;
 	oc->state = OC_IDLE;
 	delivery_finish(d, NULL);
 	if (smtpc_usable(oc->c)) {

@@ -48,6 +48,7 @@ struct outbound_delivery {
 	char relay[DNS_NAME_MAX + 64]; /* "host[address]:port" of the server that answered */
 	char relay_host[DNS_NAME_MAX + 1];
 	bool tls, tls_verified;
+	bool dsn; /* the server offered DSN (RFC 3461): it reports success itself */
 	/* Private. */
 	struct outbound_delivery *next;
 };

@@ -78,6 +78,7 @@ struct bounce_ctx {
 	struct buf *out;
 	bool global;          /* SMTPUTF8: the RFC 6533 forms */
 	bool full;            /* the whole message is returned */
+	bool success;         /* a success report (delivered, relayed, expanded) */
 	char boundary[128];
 	size_t boundary_len;
 	size_t bpos[BOUNDARY_USES]; /* where each use of the boundary is in out */
@@ -330,7 +331,8 @@ static size_t count_action(const struct bounce_rcpt *rcpts, size_t n, enum bounc
 	return k;
 }
 
-static void put_top_header(struct bounce_ctx *c, struct fold *f, bool failed, bool eight_bit)
+static void put_top_header(struct bounce_ctx *c, struct fold *f, const char *subject,
+			   bool eight_bit)
 {
 	const struct bounce_params *p = c->p;
 	char date[64];
@@ -345,8 +347,8 @@ static void put_top_header(struct bounce_ctx *c, struct fold *f, bool failed, bo
 	fold_text(f, c->env->sender, addr_flags);
 	fold_raw(f, ">");
 	fold_end(f);
-	fold_raw(f, failed ? "Subject: Undelivered Mail Returned to Sender"
-			   : "Subject: Delayed Mail (still being retried)");
+	fold_raw(f, "Subject: ");
+	fold_raw(f, subject);
 	fold_end(f);
 	fold_field(f, "Date", NULL, date, 0);
 	fold_raw(f, "Message-ID: <");
@@ -369,15 +371,53 @@ static void put_top_header(struct bounce_ctx *c, struct fold *f, bool failed, bo
 		c->err = buf_append_str(c->out, "\r\nThis is a MIME-encapsulated message.\r\n");
 }
 
+/* The address a recipient's report is about: an expanded alias is reported as itself. */
+static const char *final_recipient(const struct bounce_rcpt *br)
+{
+	return br->action == BOUNCE_EXPANDED ? br->rcpt->orig : br->rcpt->address;
+}
+
+static const char *default_text(enum bounce_action a)
+{
+	switch (a) {
+	case BOUNCE_DELAYED:
+		return "delivery temporarily failed";
+	case BOUNCE_DELIVERED:
+		return "delivered to the mailbox";
+	case BOUNCE_RELAYED:
+		return "relayed to a server that does not report deliveries";
+	case BOUNCE_EXPANDED:
+		return "alias expanded";
+	default:
+		return "delivery failed";
+	}
+}
+
+static const char *action_name(enum bounce_action a)
+{
+	switch (a) {
+	case BOUNCE_DELAYED:
+		return "delayed";
+	case BOUNCE_DELIVERED:
+		return "delivered";
+	case BOUNCE_RELAYED:
+		return "relayed";
+	case BOUNCE_EXPANDED:
+		return "expanded";
+	default:
+		return "failed";
+	}
+}
+
 /* One recipient's line of the human part: "<addr> (expanded from <orig>): why". */
 static void put_human_rcpt(struct bounce_ctx *c, struct fold *f, const struct bounce_rcpt *br)
 {
 	unsigned addr_flags = c->global ? FOLD_UTF8 : 0;
 
 	fold_raw(f, "<");
-	fold_text(f, br->rcpt->address, addr_flags);
+	fold_text(f, final_recipient(br), addr_flags);
 	fold_raw(f, ">");
-	if (br->rcpt->orig) {
+	if (br->rcpt->orig && br->action != BOUNCE_EXPANDED) {
 		fold_raw(f, " (expanded from <");
 		fold_text(f, br->rcpt->orig, addr_flags);
 		fold_raw(f, ">)");
@@ -394,9 +434,7 @@ static void put_human_rcpt(struct bounce_ctx *c, struct fold *f, const struct bo
 	} else if (br->reason && br->reason[0]) {
 		fold_text(f, br->reason, FOLD_WRAP);
 	} else {
-		fold_text(f, br->action == BOUNCE_DELAYED ? "delivery temporarily failed"
-							  : "delivery failed",
-			  0);
+		fold_text(f, default_text(br->action), 0);
 	}
 	fold_end(f);
 	fold_end(f);
@@ -420,6 +458,20 @@ static void put_human_part(struct bounce_ctx *c, const struct bounce_rcpt *rcpts
 	fold_end(&f);
 	fold_end(&f);
 	format_date(p->retry_until, until);
+	if (c->success) {
+		fold_raw(&f, "Your message was delivered to the recipients below, as you asked\r\n"
+			     "(a delivery status notification). For a recipient marked\r\n"
+			     "relayed, it went on to a mail system that does not report\r\n"
+			     "deliveries: you will hear of it again only if it fails there.\r\n"
+			     "For an expanded alias, you will hear of its members only if\r\n"
+			     "delivery to one of them fails.\r\n\r\n"
+			     "                   The mail system\r\n\r\n");
+		f.col = 0;
+		for (size_t i = 0; i < n; i++)
+			put_human_rcpt(c, &f, &rcpts[i]);
+		c->err = f.err;
+		return;
+	}
 	if (nfailed > 0) {
 		fold_raw(&f, "I'm sorry to have to inform you that your message could not\r\n"
 			     "be delivered to one or more recipients. ");
@@ -546,6 +598,7 @@ static void put_status_part(struct bounce_ctx *c, const struct bounce_rcpt *rcpt
 		const struct bounce_rcpt *br = &rcpts[i];
 		const struct envelope_rcpt *r = br->rcpt;
 		bool delayed = br->action == BOUNCE_DELAYED;
+		const char *dflt = delayed ? "4.0.0" : c->success ? "2.0.0" : "5.0.0";
 
 		fold_end(&f);
 		if (r->orcpt) {
@@ -557,12 +610,9 @@ static void put_status_part(struct bounce_ctx *c, const struct bounce_rcpt *rcpt
 				put_address_field(c, &f, "Original-Recipient", "rfc822", 6,
 						  r->orcpt, false);
 		}
-		put_address_field(c, &f, "Final-Recipient", "rfc822", 6, r->address, true);
-		fold_raw(&f, delayed ? "Action: delayed" : "Action: failed");
-		fold_end(&f);
-		fold_field(&f, "Status", NULL,
-			   status_valid(br->status) ? br->status : (delayed ? "4.0.0" : "5.0.0"),
-			   0);
+		put_address_field(c, &f, "Final-Recipient", "rfc822", 6, final_recipient(br), true);
+		fold_field(&f, "Action", NULL, action_name(br->action), 0);
+		fold_field(&f, "Status", NULL, status_valid(br->status) ? br->status : dflt, 0);
 		if (br->remote_mta && br->remote_mta[0])
 			fold_field(&f, "Remote-MTA", "dns; ", br->remote_mta, 0);
 		if (br->diagnostic && br->diagnostic[0])
@@ -661,8 +711,10 @@ static int put_returned_part(struct bounce_ctx *c, int fd)
 		type = c->global ? "message/global" : "message/rfc822";
 	else
 		type = c->global ? "message/global-headers" : "text/rfc822-headers";
-	if (part_begin(c, &f, " ", c->full ? "Undelivered Message" : "Undelivered Message Headers",
-		       type, c->global || (c->full && env->body_8bit)))
+	const char *title = c->success ? "Message Headers"
+			    : c->full  ? "Undelivered Message"
+				       : "Undelivered Message Headers";
+	if (part_begin(c, &f, " ", title, type, c->global || (c->full && env->body_8bit)))
 		c->err = put_original(c, fd, !c->full);
 	put_boundary(c, "\r\n--", "--\r\n");
 	return c->err;
@@ -678,17 +730,23 @@ int bounce_build(const struct bounce_params *p, const struct envelope *env,
 	/* A bounce goes to the sender; there is none for the null reverse-path. */
 	if (!p->hostname || !p->bounce_id || !env->sender || !env->sender[0] || nrcpts == 0)
 		return -EINVAL;
-	for (size_t i = 0; i < nrcpts; i++)
+	bool success = bounce_action_success(rcpts[0].action);
+	for (size_t i = 0; i < nrcpts; i++) {
+		enum bounce_action a = rcpts[i].action;
 		if (!rcpts[i].rcpt || !rcpts[i].rcpt->address ||
-		    (rcpts[i].action != BOUNCE_FAILED && rcpts[i].action != BOUNCE_DELAYED))
-			return -EINVAL;
+		    (a != BOUNCE_FAILED && a != BOUNCE_DELAYED && !bounce_action_success(a)) ||
+		    bounce_action_success(a) != success ||
+		    (a == BOUNCE_EXPANDED && !rcpts[i].rcpt->orig))
+			return -EINVAL; /* a success report is a notification of its own */
+	}
 
 	memset(&c, 0, sizeof c);
 	c.p = p;
 	c.env = env;
 	c.out = out;
 	c.global = env->smtputf8;
-	c.full = env->ret == 'F' && envelope_msg_total(env) <= p->max_returned;
+	c.success = success;
+	c.full = !success && env->ret == 'F' && envelope_msg_total(env) <= p->max_returned;
 	make_boundary(&c, 0);
 	if (c.boundary_len == 0)
 		return -EINVAL;
@@ -697,7 +755,11 @@ int bounce_build(const struct bounce_params *p, const struct envelope *env,
 	size_t ndelayed = nrcpts - nfailed;
 
 	fold_init(&f, out, " ");
-	put_top_header(&c, &f, nfailed > 0, c.global || (c.full && env->body_8bit));
+	put_top_header(&c, &f,
+		       success       ? "Successful Mail Delivery Report"
+		       : nfailed > 0 ? "Undelivered Mail Returned to Sender"
+				     : "Delayed Mail (still being retried)",
+		       c.global || (c.full && env->body_8bit));
 	if (c.err == 0)
 		put_human_part(&c, rcpts, nrcpts, nfailed, ndelayed);
 	if (c.err == 0)

@@ -1,6 +1,9 @@
 /*
  * bounce: delivery status notifications (RFC 3464) that carteiro sends to
- * the envelope sender when a message cannot be delivered (or is delayed).
+ * the envelope sender when a message cannot be delivered (or is delayed), and
+ * the success reports a sender asked for with NOTIFY=SUCCESS (RFC 3461):
+ * delivered into a mailbox, relayed to a server that does not offer DSN, or
+ * an alias expanded.
  *
  * The notification is a multipart/report; report-type=delivery-status
  * message (RFC 6522) with three parts:
@@ -11,7 +14,8 @@
  *      (Will-Retry-Until for delays);
  *   3. the original message's header section (text/rfc822-headers), or the
  *      whole message (message/rfc822) when the sender asked RET=FULL and it is
- *      not larger than max_returned.
+ *      not larger than max_returned. A success report returns the header
+ *      section only, whatever RET says (RFC 3461 4.3: RET is about failures).
  * For an SMTPUTF8 message the UTF-8 forms of RFC 6533 are used
  * (message/global-delivery-status, message/global-headers, message/global).
  *
@@ -32,9 +36,19 @@
 #include "util/buf.h"
 
 enum bounce_action {
-	BOUNCE_FAILED = 'f',  /* Action: failed */
-	BOUNCE_DELAYED = 'd', /* Action: delayed (a delay warning) */
+	BOUNCE_FAILED = 'f',    /* Action: failed */
+	BOUNCE_DELAYED = 'd',   /* Action: delayed (a delay warning) */
+	/* Success reports (never in the same notification as the two above). */
+	BOUNCE_DELIVERED = 'v', /* Action: delivered (into a mailbox here) */
+	BOUNCE_RELAYED = 'r',   /* Action: relayed (to a server that does not offer DSN) */
+	BOUNCE_EXPANDED = 'x',  /* Action: expanded: the alias rcpt->orig; Final-Recipient is it */
 };
+
+/* Is a a success report's action? */
+static inline bool bounce_action_success(enum bounce_action a)
+{
+	return a == BOUNCE_DELIVERED || a == BOUNCE_RELAYED || a == BOUNCE_EXPANDED;
+}
 
 struct bounce_rcpt {
 	const struct envelope_rcpt *rcpt; /* address, original address, ORCPT */

@@ -356,7 +356,7 @@ int queue_file_parse_header(const char *data, size_t len, struct envelope *env)
 		case 'N': {
 			uint64_t v;
 			if (!cur || cur->notify ||
-			    parse_u64((struct slice){ rec.payload, rec.len }, 15, &v) < 0 || v == 0)
+			    parse_u64((struct slice){ rec.payload, rec.len }, 31, &v) < 0 || v == 0)
 				return -EINVAL;
 			cur->notify = (unsigned)v;
 			break;

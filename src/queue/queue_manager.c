@@ -131,6 +131,7 @@ struct qmsg {
 	char *want;          /* per recipient: status to record (0: none) */
 	bool *busy;          /* per recipient: in a part now */
 	bool *bounce;        /* per recipient: a failure to report to the sender */
+	char *report;        /* per recipient: the success report owed (enum bounce_action), 0 */
 	struct rcpt_note **notes;
 	char last_error[SMTPC_TEXT_MAX];
 	struct history_entry *history; /* ring of HISTORY_MAX, allocated on first use */
@@ -149,10 +150,10 @@ struct qjob {
 	char *statuses;  /* per recipient: the status to write, 0: none */
 	bool all_done;
 	bool unlinked;
-	struct envelope notice_env[2]; /* [0] bounce, [1] delay notice */
-	struct bounce_rcpt *notice_rcpts[2];
-	size_t notice_n[2];
-	bool notice[2];
+	struct envelope notice_env[3]; /* [0] bounce, [1] delay notice, [2] success report */
+	struct bounce_rcpt *notice_rcpts[3];
+	size_t notice_n[3];
+	bool notice[3];
 	int64_t now;
 };
 
@@ -229,6 +230,7 @@ static void qmsg_free(void *p)
 	free(m->want);
 	free(m->busy);
 	free(m->bounce);
+	free(m->report);
 	envelope_free(&m->env);
 	free(m);
 }
@@ -298,11 +300,26 @@ static bool notify_wants(const struct envelope_rcpt *r, unsigned what)
 	return (r->notify & what) != 0;
 }
 
+/*
+ * The success report owed for recipient i, whose delivery is over (RFC 3461): the alias's
+ * "expanded" one if i carries it, else action when the sender asked NOTIFY=SUCCESS (0: the
+ * next hop offered DSN and reports itself), else none.
+ */
+static void owe_report(struct qmsg *m, size_t i, enum bounce_action action)
+{
+	unsigned notify = m->env.rcpts[i].notify;
+	if (notify & SMTP_NOTIFY_EXPANDED)
+		m->report[i] = BOUNCE_EXPANDED;
+	else if ((notify & SMTP_NOTIFY_SUCCESS) && !(notify & SMTP_NOTIFY_NEVER))
+		m->report[i] = (char)action;
+}
+
 /* Recipient i failed for good: record 'F' and maybe a bounce. */
 static void fail_rcpt(struct qmsg *m, size_t i)
 {
 	m->want[i] = RCPT_FAILED;
 	m->bounce[i] = notify_wants(&m->env.rcpts[i], SMTP_NOTIFY_FAILURE);
+	owe_report(m, i, 0);
 }
 
 /* The pending recipients of kind (0: any) that no part took: why they wait. */
@@ -504,12 +521,12 @@ static int qjob_record(struct qjob *j, struct qmgr *q)
 	struct qmsg *m = j->m;
 	struct buf b;
 
-	if (j->all_done && !j->notice[0] && !j->notice[1])
+	if (j->all_done && !j->notice[0] && !j->notice[1] && !j->notice[2])
 		return 0; /* nothing to write: the commit step recycles the file by its name */
 	j->fd = openat(q->queue_fd, m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (j->fd < 0)
 		return -errno;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (!j->notice[k])
 			continue;
 		struct bounce_params bp = {
@@ -698,8 +715,9 @@ static void load_done(struct qmgr *q, struct qmsg *m, int r)
 	m->want = calloc(n, 1);
 	m->busy = calloc(n, sizeof *m->busy);
 	m->bounce = calloc(n, sizeof *m->bounce);
+	m->report = calloc(n, 1);
 	m->notes = calloc(n, sizeof *m->notes);
-	if (!m->want || !m->busy || !m->bounce || !m->notes) {
+	if (!m->want || !m->busy || !m->bounce || !m->report || !m->notes) {
 		log_err("qid=%s event=out_of_memory", m->id);
 		qmsg_forget(q, m);
 		return;
@@ -724,6 +742,7 @@ static void local_done(struct qmgr *q, struct qjob *j)
 		struct envelope_rcpt *r = &m->env.rcpts[i];
 		if (j->results[i] == 0 && jr == 0) {
 			m->want[i] = RCPT_DELIVERED;
+			owe_report(m, i, BOUNCE_DELIVERED);
 			const char *at = strrchr(r->address, '@');
 			log_info("qid=%s event=delivered to=<%s> mailbox=%s/%s/%.*s delay=%.3fs", m->id,
 				 LOG_ESC(r->address), LOG_ESC(q->cfg->maildir_root), LOG_ESC(at + 1),
@@ -744,9 +763,11 @@ static void local_done(struct qmgr *q, struct qjob *j)
 	after_part(q, m);
 }
 
+static const char *const notice_names[3] = { "bounce", "delay_notice", "success_report" };
+
 static void notices_free(struct qjob *j)
 {
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (j->notice[k])
 			envelope_free(&j->notice_env[k]);
 		free(j->notice_rcpts[k]);
@@ -773,10 +794,10 @@ static void record_done(struct qmgr *q, struct qjob *j)
 		after_attempt(q, m);
 		return;
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (j->notice[k])
 			log_info("qid=%s event=%s dsn_id=%s to=<%s> recipients=%zu", m->id,
-				 k == 0 ? "bounced" : "delay_notice", j->notice_env[k].id,
+				 k == 0 ? "bounced" : notice_names[k], j->notice_env[k].id,
 				 LOG_ESC(j->notice_env[k].rcpts[0].address), j->notice_n[k]);
 	}
 	for (size_t i = 0; i < m->env.nrcpts; i++) {
@@ -786,6 +807,8 @@ static void record_done(struct qmgr *q, struct qjob *j)
 		if (m->want[i] == j->statuses[i])
 			m->want[i] = 0;
 		m->bounce[i] = false;
+		if (!rcpt_status_pending(j->statuses[i]))
+			m->report[i] = 0;
 	}
 	if (j->unlinked) {
 		log_info("qid=%s event=removed reason=done", m->id);
@@ -855,7 +878,7 @@ static bool notice_recipient(struct qmgr *q, const char *address, char *kind, ch
 	return str_copy(out, outlen, res[0].address);
 }
 
-/* Prepare notice k (0 bounce, 1 delay) of j for the recipients flagged in sel. */
+/* Prepare notice k (0 bounce, 1 delay, 2 success report) of j for the recipients in sel. */
 static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *sel)
 {
 	struct qmsg *m = j->m;
@@ -884,7 +907,7 @@ static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *se
 	}
 	if (!ok) {
 		log_warn("qid=%s event=%s_dropped sender=<%s> reason=\"no one to tell\"", m->id,
-			 k == 0 ? "bounce" : "delay_notice", LOG_ESC(m->env.sender));
+			 notice_names[k], LOG_ESC(m->env.sender));
 		return;
 	}
 	struct envelope *e = &j->notice_env[k];
@@ -910,6 +933,19 @@ static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *se
 		if (!sel[i])
 			continue;
 		const struct rcpt_note *nt = m->notes[i];
+		if (k == 2) {
+			/* Only a relay's reply says more than "delivered" or "expanded". */
+			bool relayed = m->report[i] == BOUNCE_RELAYED;
+			br[o++] = (struct bounce_rcpt){
+				.rcpt = &m->env.rcpts[i],
+				.action = (enum bounce_action)m->report[i],
+				.status = relayed && nt && nt->status[0] ? nt->status : "2.0.0",
+				.remote_mta = relayed && nt && nt->remote_mta[0] ? nt->remote_mta : NULL,
+				.diagnostic = relayed && nt && nt->remote ? nt->text : NULL,
+				.last_attempt = j->now,
+			};
+			continue;
+		}
 		br[o] = (struct bounce_rcpt){
 			.rcpt = &m->env.rcpts[i],
 			.action = k == 0 ? BOUNCE_FAILED : BOUNCE_DELAYED,
@@ -976,13 +1012,18 @@ static void record_kick(struct qmgr *q, struct qmsg *m)
 			if (rcpt_pending(m, i) && m->env.rcpts[i].status == RCPT_PENDING)
 				j->statuses[i] = RCPT_WARNED;
 	}
+	/* Success reports go with the statuses that end their recipients. */
+	for (size_t i = 0; i < m->env.nrcpts; i++)
+		sel[i] = (j->statuses[i] == RCPT_DELIVERED || j->statuses[i] == RCPT_FAILED) &&
+			 m->report[i];
+	notice_prepare(q, j, 2, sel);
 	free(sel);
 	m->recording = true;
 	m->state = QM_ACTIVE;
 	/* Status bytes and an fdatasync: ahead of the local deliveries and loads, so that a
 	 * remote 250 is durable at once (a crash before would send the message again). A
 	 * notice reads the whole message: it waits its turn. */
-	if (j->notice[0] || j->notice[1])
+	if (j->notice[0] || j->notice[1] || j->notice[2])
 		iopool_submit(q->pool, &j->job);
 	else
 		iopool_submit_urgent(q->pool, &j->job);
@@ -1044,6 +1085,11 @@ static void outbound_done(struct outbound_delivery *d)
 		if (r->code >= 200 && r->code < 300) {
 			m->want[i] = RCPT_DELIVERED;
 			result = "sent";
+			/* A server that offered DSN took our NOTIFY and reports the delivery. */
+			owe_report(m, i, d->dsn ? 0 : BOUNCE_RELAYED);
+			if (m->report[i] == BOUNCE_RELAYED)
+				note_set(m, i, r->status[0] ? r->status : "2.0.0", d->relay_host,
+					 reply_text(r, reply, sizeof reply), true);
 		} else {
 			bool remote = r->code != 0;
 			const char *status = r->status[0] ? r->status : (r->temporary ? "4.0.0" : "5.0.0");

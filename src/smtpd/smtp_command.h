@@ -68,6 +68,11 @@ enum {
 	SMTP_NOTIFY_SUCCESS = 1 << 1,
 	SMTP_NOTIFY_FAILURE = 1 << 2,
 	SMTP_NOTIFY_DELAY = 1 << 3,
+	/* Ours, never on the wire: this recipient is the first member of a multi-recipient
+	 * alias whose RCPT asked NOTIFY=SUCCESS; the alias's "expanded" report (RFC 3461
+	 * 5.2.7) goes out when this member's delivery is over. The members themselves get
+	 * the NOTIFY minus SUCCESS. */
+	SMTP_NOTIFY_EXPANDED = 1 << 4,
 };
 
 #define SMTP_ENVID_MAX 100 /* RFC 3461 4.4: decoded at most 100 characters */

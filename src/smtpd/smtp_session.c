@@ -870,11 +870,22 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 		rcpt_policy_refused(s, ra.to.text, &v);
 		return;
 	}
+	/* RFC 3461 5.2.7, as Postfix: the members of a multi-recipient alias get the NOTIFY
+	 * minus SUCCESS; the alias itself gets an "expanded" report, carried by one member. */
+	unsigned member_notify = ra.notify;
+	bool expanded = n > 1 && (ra.notify & SMTP_NOTIFY_SUCCESS) && !(ra.notify & SMTP_NOTIFY_NEVER);
+	if (expanded && !(member_notify &= ~(unsigned)SMTP_NOTIFY_SUCCESS))
+		member_notify = SMTP_NOTIFY_NEVER;
 	for (size_t i = 0; i < n; i++) {
 		if (txn_has_rcpt(&txn->env, res[i].address))
 			continue;
 		char kind = res[i].kind == RESOLVE_LOCAL ? RCPT_LOCAL : RCPT_REMOTE;
-		if (envelope_add_rcpt(&txn->env, kind, res[i].address, ra.to.text, ra.notify,
+		unsigned notify = member_notify;
+		if (expanded) {
+			notify |= SMTP_NOTIFY_EXPANDED;
+			expanded = false;
+		}
+		if (envelope_add_rcpt(&txn->env, kind, res[i].address, ra.to.text, notify,
 				      ra.orcpt[0] ? ra.orcpt : NULL) < 0) {
 			reply(s, R_LOCAL_ERROR, NULL);
 			return;

@@ -373,6 +373,97 @@ class TestRetries(OutboundTest):
         self.assertIn("event=attempt to=<ghost@nomail.example>", w.server.log())
 
 
+class TestSuccessReports(OutboundTest):
+    """NOTIFY=SUCCESS (RFC 3461): a report when the message reaches a mailbox here, when it
+    is relayed to a server that does not offer DSN (aiosmtpd), and one "expanded" report for
+    a multi-recipient alias; none when not asked."""
+
+    def send_notify(self, server, rcpts, notify="SUCCESS,FAILURE", subject="report me"):
+        with server.smtp() as s:
+            s.ehlo()
+            self.assertIn("dsn", s.esmtp_features)
+            s.sendmail(SENDER, rcpts, message(subject=subject, sender=SENDER,
+                                              body="the body\r\n"),
+                       mail_options=["RET=FULL", "ENVID=env42"],
+                       rcpt_options=[f"NOTIFY={notify}"])
+
+    def success_report(self, report, recipients, action):
+        self.assertEqual(report["Subject"], "Successful Mail Delivery Report")
+        per_msg, rcpts = self.check_report(report, recipients, action=action,
+                                           status_prefix="2.")
+        self.assertEqual(per_msg["Original-Envelope-Id"], "env42")
+        # RET=FULL is about failures: a success report returns the header section only.
+        returned = list(report.iter_parts())[2]
+        self.assertEqual(returned.get_content_type(), "text/rfc822-headers")
+        self.assertIn(b"Subject: report me", returned.as_bytes())
+        self.assertNotIn(b"the body", returned.as_bytes())
+        return rcpts
+
+    def test_relayed_to_a_server_without_dsn(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        self.send_notify(w.server, ["bob@example.net"])
+        env, _ = mx1.wait_messages(1)[0]
+        report = self.wait_bounce(w.server)
+        rcpts = self.success_report(report, ["bob@example.net"], "relayed")
+        self.assertEqual(rcpts[0]["Remote-MTA"], "dns; mx1.example.net")
+        self.assertTrue(rcpts[0]["Diagnostic-Code"].startswith("smtp; 250"), rcpts[0])
+        self.assertRegex(list(report.iter_parts())[0].get_content(),
+                         r"<bob@example\.net>: host mx1\.example\.net said: 250")
+        w.server.wait_queue_empty()
+        w.server.wait_log(r"event=success_report dsn_id=\w+ to=<alice@example\.test> "
+                          r"recipients=1")
+        self.assertEqual(len(w.server.mailbox(SENDER)), 1)
+
+    def test_delivered_into_a_mailbox_and_only_where_asked(self):
+        w = self.world().start()
+        with w.server.smtp() as s:
+            s.ehlo()
+            s.mail(SENDER, ["RET=FULL", "ENVID=env42"])
+            self.assertEqual(s.rcpt("demo@example.test", ["NOTIFY=SUCCESS"])[0], 250)
+            self.assertEqual(s.rcpt("bob@example.test")[0], 250)  # no NOTIFY: no report
+            self.assertEqual(s.rcpt("carol@other.test", ["NOTIFY=FAILURE"])[0], 250)
+            self.assertEqual(s.data(message(subject="report me", sender=SENDER,
+                                            body="the body\r\n"))[0], 250)
+        report = self.wait_bounce(w.server)
+        self.success_report(report, ["demo@example.test"], "delivered")
+        self.assertIn("<demo@example.test>: delivered to the mailbox",
+                      list(report.iter_parts())[0].get_content())
+        w.server.wait_queue_empty()
+        for r in ("demo@example.test", "bob@example.test", "carol@other.test"):
+            self.assertEqual(len(w.server.mailbox(r)), 1, r)
+        time.sleep(0.5)
+        self.assertEqual(len(w.server.mailbox(SENDER)), 1)
+
+    def test_multi_recipient_alias_is_reported_expanded_once(self):
+        # team@example.test -> alice, bob (the harness's aliases): one "expanded" report for
+        # the alias; the members' delivery is not reported (RFC 3461 5.2.7, as Postfix).
+        w = self.world().start()
+        self.send_notify(w.server, ["team@example.test"])
+        w.server.wait_mail("bob@example.test")
+        w.server.wait_queue_empty()
+        msgs = w.server.wait_mail(SENDER, count=2)  # the message itself, and the report
+        reports = [m for m in msgs if b"Successful Mail Delivery Report" in m]
+        self.assertEqual(len(reports), 1)
+        rcpts = self.success_report(parse(reports[0].replace(b"\n", b"\r\n")),
+                                    ["team@example.test"], "expanded")
+        self.assertNotIn("Remote-MTA", rcpts[0])
+        time.sleep(0.5)
+        self.assertEqual(len(w.server.mailbox(SENDER)), 2)
+
+    def test_no_report_without_notify_success(self):
+        w = self.world()
+        mx1 = w.peer("127.0.0.2", "mx1.example.net")
+        w.start()
+        self.send_notify(w.server, ["bob@example.net", "demo@example.test"], notify="FAILURE")
+        mx1.wait_messages(1)
+        w.server.wait_mail("demo@example.test")
+        w.server.wait_queue_empty()
+        time.sleep(0.5)
+        self.assertEqual(w.server.mailbox(SENDER), [])
+
+
 class TestRelayhost(OutboundTest):
     def cert_dir(self):
         self.tmp = tempfile.mkdtemp(prefix="carteiro-certs-")

@@ -245,9 +245,14 @@ class MaxRecipients(RecipientAssertions, ServerTest):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
             self.rcpt(r, "carol@other.test")
             self.reply(r, 250, "2.0.0", "RSET\r\n")
-        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1})
+        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1,
+                               "carol@other.test": 1})
         for a in (DEMO, "alice@example.test", "bob@example.test"):
             self.assertTrue(self.server.mailbox(a)[0].endswith(lf(msg)))
+        report = self.server.mailbox("carol@other.test")[0]
+        self.assertIn(b"Subject: Successful Mail Delivery Report\n", report)
+        self.assertIn(b"Original-Recipient: rfc822;a@b\n", report)
+        self.assertIn(b"Final-Recipient: rfc822; demo@example.test\nAction: delivered\n", report)
         self.server.wait_log(rf"qid={qid} event=rcpt to=<carol@other\.test> result=rejected "
                              r"reason=too_many_recipients")
 
@@ -321,8 +326,9 @@ class Utf8Addresses(RecipientAssertions, ServerTest):
 class Dsn(RecipientAssertions, ServerTest):
     def test_dsn_parameters_accepted(self):
         with self.session() as r:
+            # From a local user: the success report DEMO asked for lands in a mailbox.
             self.reply(r, 250, "2.1.0",
-                       "MAIL FROM:<a@example.org> RET=HDRS ENVID=x\r\n")
+                       "MAIL FROM:<carol@other.test> RET=HDRS ENVID=x\r\n")
             self.rcpt(r, DEMO, params=" NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@b")
             self.rcpt(r, "alice@example.test", params=" NOTIFY=NEVER")
             self.rcpt(r, "bob@example.test",
@@ -335,9 +341,14 @@ class Dsn(RecipientAssertions, ServerTest):
                        "BODY=7BIT\r\n")
             self.rcpt(r, DEMO, params=" NOTIFY=FAILURE,DELAY,SUCCESS")
             self.reply(r, 250, "2.0.0", "RSET\r\n")
-        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1})
+        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1,
+                               "carol@other.test": 1})
         for a in (DEMO, "alice@example.test", "bob@example.test"):
             self.assertTrue(self.server.mailbox(a)[0].endswith(lf(msg)))
+        report = self.server.mailbox("carol@other.test")[0]
+        self.assertIn(b"Subject: Successful Mail Delivery Report\n", report)
+        self.assertIn(b"Original-Recipient: rfc822;a@b\n", report)
+        self.assertIn(b"Final-Recipient: rfc822; demo@example.test\nAction: delivered\n", report)
 
     def test_bad_dsn_parameters_get_501(self):
         with self.session() as r:

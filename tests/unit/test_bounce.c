@@ -281,10 +281,13 @@ static const char python_check[] =
 	"    assert len(blocks) == 1 + int(n), len(blocks)\n"
 	"    assert blocks[0]['Reporting-MTA'] == 'dns; mx.example.net', blocks[0]['Reporting-MTA']\n"
 	"    assert blocks[0]['Arrival-Date'] is not None\n"
-	"    for b in blocks[1:]:\n"
+	"    actions = action.split(',')\n"
+	"    for i, b in enumerate(blocks[1:]):\n"
 	"        assert b['Final-Recipient'].startswith('rfc822;'), b['Final-Recipient']\n"
-	"        assert b['Action'] == action, b['Action']\n"
-	"        assert b['Status'][0] in '45', b['Status']\n"
+	"        want = actions[min(i, len(actions) - 1)]\n"
+	"        assert b['Action'] == want, b['Action']\n"
+	"        ok = '2' if want in ('delivered', 'relayed', 'expanded') else '45'\n"
+	"        assert b['Status'][0] in ok, b['Status']\n"
 	"    assert blocks[1]['Remote-MTA'] == 'dns; mx.remote.test'\n"
 	"    assert blocks[1]['Original-Recipient'] == 'rfc822;Bob+orig@remote.test'\n"
 	"assert parts[2].get_content_type() == t3, parts[2].get_content_type()\n"
@@ -506,6 +509,54 @@ TEST(delayed)
 	done(&d);
 }
 
+/* NOTIFY=SUCCESS (RFC 3461): relayed to a server without DSN, delivered, expanded. */
+TEST(success_report)
+{
+	struct dsn d;
+	build(&d, 'F', false, 1 << 20, NULL, BOUNCE_FAILED);
+	d.rcpts[0] = (struct bounce_rcpt){ .rcpt = &d.env.rcpts[0],
+					   .action = BOUNCE_RELAYED,
+					   .status = "2.0.0",
+					   .remote_mta = "mx.remote.test",
+					   .diagnostic = "250 2.0.0 Ok: queued as 4Xq",
+					   .last_attempt = NOW - 5 };
+	d.rcpts[1] = (struct bounce_rcpt){ .rcpt = &d.env.rcpts[1],
+					   .action = BOUNCE_DELIVERED,
+					   .status = "2.0.0",
+					   .last_attempt = NOW - 5 };
+	buf_free(&d.out);
+	buf_init(&d.out, 1 << 20);
+	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 2, d.fd, &d.out), 0);
+	const struct buf *b = &d.out;
+	CHECK(has_line(b, "Subject: Successful Mail Delivery Report"));
+	CHECK(has_line(b, "Action: relayed"));
+	CHECK(has_line(b, "Action: delivered"));
+	CHECK_INT(count(b, "\r\nStatus: 2.0.0\r\n"), 2);
+	CHECK(has_line(b, "Diagnostic-Code: smtp; 250 2.0.0 Ok: queued as 4Xq"));
+	CHECK(has_line(b, "Final-Recipient: rfc822; demo@example.test"));
+	CHECK(contains(b, "<demo@example.test> (expanded from <Demo+x@example.test>): delivered"));
+	CHECK(!contains(b, "Will-Retry-Until"));
+	CHECK(!contains(b, "could not"));
+	/* RET=FULL asked, yet only the header section comes back. */
+	CHECK(contains(b, "Subject: hello"));
+	CHECK(!contains(b, "THE LAST BODY LINE"));
+	CHECK_INT(run_python(b, "message/delivery-status", "text/rfc822-headers",
+			     "relayed,delivered"),
+		  0);
+	CHECK(all_lines_crlf(b));
+
+	/* An alias: reported as itself, expanded. */
+	d.rcpts[1].action = BOUNCE_EXPANDED;
+	buf_free(&d.out);
+	buf_init(&d.out, 1 << 20);
+	CHECK_INT(bounce_build(&d.p, &d.env, &d.rcpts[1], 1, d.fd, &d.out), 0);
+	CHECK(has_line(b, "Action: expanded"));
+	CHECK(has_line(b, "Final-Recipient: rfc822; Demo+x@example.test"));
+	CHECK(contains(b, "<Demo+x@example.test>: alias expanded"));
+	CHECK(!contains(b, "demo@example.test"));
+	done(&d);
+}
+
 TEST(refusals)
 {
 	struct dsn d;
@@ -524,8 +575,14 @@ TEST(refusals)
 	struct buf out;
 	buf_init(&out, 1 << 20);
 	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 0, d.fd, &out), -EINVAL);
-	d.rcpts[1].action = 'x';
+	d.rcpts[1].action = 'q';
 	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 2, d.fd, &out), -EINVAL);
+	/* A success report is a notification of its own; expanded needs the alias. */
+	d.rcpts[1].action = BOUNCE_DELIVERED;
+	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 2, d.fd, &out), -EINVAL);
+	d.rcpts[0].action = BOUNCE_EXPANDED; /* rcpts[0] has no orig */
+	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 2, d.fd, &out), -EINVAL);
+	d.rcpts[0].action = BOUNCE_FAILED;
 	envelope_set(&d.env.sender, "");
 	CHECK_INT(bounce_build(&d.p, &d.env, d.rcpts, 1, d.fd, &out), -EINVAL);
 	CHECK_INT(out.len, 0);
