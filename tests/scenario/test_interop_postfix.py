@@ -148,6 +148,31 @@ class PostfixToCarteiro(PostfixTest):
             refused = s.sendmail(SENDER, rcpts, msg)
         self.assertEqual(refused, {})
 
+    def test_notify_success_passed_on_by_postfix_is_reported_by_us(self):
+        # Postfix relays NOTIFY and ORCPT to us (we offer DSN), so the final delivery here
+        # is ours to report: Action: delivered, back to the sender.
+        self.start()
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.example.org",
+                          timeout=30) as s:
+            self.assertEqual(s.sendmail(SENDER, [DEMO],
+                                        message_8bit(SENDER, DEMO, "report please")[:3000],
+                                        mail_options=["ENVID=pf-env-7"],
+                                        rcpt_options=["NOTIFY=SUCCESS",
+                                                      "ORCPT=rfc822;Demo@Example.test"]), {})
+        self.wait_mail(DEMO)
+        report = self.wait_mail(SENDER)[0]
+        head, body = split(report)
+        self.assertIn(b"Subject: Successful Mail Delivery Report\r\n", head)
+        self.assertIn(b"Reporting-MTA: dns; mx.example.test", body)
+        self.assertIn(b"Original-Envelope-Id: pf-env-7", body)
+        self.assertIn(b"Original-Recipient: rfc822;Demo@Example.test", body)
+        self.assertIn(b"Action: delivered", body)
+        # Postfix itself sent no "relayed" notice: we offered DSN.
+        self.server.wait_queue_empty()
+        self.assertEqual(len(self.server.mailbox(SENDER)), 1)
+        self.assertNotRegex(self.postfix_log(), r"sender delivery status notification")
+
     def test_burst_over_a_cached_connection(self):
         # Postfix keeps its connection to us (smtp_connection_cache_destinations; a TLS one
         # through its tlsproxy) and sends message after message on it; each arrives once.
