@@ -32,7 +32,8 @@
  *    sender only addresses that resolve to their own mailbox (or <>).
  *  - Anti-abuse checks (rate limits, local and DNS lists, greylisting) are
  *    smtp_policy.c's: the session asks it at connect, MAIL and RCPT, and
- *    waits in S_POLICY (reading nothing) while its DNS lookups run.
+ *    waits in S_POLICY while its DNS lookups run (input is only buffered,
+ *    so that a client that leaves is let go at once).
  *  - Sender authentication (SPF, DKIM, DMARC) and DKIM signing are
  *    smtp_msgauth.c's: started after MAIL is accepted, fed the data as it
  *    streams, and asked for a verdict and header lines at the end of the
@@ -1478,10 +1479,21 @@ static bool session_waiting(const struct smtp_session *s)
 	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK || s->state == S_POLICY;
 }
 
+/* Before an implicit TLS listener's handshake: nothing may be read (the handshake would start). */
+static bool tls_pending(const struct smtp_session *s)
+{
+	return (s->listener->flags & LISTEN_IMPLICIT_TLS) && s->d->tls && !s->tls;
+}
+
 static void update_reading(struct smtp_session *s)
 {
-	/* The handshake reads through the TLS bufferevent; commands wait until it is done. */
-	bool want = s->state == S_TLS_HANDSHAKE ||
+	/* The handshake reads through the TLS bufferevent; commands wait until it is done.
+	 * While lookups or a password check run, input is only buffered (up to INPUT_HIGH),
+	 * so that a client that leaves is seen at once, not when the lookups end (up to
+	 * dnsbl-timeout): its session, and its connection slot, go then. */
+	bool watch = (s->state == S_POLICY || s->state == S_AUTH_CHECK) && !s->peer_eof &&
+		     !tls_pending(s);
+	bool want = s->state == S_TLS_HANDSHAKE || watch ||
 		    (!session_waiting(s) && !s->output_blocked && !s->spool_blocked && !s->peer_eof);
 	if (want)
 		bufferevent_enable(s->bev, EV_READ);
@@ -1740,10 +1752,12 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 		return;
 	}
 	if (ps == SMTP_POLICY_WAIT) {
-		/* The greeting waits for the DNS lists: nothing is read or written meanwhile (an
-		 * implicit TLS bufferevent starts its handshake with both enabled). */
+		/* The greeting waits for the DNS lists: nothing is written meanwhile, and only an
+		 * end of the connection is watched for (an implicit TLS bufferevent would start its
+		 * handshake: it reads nothing either). */
 		session_enter(s, S_POLICY);
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		bufferevent_disable(s->bev, EV_WRITE);
+		update_reading(s);
 		return;
 	}
 	if (implicit)

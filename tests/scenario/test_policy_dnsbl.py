@@ -208,15 +208,28 @@ class DnsListTimeout(PolicyAssertions, unittest.TestCase):
         self.server.wait_log(r"event=dnsbl client=127\.0\.0\.2 result=timeout")
 
     def test_client_that_leaves_during_the_lookup(self):
-        world = PolicyWorld(self, silent_dns=True, extra_config="dnsbl bl.test\ndnsbl-timeout 1s\n")
+        world = PolicyWorld(self, silent_dns=True,
+                            extra_config="dnsbl bl.test\ndnsbl-timeout 8s\n"
+                                         "max-connections-per-ip 1\n",
+                            # the harness's start-up probe is not held 8 s
+                            lists={"allow-networks": ["127.0.0.1/32"]})
         world.start()
         self.server = world.server
         r = self.server.raw(source="127.0.0.3", greet=False)
         r.send("EHLO early.example\r\n")  # before the greeting; then gone
         r.close()
-        # The session ends once the lookup does (nothing is read meanwhile); the server goes on.
-        self.server.wait_log(r"event=disconnect client=127\.0\.0\.3 ", timeout=10)
-        self.deliver("127.0.0.9")
+        # The session ends at once, not when the lookup gives up (8 s): its slot is free
+        # for the next connection from the address, which waits for its own lookup.
+        took, _ = elapsed(lambda: self.server.wait_log(
+            r"event=disconnect client=127\.0\.0\.3 reason=eof ", timeout=10))
+        self.assertLess(took, 3)
+        self.assertNotRegex(self.server.log(), r"event=dnsbl client=127\.0\.0\.3 result=timeout")
+        r = self.server.raw(source="127.0.0.3", greet=False)
+        self.addCleanup(r.close)
+        r.send("QUIT\r\n")
+        took, _ = elapsed(lambda: self.reply(r, 220))
+        self.assertGreater(took, 5)  # the list's timeout, not a 421 for the slot
+        self.reply(r, 221)
 
 
 if __name__ == "__main__":
