@@ -311,11 +311,11 @@ class PostfixToCarteiro(PostfixTest):
 class CarteiroToPostfix(PostfixTest):
     """carteiro's outbound client delivering to Postfix's smtpd as its relayhost."""
 
-    def start(self, password=None, by_mx=False):
+    def start(self, password=None, by_mx=False, main_extra=None):
         """Postfix for remote.test on a loopback port, carteiro relaying through it; with a
         password, Postfix wants AUTH (checked by Dovecot) and carteiro logs in with it.
         by_mx: no relayhost; DNS (dnsmasq) gives remote.test a first MX on 127.0.0.9, where
-        nothing listens, and Postfix as the backup MX."""
+        nothing listens, and Postfix as the backup MX. main_extra: more main.cf."""
         cert, key = make_server_cert(self.root, "postfix", 4242)
         os.chmod(self.root, 0o755)
         main_cf = {
@@ -329,6 +329,7 @@ class CarteiroToPostfix(PostfixTest):
             "smtpd_tls_cert_file": cert,
             "smtpd_tls_key_file": key,
             "smtpd_tls_loglevel": "1",
+            **(main_extra or {}),
         }
         extra = ""
         if password is not None:
@@ -470,6 +471,39 @@ class CarteiroToPostfix(PostfixTest):
         self.assertIn("Subject: Olá\r\n".encode(), head)
         self.assertEqual(body, "Até já.\r\n".encode())
         self.wait_postfix_log(r"to=<jörg@remote\.test>, .*status=sent \(delivered to maildir\)")
+
+    def test_a_server_that_offers_only_the_basics(self):
+        # Postfix hides PIPELINING, DSN, SMTPUTF8 and SIZE and refuses a client that
+        # pipelines anyway (reject_unauth_pipelining): we wait for each reply. With
+        # NOTIFY=SUCCESS and no DSN at the server, the delivery is reported as relayed (RFC
+        # 3461 5.2.2); a message that needs SMTPUTF8 bounces (RFC 6531 3.4: 5.6.7).
+        self.start(main_extra={
+            "smtpd_discard_ehlo_keywords": "pipelining, dsn, smtputf8, size, silent-discard",
+            "smtpd_data_restrictions": "reject_unauth_pipelining",
+            "smtpd_client_restrictions": "sleep 1, reject_unauth_pipelining",
+        })
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            self.assertEqual(s.sendmail(SENDER, ["user@remote.test"],
+                                        message_8bit(SENDER, "user@remote.test", "basics")[:2000],
+                                        rcpt_options=["NOTIFY=SUCCESS,FAILURE"]), {})
+        got = self.wait_maildir(self.maildir, 1)
+        self.assertIn(b"Subject: basics", got[0])
+        report = self.wait_mail(SENDER)[0]
+        self.assertRegex(report, rb"Final-Recipient: rfc822; user@remote\.test\r?\n"
+                                 rb"Action: relayed\r?\nStatus: 2\.0\.0\r?\n"
+                                 rb"Remote-MTA: dns; 127\.0\.0\.1\r?\n"
+                                 rb"Diagnostic-Code: smtp; 250 2\.0\.0 Ok: queued as ")
+        with self.server.submission() as s:
+            s.login(SENDER, "secret")
+            s.sendmail(SENDER, ["jörg@remote.test"], b"Subject: utf8\r\n\r\nx\r\n",
+                       mail_options=["SMTPUTF8"])
+        bounce = self.wait_mail(SENDER, count=2)[1]
+        self.assertRegex(bounce, "Final-Recipient: utf-8; jörg@remote.test\r?\nAction: failed"
+                                 "\r?\nStatus: 5\\.6\\.7".encode())
+        self.server.wait_queue_empty()
+        self.assertNotRegex(self.postfix_log(), r"improper command pipelining|reject:")
+        self.assertEqual(len(maildir_messages(self.maildir)), 1)
 
     def test_dsn_success_notice_comes_back_from_postfix(self):
         # RFC 3461: NOTIFY, ORCPT, ENVID and RET go on to a next hop that offers DSN, which
