@@ -170,6 +170,7 @@ struct config {
 	struct dnsbl_list rhsbl;     /* MAIL FROM and HELO domain blocklists */
 	struct dnsbl_list dnswl;     /* client allowlists */
 	unsigned dnsbl_timeout;      /* seconds */
+	unsigned greet_pause;        /* seconds before the greeting; 0: none */
 	char *block_networks_file;   /* NULL when not configured */
 	char *allow_networks_file;
 	char *block_senders_file;

@@ -85,6 +85,7 @@ static const struct smtp_reply replies[R_COUNT] = {
 	[R_AUTH_TEMP] = { 454, "4.7.0", "Temporary authentication failure" },
 	[R_SENDER_NOT_OWNED] = { 553, "5.7.1", "Sender address not owned by the authenticated user" },
 	[R_POLICY_REJECT] = { 554, "5.7.1", "Service unavailable;" },
+	[R_PREGREET] = { 554, "5.5.0", "Protocol error: you spoke before the greeting (RFC 5321 3.1)" },
 	[R_SPF_FAIL] = { 550, "5.7.23", "SPF validation failed:" },
 	[R_DMARC_REJECT] = { 550, "5.7.1", "Message refused by the DMARC policy of" },
 	[R_GREYLISTED] = { 451, "4.7.1",

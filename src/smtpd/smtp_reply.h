@@ -75,6 +75,7 @@ enum smtp_reply_id {
 	R_RATE_MESSAGES,
 	R_RATE_USER_MESSAGES,
 	R_RATE_USER_RCPTS,
+	R_PREGREET,
 	R_COUNT
 };
 

@@ -102,12 +102,13 @@ enum smtp_state {
 	S_AUTH,       /* AUTH: a challenge was sent, the response line is due */
 	S_AUTH_CHECK, /* AUTH: the password is being checked (or a failure delayed) */
 	S_POLICY,     /* a policy check's lookups run (before the greeting, or at MAIL) */
+	S_GREET_PAUSE, /* greet-pause: the greeting waits; a client that speaks first is refused */
 	S_COUNT
 };
 
 static const char *const state_names[S_COUNT] = {
 	"connected", "ready", "mail", "rcpt", "data", "bdat-chunk", "bdat", "commit", "closing",
-	"tls-start", "tls-handshake", "auth", "auth-check", "policy",
+	"tls-start", "tls-handshake", "auth", "auth-check", "policy", "greet-pause",
 };
 
 #define ST(x) (1u << (x))
@@ -177,6 +178,7 @@ struct smtp_session {
 	bool auth_banned;               /* the failure being delayed banned the client */
 	enum smtp_reply_id refused;     /* the 421 of a connection limit (when !counted) */
 	struct smtp_policy *policy;     /* the anti-abuse checks (smtp_policy.c) */
+	struct event *greet_timer;      /* the end of greet-pause */
 };
 
 /* An address for a log line: escaped, and "" for the null path. */
@@ -1476,7 +1478,8 @@ static bool bdat_input(struct smtp_session *s, struct evbuffer *in)
 static bool session_waiting(const struct smtp_session *s)
 {
 	return s->state == S_COMMIT || s->state == S_CLOSING || s->state == S_TLS_START ||
-	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK || s->state == S_POLICY;
+	       s->state == S_TLS_HANDSHAKE || s->state == S_AUTH_CHECK || s->state == S_POLICY ||
+	       s->state == S_GREET_PAUSE;
 }
 
 /* Before an implicit TLS listener's handshake: nothing may be read (the handshake would start). */
@@ -1491,8 +1494,9 @@ static void update_reading(struct smtp_session *s)
 	 * While lookups or a password check run, input is only buffered (up to INPUT_HIGH),
 	 * so that a client that leaves is seen at once, not when the lookups end (up to
 	 * dnsbl-timeout): its session, and its connection slot, go then. */
-	bool watch = (s->state == S_POLICY || s->state == S_AUTH_CHECK) && !s->peer_eof &&
-		     !tls_pending(s);
+	bool watch = (s->state == S_POLICY || s->state == S_AUTH_CHECK ||
+		      s->state == S_GREET_PAUSE) &&
+		     !s->peer_eof && !tls_pending(s);
 	bool want = s->state == S_TLS_HANDSHAKE || watch ||
 		    (!session_waiting(s) && !s->output_blocked && !s->spool_blocked && !s->peer_eof);
 	if (want)
@@ -1634,6 +1638,8 @@ static void session_free(struct smtp_session *s, const char *reason)
 		auth_check_detach(s->auth_check); /* it finishes alone and frees itself */
 	if (s->auth_delay)
 		event_free(s->auth_delay);
+	if (s->greet_timer)
+		event_free(s->greet_timer);
 	if (s->sasl) {
 		sasl_reset(s->sasl);
 		free(s->sasl);
@@ -1678,6 +1684,69 @@ static void session_greet(struct smtp_session *s)
 }
 
 static void policy_connect_done(void *arg);
+
+/* Did the client speak before our greeting (RFC 5321 3.1: it must wait for it)? Refuse it. */
+static bool pregreet_refused(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t n = evbuffer_get_length(in);
+
+	if (n == 0)
+		return false;
+	log_info("sid=%s event=pregreet client=%s bytes=%zu action=reject", s->id, s->peer_ip, n);
+	evbuffer_drain(in, n);
+	reply_and_close(s, R_PREGREET, "pregreet");
+	session_enable(s, EV_WRITE);
+	update_reading(s);
+	return true;
+}
+
+static void greet_pause_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != S_GREET_PAUSE)
+		return;
+	if (pregreet_refused(s))
+		return;
+	session_enable(s, EV_WRITE);
+	if (s->stop_requested) {
+		reply_and_close(s, R_SHUTDOWN, "shutdown");
+	} else {
+		session_enter(s, S_CONNECTED);
+		session_greet(s);
+	}
+	session_process(s);
+}
+
+/*
+ * Greet a plain connection, unless greet-pause holds the greeting of an smtp listener's
+ * client first (not relay networks, allow-networks or dnswl clients): one that speaks
+ * meanwhile, or spoke while the DNS lists were asked, is refused (a bot that does not wait
+ * for the server, as postscreen's pregreet test and sendmail's greet_pause find them).
+ */
+static void greet_or_pause(struct smtp_session *s)
+{
+	unsigned pause = s->d->cfg->greet_pause;
+
+	if (pause && s->counted && s->listener->kind == LISTEN_SMTP && !s->relay_client &&
+	    !smtp_policy_exempt(s->policy)) {
+		if (pregreet_refused(s))
+			return;
+		if (!s->greet_timer)
+			s->greet_timer = evtimer_new(s->d->base, greet_pause_over, s);
+		struct timeval tv = { (time_t)pause, 0 };
+		if (s->greet_timer && evtimer_add(s->greet_timer, &tv) == 0) {
+			session_enter(s, S_GREET_PAUSE);
+			update_reading(s);
+			return;
+		}
+	}
+	session_enter(s, S_CONNECTED);
+	session_greet(s);
+}
 
 void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockaddr *peer,
 			socklen_t peerlen, const struct listen_cfg *listener)
@@ -1763,7 +1832,7 @@ void smtp_session_start(struct smtpd *d, evutil_socket_t fd, const struct sockad
 	if (implicit)
 		session_enter(s, S_TLS_HANDSHAKE);
 	else
-		session_greet(s);
+		greet_or_pause(s);
 	session_enable(s, EV_READ | EV_WRITE);
 }
 
@@ -1781,8 +1850,7 @@ static void policy_connect_done(void *arg)
 	} else if (implicit) {
 		session_enter(s, S_TLS_HANDSHAKE);
 	} else {
-		session_enter(s, S_CONNECTED);
-		session_greet(s);
+		greet_or_pause(s);
 	}
 	session_process(s);
 }

@@ -29,7 +29,8 @@ KEYS += ["tls-cert", "tls-key", "auth-plaintext-loopback", "received-show-auth",
 KEYS += ["pop3-plaintext-auth", "pop3-idle-timeout", "pop3-max-errors"]
 KEYS += ["dkim-sign"]
 KEYS += ["dmarc", "dmarc-reject-policy", "dmarc-quarantine-header", "public-suffix-list"]
-KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "block-networks", "allow-networks",
+KEYS += ["dnsbl", "rhsbl", "dnswl", "dnsbl-timeout", "greet-pause", "block-networks",
+         "allow-networks",
          "block-senders", "greylist", "greylist-delay", "greylist-retry-window",
          "greylist-expire", "greylist-auto-allow", "greylist-max-entries",
          "ratelimit-connections",
@@ -48,7 +49,8 @@ KNOWN_DEFAULTS.update({"auth-plaintext-loopback": "no", "received-show-auth": "n
 KNOWN_DEFAULTS.update({"dmarc": "on", "dmarc-reject-policy": "reject",
                        "dmarc-quarantine-header": "X-Carteiro-Quarantine",
                        "public-suffix-list": "/usr/share/publicsuffix/public_suffix_list.dat"})
-KNOWN_DEFAULTS.update({"dnsbl-timeout": "5s", "greylist": "no", "greylist-delay": "5m",
+KNOWN_DEFAULTS.update({"dnsbl-timeout": "5s", "greet-pause": "0", "greylist": "no",
+                       "greylist-delay": "5m",
                        "greylist-retry-window": "1d", "greylist-expire": "36d",
                        "greylist-auto-allow": "5",
                        "ratelimit-connections": "off", "ratelimit-messages": "off"})

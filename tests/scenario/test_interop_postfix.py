@@ -173,6 +173,14 @@ class PostfixToCarteiro(PostfixTest):
         self.assertEqual(len(self.server.mailbox(SENDER)), 1)
         self.assertNotRegex(self.postfix_log(), r"sender delivery status notification")
 
+    def test_greet_pause_lets_postfix_in(self):
+        # A real MTA waits for the greeting (RFC 5321 3.1): greet-pause does not refuse it.
+        self.start(extra_config="greet-pause 1s\n")
+        self.submit([DEMO], message_8bit(SENDER, DEMO, "after the pause")[:3000])
+        self.assertEqual(len(self.wait_mail(DEMO)), 1)
+        self.assertNotRegex(self.server.log(), r"event=pregreet")
+        self.wait_postfix_log(r"to=<demo@example\.test>, .*status=sent \(250 ")
+
     def test_burst_over_a_cached_connection(self):
         # Postfix keeps its connection to us (smtp_connection_cache_destinations; a TLS one
         # through its tlsproxy) and sends message after message on it; each arrives once.
