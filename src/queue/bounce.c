@@ -377,36 +377,24 @@ static const char *final_recipient(const struct bounce_rcpt *br)
 	return br->action == BOUNCE_EXPANDED ? br->rcpt->orig : br->rcpt->address;
 }
 
-static const char *default_text(enum bounce_action a)
-{
-	switch (a) {
-	case BOUNCE_DELAYED:
-		return "delivery temporarily failed";
-	case BOUNCE_DELIVERED:
-		return "delivered to the mailbox";
-	case BOUNCE_RELAYED:
-		return "relayed to a server that does not report deliveries";
-	case BOUNCE_EXPANDED:
-		return "alias expanded";
-	default:
-		return "delivery failed";
-	}
-}
+/* An action's Action: value (RFC 3464 2.3.3) and the human part's words when no reply says more. */
+static const struct action_words {
+	enum bounce_action action;
+	const char *name, *text;
+} action_words[] = {
+	{ BOUNCE_FAILED, "failed", "delivery failed" },
+	{ BOUNCE_DELAYED, "delayed", "delivery temporarily failed" },
+	{ BOUNCE_DELIVERED, "delivered", "delivered to the mailbox" },
+	{ BOUNCE_RELAYED, "relayed", "relayed to a server that does not report deliveries" },
+	{ BOUNCE_EXPANDED, "expanded", "alias expanded" },
+};
 
-static const char *action_name(enum bounce_action a)
+static const struct action_words *words_of(enum bounce_action a)
 {
-	switch (a) {
-	case BOUNCE_DELAYED:
-		return "delayed";
-	case BOUNCE_DELIVERED:
-		return "delivered";
-	case BOUNCE_RELAYED:
-		return "relayed";
-	case BOUNCE_EXPANDED:
-		return "expanded";
-	default:
-		return "failed";
-	}
+	for (size_t i = 1; i < sizeof action_words / sizeof action_words[0]; i++)
+		if (action_words[i].action == a)
+			return &action_words[i];
+	return &action_words[0];
 }
 
 /* One recipient's line of the human part: "<addr> (expanded from <orig>): why". */
@@ -434,7 +422,7 @@ static void put_human_rcpt(struct bounce_ctx *c, struct fold *f, const struct bo
 	} else if (br->reason && br->reason[0]) {
 		fold_text(f, br->reason, FOLD_WRAP);
 	} else {
-		fold_text(f, default_text(br->action), 0);
+		fold_text(f, words_of(br->action)->text, 0);
 	}
 	fold_end(f);
 	fold_end(f);
@@ -611,7 +599,7 @@ static void put_status_part(struct bounce_ctx *c, const struct bounce_rcpt *rcpt
 						  r->orcpt, false);
 		}
 		put_address_field(c, &f, "Final-Recipient", "rfc822", 6, final_recipient(br), true);
-		fold_field(&f, "Action", NULL, action_name(br->action), 0);
+		fold_field(&f, "Action", NULL, words_of(br->action)->name, 0);
 		fold_field(&f, "Status", NULL, status_valid(br->status) ? br->status : dflt, 0);
 		if (br->remote_mta && br->remote_mta[0])
 			fold_field(&f, "Remote-MTA", "dns; ", br->remote_mta, 0);

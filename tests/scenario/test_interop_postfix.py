@@ -70,6 +70,18 @@ def split(msg):
     return head + b"\r\n", body
 
 
+def check_success_report(test, msg, reporting_mta, envid, orcpt):
+    """msg is a report of delivery (RFC 3464) from reporting_mta for envid and orcpt; its
+    body."""
+    head, body = split(msg)
+    test.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+    test.assertRegex(head, rb"(?m)^Subject: Successful Mail Delivery Report\r\n")
+    for line in (f"Reporting-MTA: dns; {reporting_mta}", f"Original-Envelope-Id: {envid}",
+                 f"Original-Recipient: {orcpt}", "Action: delivered"):
+        test.assertIn(f"\r\n{line}\r\n".encode(), body)
+    return body
+
+
 def maildir_messages(path):
     out = []
     for sub in ("new", "cur"):
@@ -110,6 +122,14 @@ class PostfixTest(unittest.TestCase):
             self.fail(f"no Postfix log line matching {pattern!r} within {timeout}s:\n"
                       + self.postfix_log()[-3000:] + "\ncarteiro:\n" + self.server.log()[-2000:])
         return rx.search(self.postfix_log())
+
+    def only_notice(self):
+        """The one message in the sender's Maildir, a notice from <>: (header, body)."""
+        msgs = self.wait_mail(SENDER)
+        self.assertEqual(len(msgs), 1)
+        head, body = split(msgs[0])
+        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        return head, body
 
     def wait_mail(self, address, count=1, timeout=30):
         """carteiro's Maildir of address, once it has count messages (both logs if not)."""
@@ -161,13 +181,8 @@ class PostfixToCarteiro(PostfixTest):
                                         rcpt_options=["NOTIFY=SUCCESS",
                                                       "ORCPT=rfc822;Demo@Example.test"]), {})
         self.wait_mail(DEMO)
-        report = self.wait_mail(SENDER)[0]
-        head, body = split(report)
-        self.assertIn(b"Subject: Successful Mail Delivery Report\r\n", head)
-        self.assertIn(b"Reporting-MTA: dns; mx.example.test", body)
-        self.assertIn(b"Original-Envelope-Id: pf-env-7", body)
-        self.assertIn(b"Original-Recipient: rfc822;Demo@Example.test", body)
-        self.assertIn(b"Action: delivered", body)
+        check_success_report(self, self.wait_mail(SENDER)[0], "mx.example.test", "pf-env-7",
+                             "rfc822;Demo@Example.test")
         # Postfix itself sent no "relayed" notice: we offered DSN.
         self.server.wait_queue_empty()
         self.assertEqual(len(self.server.mailbox(SENDER)), 1)
@@ -306,10 +321,7 @@ class PostfixToCarteiro(PostfixTest):
         # (from MAIL FROM:<>) comes through carteiro into alice's Maildir.
         self.wait_postfix_log(r"to=<nobody@example\.test>, .*status=bounced \(host 127\.0\.0\.1"
                               r"\[127\.0\.0\.1\] said: 550 5\.1\.1 ")
-        dsn = self.wait_mail(SENDER, timeout=30)
-        self.assertEqual(len(dsn), 1)
-        head, body = split(dsn[0])
-        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        head, body = self.only_notice()
         self.assertRegex(head, rb"(?mi)^Content-Type: multipart/report; report-type=delivery-status")
         self.assertIn(b"Final-Recipient: rfc822; nobody@example.test", body)
         self.assertIn(b"Status: 5.1.1", body)
@@ -431,10 +443,7 @@ class CarteiroToPostfix(PostfixTest):
         self.assertEqual(len(self.wait_maildir(self.maildir, 1)), 1)
         self.wait_postfix_log(r"\w+: reject: RCPT from localhost\[127\.0\.0\.1\]: 550 5\.1\.1 "
                               r"<nobody@remote\.test>")
-        dsn = self.wait_mail(SENDER, timeout=30)
-        self.assertEqual(len(dsn), 1)
-        head, body = split(dsn[0])
-        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
+        head, body = self.only_notice()
         self.assertIn(b"Final-Recipient: rfc822; nobody@remote.test", body)
         self.assertIn(b"Status: 5.1.1", body)
         # The remote server's own words reach the sender (RFC 3464 Diagnostic-Code).
@@ -528,13 +537,8 @@ class CarteiroToPostfix(PostfixTest):
         self.wait_postfix_log(r"sender delivery status notification: \w+")
         dsn = self.wait_mail(SENDER, timeout=30)
         self.assertEqual(len(dsn), 1)
-        head, body = split(dsn[0])
-        self.assertRegex(head, rb"(?m)^Return-Path: <>\r\n")
-        self.assertRegex(head, rb"(?m)^Subject: Successful Mail Delivery Report\r\n")
-        self.assertIn(b"Reporting-MTA: dns; pf.example.org", body)
-        self.assertIn(b"Original-Envelope-Id: carteiro-env-42", body)
-        self.assertIn(b"Original-Recipient: rfc822;user@remote.test", body)
-        self.assertIn(b"Action: delivered", body)
+        body = check_success_report(self, dsn[0], "pf.example.org", "carteiro-env-42",
+                                    "rfc822;user@remote.test")
         # RET=HDRS: the headers came back, not the 1 MiB body.
         self.assertIn(b"Subject: dsn please", body)
         self.assertNotIn(b"line 012999", body)

@@ -395,6 +395,10 @@ static void tmsg_free(struct tmsg *t)
 #define EHLO_PLAIN SEND("250-fake.test\r\n250-SIZE 100000\r\n250 8BITMIME\r\n")
 #define EHLO_PIPE SEND("250-fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
 #define QUIT_OK EXPECT("QUIT\r\n"), SEND("221 bye\r\n")
+/* After the greeting and EHLO: STARTTLS offered, taken, the handshake, the second EHLO. */
+#define STARTTLS_DONE                                                                      \
+	SEND("250-fake.test\r\n250 STARTTLS\r\n"), EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"), \
+		{ OP_TLS, NULL, 0 }, EXPECT("EHLO client.test\r\n")
 
 static const char *const two_rcpts[] = { "a@example.net", "b@example.net", NULL };
 static const char body_dots[] = "Subject: x\r\n\r\n.hidden\r\nline\r\n..two\r\n";
@@ -1093,6 +1097,31 @@ static SSL_CTX *server_ctx(void)
 	return ctx;
 }
 
+/* Run script over STARTTLS with AUTH as "user" (password pass), one message to two_rcpts. */
+static void run_starttls_auth(const struct step *script, const char *pass, struct run *r,
+			      struct tmsg *m)
+{
+	struct server s;
+	char err[256];
+	SSL_CTX *sctx = server_ctx();
+	SSL_CTX *ctx = smtpc_tls_ctx_new(NULL, err, sizeof(err));
+
+	CHECK(ctx != NULL);
+	srv_start(&s, script, sctx);
+	run_init(r, &s);
+	r->p.tls = SMTPC_TLS_STARTTLS;
+	r->p.ssl_ctx = ctx;
+	r->p.auth_user = "user";
+	r->p.auth_pass = pass;
+	tmsg_init(m, "x\r\n", two_rcpts);
+	r->msgs[0] = &m->m;
+	r->nmsgs = 1;
+	run_go(r);
+	srv_join(&s);
+	SSL_CTX_free(ctx);
+	SSL_CTX_free(sctx);
+}
+
 TEST(starttls_auth_plain)
 {
 	/* The plaintext after "220 go" is an injection attempt: it must be discarded. */
@@ -1109,33 +1138,16 @@ TEST(starttls_auth_plain)
 		QUIT_OK,
 		END(),
 	};
-	struct server s;
 	struct run r;
 	struct tmsg m;
-	char err[256];
-	SSL_CTX *sctx = server_ctx();
-	SSL_CTX *ctx = smtpc_tls_ctx_new(NULL, err, sizeof(err));
 
-	CHECK(ctx != NULL);
-	srv_start(&s, script, sctx);
-	run_init(&r, &s);
-	r.p.tls = SMTPC_TLS_STARTTLS;
-	r.p.ssl_ctx = ctx;
-	r.p.auth_user = "user";
-	r.p.auth_pass = "pass";
-	tmsg_init(&m, "x\r\n", two_rcpts);
-	r.msgs[0] = &m.m;
-	r.nmsgs = 1;
-	run_go(&r);
-	srv_join(&s);
+	run_starttls_auth(script, "pass", &r, &m);
 	CHECK(r.ready_ok);
 	CHECK(r.info.tls && !r.info.tls_verified && r.info.pipelining);
 	CHECK(r.info.tls_version[0] != '\0' && r.info.tls_cipher[0] != '\0');
 	CHECK_INT(m.rcpts[0].reply.code, 250);
 	CHECK_INT(m.rcpts[1].reply.code, 250);
 	tmsg_free(&m);
-	SSL_CTX_free(ctx);
-	SSL_CTX_free(sctx);
 }
 
 /*
@@ -1148,10 +1160,7 @@ TEST(starttls_auth_refused_then_quit_and_close)
 {
 	static const struct step script[] = {
 		GREET,
-		SEND("250-fake.test\r\n250 STARTTLS\r\n"),
-		EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"),
-		{ OP_TLS, NULL, 0 },
-		EXPECT("EHLO client.test\r\n"),
+		STARTTLS_DONE,
 		SEND("250-fake.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"),
 		EXPECT("AUTH PLAIN AHVzZXIAd3Jvbmc=\r\n"),
 		SEND("535 5.7.8 Error: authentication failed\r\n"),
@@ -1159,33 +1168,16 @@ TEST(starttls_auth_refused_then_quit_and_close)
 		END(),
 	};
 	for (int round = 0; round < 20; round++) {
-		struct server s;
 		struct run r;
 		struct tmsg m;
-		char err[256];
-		SSL_CTX *sctx = server_ctx();
-		SSL_CTX *ctx = smtpc_tls_ctx_new(NULL, err, sizeof(err));
 
-		CHECK(ctx != NULL);
-		srv_start(&s, script, sctx);
-		run_init(&r, &s);
-		r.p.tls = SMTPC_TLS_STARTTLS;
-		r.p.ssl_ctx = ctx;
-		r.p.auth_user = "user";
-		r.p.auth_pass = "wrong";
-		tmsg_init(&m, "x\r\n", two_rcpts);
-		r.msgs[0] = &m.m;
-		r.nmsgs = 1;
-		run_go(&r); /* on_ready() checks that it is called once */
-		srv_join(&s);
+		run_starttls_auth(script, "wrong", &r, &m); /* on_ready() checks it runs once */
 		CHECK(!r.ready_ok);
 		CHECK_INT(r.ready_failure.code, 535);
 		CHECK(r.ready_failure.temporary); /* as Postfix: an AUTH failure defers */
 		CHECK(strcmp(r.ready_failure.status, "4.7.8") == 0);
 		CHECK_INT(r.sent_called, 0);
 		tmsg_free(&m);
-		SSL_CTX_free(ctx);
-		SSL_CTX_free(sctx);
 	}
 }
 
@@ -1193,10 +1185,7 @@ TEST(starttls_verified_auth_login)
 {
 	static const struct step script[] = {
 		GREET,
-		SEND("250-fake.test\r\n250 STARTTLS\r\n"),
-		EXPECT("STARTTLS\r\n"), SEND("220 go\r\n"),
-		{ OP_TLS, NULL, 0 },
-		EXPECT("EHLO client.test\r\n"),
+		STARTTLS_DONE,
 		SEND("250-fake.test\r\n250 AUTH=LOGIN\r\n"),
 		EXPECT("AUTH LOGIN\r\n"), SEND("334 VXNlcm5hbWU6\r\n"),
 		EXPECT("dXNlcg==\r\n"), SEND("334 UGFzc3dvcmQ6\r\n"),
