@@ -1072,8 +1072,7 @@ static const struct key keys[] = {
 	{ "dnsbl-timeout", &type_duration, OFF(dnsbl_timeout), 0, "5s", 1, 60, 0, "DURATION",
 	  "longest wait for the DNS lists' answers; then the check passes" },
 	{ "greet-pause", &type_duration, OFF(greet_pause), 0, "0", 0, 30, 0, "DURATION",
-	  "wait before the greeting on smtp listeners; a client that speaks first gets 554 "
-	  "(0: greet at once)" },
+	  "hold the smtp greeting; a client that speaks first gets 554 (0: off)" },
 	{ "block-networks", &type_file, OFF(block_networks_file), OFF(block_networks_line),
 	  NULL, 0, 0, 0, "PATH", "networks (CIDR, one a line) refused with 554 5.7.1 at RCPT" },
 	{ "allow-networks", &type_file, OFF(allow_networks_file), OFF(allow_networks_line),

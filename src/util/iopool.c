@@ -73,6 +73,7 @@ struct iopool {
 	 * publish steps): they come back for the queue soon (see iopool_submit). */
 	unsigned syncing;
 	unsigned urgent_idle; /* urgent threads waiting for a job */
+	unsigned idle;        /* threads of either kind waiting for a job */
 	size_t pending;
 	int efd;
 	struct event *ev;
@@ -312,7 +313,9 @@ static void iopool_work(struct iopool *pool, bool urgent_only)
 	for (;;) {
 		while (!pool->urgent.head && (urgent_only || !pool->queue.head) && !pool->stopping) {
 			pool->urgent_idle += urgent_only;
+			pool->idle++;
 			pthread_cond_wait(wake, &pool->lock);
+			pool->idle--;
 			pool->urgent_idle -= urgent_only;
 		}
 		struct iojob *batch, *last;
@@ -493,6 +496,14 @@ void iopool_submit_urgent(struct iopool *pool, struct iojob *job)
 	 * first): not both, since the one that finds the job gone only sleeps again (a
 	 * wasted wake-up for each message the queue manager delivers). */
 	pthread_cond_signal(urgent_idle ? &pool->wake_urgent : &pool->wake);
+}
+
+unsigned iopool_idle_threads(struct iopool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	unsigned n = pool->idle;
+	pthread_mutex_unlock(&pool->lock);
+	return n;
 }
 
 size_t iopool_pending(const struct iopool *pool)

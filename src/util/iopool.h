@@ -78,6 +78,8 @@ void iopool_submit(struct iopool *pool, struct iojob *job);
 void iopool_submit_urgent(struct iopool *pool, struct iojob *job);
 /* Jobs submitted and not yet done. */
 size_t iopool_pending(const struct iopool *pool);
+/* Threads waiting for a job (a thread just started is not yet one): for tests. */
+unsigned iopool_idle_threads(struct iopool *pool);
 /* Run every outstanding job to completion (done callbacks included), then stop the threads. */
 void iopool_free(struct iopool *pool);
 

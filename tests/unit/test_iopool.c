@@ -323,6 +323,11 @@ TEST(a_job_queued_during_a_batchs_syncs_waits_for_that_thread)
 	struct sjob first, next;
 	done_counter = 0;
 	gate_init(&g);
+	/* Every thread waiting first (4 ordinary, 4 urgent): one still starting would look at
+	 * the queue when it gets there, woken or not, and could find 'next' (seen under load). */
+	for (int i = 0; i < 500 && iopool_idle_threads(pool) < 8; i++)
+		sleep_ms(10);
+	CHECK_INT(iopool_idle_threads(pool), 8);
 
 	/* The first job's batch synced its file and is held in its publish step. */
 	sjob_init(&first, fd, NULL, &g);
