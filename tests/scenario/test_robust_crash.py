@@ -21,15 +21,21 @@ from harness import Raw, ServerTest, lf, message, subject_of, wait_for
 SENDER = "durable@example.org"
 RCPT_SETS = (["demo@example.test"], ["alice@example.test"],
              ["demo@example.test", "alice@example.test"])
+# Every 4th message: from a local user who asks NOTIFY=SUCCESS, so that its success report
+# (a notice written with the recipient's status, queue_manager.c) is killed in flight too.
+REPORT_SENDER = "carol@other.test"
+REPORT_RCPTS = ["bob@example.test"]
 
 
 class Record:
     """One message a client tried to send, and how far it got."""
 
-    def __init__(self, subject, rcpts, text):
+    def __init__(self, subject, rcpts, text, sender=SENDER, notify=None):
         self.subject = subject
         self.rcpts = rcpts
         self.text = text
+        self.sender = sender
+        self.notify = notify  # the RCPT NOTIFY= value, or None
         self.status = "unsent"  # unsent | refused | uncertain | ok
         self.qid = None
         self.reply = None
@@ -47,13 +53,13 @@ class KillNine(ServerTest):
 
     # --- the clients --------------------------------------------------------------------
     def send_one(self, s, rec):
-        code, resp = s.mail(SENDER)
+        code, resp = s.mail(rec.sender)
         if code != 250:
             rec.status, rec.reply = "refused", (code, resp)
             s.rset()
             return
         for r in rec.rcpts:
-            code, resp = s.rcpt(r)
+            code, resp = s.rcpt(r, [f"NOTIFY={rec.notify}"] if rec.notify else [])
             if code != 250:
                 rec.status, rec.reply = "refused", (code, resp)
                 s.rset()
@@ -89,12 +95,15 @@ class KillNine(ServerTest):
                 while not stop.is_set():
                     n += 1
                     subject = f"dur-r{rnd}-t{t}-n{n}"
-                    rcpts = RCPT_SETS[n % len(RCPT_SETS)]
+                    report = n % 4 == 3
+                    rcpts = REPORT_RCPTS if report else RCPT_SETS[n % len(RCPT_SETS)]
+                    sender = REPORT_SENDER if report else SENDER
                     # Mostly small messages; every 7th spans several spool chunks.
                     lines = 3000 if n % 7 == 0 else 5
                     body = "".join(f"{subject} line {i:05d}\r\n" for i in range(lines))
                     rec = Record(subject, rcpts, message(subject=subject, body=body,
-                                                         sender=SENDER, to=rcpts[0]))
+                                                         sender=sender, to=rcpts[0]),
+                                 sender=sender, notify="SUCCESS" if report else None)
                     with lock:
                         records[subject] = rec
                     self.send_one(s, rec)
@@ -149,7 +158,7 @@ class KillNine(ServerTest):
         delivered = collections.Counter()
         received_qid = {}
         problems = []
-        for rcpt in ("demo@example.test", "alice@example.test"):
+        for rcpt in ("demo@example.test", "alice@example.test") + tuple(REPORT_RCPTS):
             for data in srv.mailbox(rcpt):
                 subject = subject_of(data)
                 delivered[(rcpt, subject)] += 1
@@ -168,9 +177,25 @@ class KillNine(ServerTest):
             if left:
                 problems.append(f"{rcpt}: tmp/ leftovers after the queue drained: {left[:5]}")
 
+        # The success reports: the original's Subject is in the returned header section.
+        reports = collections.Counter()
+        for data in srv.mailbox(REPORT_SENDER):
+            if not re.search(rb"^Subject: Successful Mail Delivery Report", data, re.M):
+                problems.append(f"{REPORT_SENDER}: not a success report: {data[:200]!r}")
+                continue
+            m = re.search(rb"^Subject: (dur-[^\r\n]*)", data, re.M)
+            reports[m.group(1).decode() if m else None] += 1
+
         stats = collections.Counter(rec.status for rec in records.values())
         uncertain_delivered = 0
         for rec in records.values():
+            if rec.notify:
+                # One report for a delivery, or two when a kill came between writing it
+                # and recording the recipient's status (as for a bounce); none without one.
+                n = reports[rec.subject]
+                if delivered[(rec.rcpts[0], rec.subject)] != (n > 0) or n > 2:
+                    problems.append(f"{rec.subject} ({rec.status}): {n} success reports for "
+                                    f"{delivered[(rec.rcpts[0], rec.subject)]} deliveries")
             counts = [delivered[(r, rec.subject)] for r in rec.rcpts]
             if any(c > 1 for c in counts):
                 problems.append(f"{rec.subject} ({rec.status}) delivered more than once: "
@@ -192,9 +217,10 @@ class KillNine(ServerTest):
             elif any(counts):
                 problems.append(f"{rec.subject} ({rec.status}, reply {rec.reply}) delivered")
         summary = (f"{len(records)} messages: {dict(stats)}; {uncertain_delivered} of the "
-                   f"uncertain ones delivered {info}")
+                   f"uncertain ones delivered; {sum(reports.values())} success reports {info}")
         self.assertFalse(problems, "\n".join(problems[:30]) + "\n" + summary)
         self.assertGreaterEqual(stats["ok"], 3 * self.ROUNDS, summary)
+        self.assertGreater(sum(reports.values()), 0, summary)
         self.assertEqual(srv.queue_files(), [])
         self.assertEqual(srv.incoming_files(), [])
 
