@@ -262,11 +262,10 @@ static struct rcpt_note *note_for(struct qmsg *m, size_t i)
 }
 
 /* Remember an outcome; text is sanitized by whoever produced it. */
-static void note_set(struct qmsg *m, size_t i, const char *status, const char *remote_mta,
-		     const char *text, bool remote)
+static void note_outcome(struct qmsg *m, size_t i, const char *status, const char *remote_mta,
+			 const char *text, bool remote)
 {
 	struct rcpt_note *n = note_for(m, i);
-	str_copy(m->last_error, sizeof m->last_error, text);
 	if (!n)
 		return;
 	str_copy(n->status, sizeof n->status, status && status[0] ? status : "4.0.0");
@@ -274,6 +273,14 @@ static void note_set(struct qmsg *m, size_t i, const char *status, const char *r
 	str_copy(n->text, sizeof n->text, text);
 	n->remote = remote;
 	n->when = now_sec();
+}
+
+/* Remember a failure (the message's last error too, for `queue show`). */
+static void note_set(struct qmsg *m, size_t i, const char *status, const char *remote_mta,
+		     const char *text, bool remote)
+{
+	str_copy(m->last_error, sizeof m->last_error, text);
+	note_outcome(m, i, status, remote_mta, text, remote);
 }
 
 static void history_add(struct qmsg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -887,8 +894,8 @@ static void notice_prepare(struct qmgr *q, struct qjob *j, int k, const bool *se
 
 	for (size_t i = 0; i < m->env.nrcpts; i++)
 		n += sel[i];
-	if (n == 0)
-		return;
+	if (n == 0 || (k == 2 && !m->env.sender[0]))
+		return; /* nothing to say; nor to a message from <> (a notice: no one to tell) */
 	char kind = 0, to[ADDR_TEXT_MAX + 1];
 	bool ok;
 	if (m->env.sender[0]) {
@@ -1088,8 +1095,8 @@ static void outbound_done(struct outbound_delivery *d)
 			/* A server that offered DSN took our NOTIFY and reports the delivery. */
 			owe_report(m, i, d->dsn ? 0 : BOUNCE_RELAYED);
 			if (m->report[i] == BOUNCE_RELAYED)
-				note_set(m, i, r->status[0] ? r->status : "2.0.0", d->relay_host,
-					 reply_text(r, reply, sizeof reply), true);
+				note_outcome(m, i, r->status[0] ? r->status : "2.0.0", d->relay_host,
+					     reply_text(r, reply, sizeof reply), true);
 		} else {
 			bool remote = r->code != 0;
 			const char *status = r->status[0] ? r->status : (r->temporary ? "4.0.0" : "5.0.0");

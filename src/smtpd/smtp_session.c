@@ -81,6 +81,8 @@
 #define OUTPUT_HIGH (64u * 1024)
 /* libevent stops reading a socket once this much input is buffered. */
 #define INPUT_HIGH (256u * 1024)
+/* Input read while a check runs, only to see the client leave (pipelined commands fit). */
+#define WATCH_INPUT_MAX (16u * 1024)
 /* Queue ids remembered per session for the disconnect log line. */
 #define SESSION_QIDS_MAX 8
 /* Expanded recipients of one transaction (aliases can fan out). */
@@ -1491,12 +1493,14 @@ static bool tls_pending(const struct smtp_session *s)
 static void update_reading(struct smtp_session *s)
 {
 	/* The handshake reads through the TLS bufferevent; commands wait until it is done.
-	 * While lookups or a password check run, input is only buffered (up to INPUT_HIGH),
-	 * so that a client that leaves is seen at once, not when the lookups end (up to
-	 * dnsbl-timeout): its session, and its connection slot, go then. */
+	 * While lookups or a password check run, input is only buffered (up to
+	 * WATCH_INPUT_MAX: more waits in the kernel), so that a client that leaves is seen at
+	 * once, not when the lookups end (up to dnsbl-timeout): its session, and its
+	 * connection slot, go then. */
 	bool watch = (s->state == S_POLICY || s->state == S_AUTH_CHECK ||
 		      s->state == S_GREET_PAUSE) &&
-		     !s->peer_eof && !tls_pending(s);
+		     !s->peer_eof && !tls_pending(s) &&
+		     evbuffer_get_length(bufferevent_get_input(s->bev)) < WATCH_INPUT_MAX;
 	bool want = s->state == S_TLS_HANDSHAKE || watch ||
 		    (!session_waiting(s) && !s->output_blocked && !s->spool_blocked && !s->peer_eof);
 	if (want)

@@ -245,14 +245,9 @@ class MaxRecipients(RecipientAssertions, ServerTest):
             self.reply(r, 250, "2.1.0", "MAIL FROM:<a@example.org>\r\n")
             self.rcpt(r, "carol@other.test")
             self.reply(r, 250, "2.0.0", "RSET\r\n")
-        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1,
-                               "carol@other.test": 1})
+        self.assert_mailboxes({DEMO: 1, "alice@example.test": 1, "bob@example.test": 1})
         for a in (DEMO, "alice@example.test", "bob@example.test"):
             self.assertTrue(self.server.mailbox(a)[0].endswith(lf(msg)))
-        report = self.server.mailbox("carol@other.test")[0]
-        self.assertIn(b"Subject: Successful Mail Delivery Report\n", report)
-        self.assertIn(b"Original-Recipient: rfc822;a@b\n", report)
-        self.assertIn(b"Final-Recipient: rfc822; demo@example.test\nAction: delivered\n", report)
         self.server.wait_log(rf"qid={qid} event=rcpt to=<carol@other\.test> result=rejected "
                              r"reason=too_many_recipients")
 
