@@ -631,13 +631,21 @@ class Server:
 
     def fd_count(self):
         """Open file descriptors of the master and its children together."""
-        n = 0
+        return len(self.fds())
+
+    def fds(self):
+        """What those descriptors are: "pid:fd -> target" for each (for failure messages)."""
+        out = []
         for pid in self.pids():
             try:
-                n += len(os.listdir(f"/proc/{pid}/fd"))
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    try:
+                        out.append(f"{pid}:{fd} -> {os.readlink(f'/proc/{pid}/fd/{fd}')}")
+                    except OSError:
+                        out.append(f"{pid}:{fd} -> ?")
             except FileNotFoundError:
                 pass
-        return n
+        return out
 
     # --- what the server did ----------------------------------------------------------
     def log(self):

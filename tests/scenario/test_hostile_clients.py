@@ -39,7 +39,8 @@ class IdleCrowd(ConnectionsTest):
 
     def test_two_thousand_idle_connections(self):
         srv = self.server
-        base_fds = srv.fd_count()
+        before = srv.fds()
+        base_fds = len(before)
         for i in range(self.COUNT):
             self.connect(self.SOURCES[i % len(self.SOURCES)])
         for r in self.conns:
@@ -60,7 +61,8 @@ class IdleCrowd(ConnectionsTest):
         self.conns = []
         wait_count(srv, r"event=disconnect client=127\.0\.0\.1\d ", self.COUNT, timeout=30)
         self.assertTrue(wait_for(lambda: srv.fd_count() <= base_fds + 4, timeout=10),
-                        f"{srv.fd_count()} descriptors open, {base_fds} before")
+                        f"{srv.fd_count()} descriptors open, {base_fds} before; new: "
+                        f"{sorted(set(srv.fds()) - set(before))}")
         # And the limits count nothing that is gone: 300 from one address get in again.
         again = [self.connect("127.0.0.10") for _ in range(300)]
         for r in again:
