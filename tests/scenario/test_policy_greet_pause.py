@@ -51,6 +51,28 @@ class GreetPause(SmtpAssertions, ServerTest):
         self.assertNotRegex(self.server.log(), r"event=pregreet client=127\.0\.0\.5")
 
 
+class GreetPauseWithDnsLists(unittest.TestCase):
+    def test_speaking_while_the_lists_are_asked_counts(self):
+        # The lists never answer (dnsbl-timeout 2s holds the greeting); a client that talks
+        # meanwhile is refused when they give up, before any pause of its own.
+        world = PolicyWorld(self, silent_dns=True,
+                            extra_config="dnsbl bl.test\ndnsbl-timeout 2s\ngreet-pause 1s\n",
+                            lists={"allow-networks": ["127.0.0.1/32"]})
+        world.start()
+        r = world.server.raw(source="127.0.0.8", greet=False, timeout=10)
+        self.addCleanup(r.close)
+        r.send("EHLO early.example\r\n")
+        took, line = elapsed(r.line)
+        self.assertRegex(line, r"^554 5\.5\.0 ")
+        self.assertGreaterEqual(took, 1.8)
+        self.assertLess(took, 2.8)  # the lists' wait, not that plus the pause
+        world.server.wait_log(r"event=pregreet client=127\.0\.0\.8 bytes=20 action=reject")
+        # A patient client waits for both: the lists, then the pause.
+        took, r2 = elapsed(lambda: world.server.raw(source="127.0.0.9", timeout=10))
+        r2.close()
+        self.assertGreaterEqual(took, 2.8)
+
+
 class GreetPauseAllowList(unittest.TestCase):
     def test_allow_networks_client_is_greeted_at_once(self):
         world = PolicyWorld(self, extra_config="greet-pause 3s\n",
