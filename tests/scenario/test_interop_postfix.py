@@ -6,13 +6,17 @@ bench/servers.py), both ways, over STARTTLS:
                        body arrives byte for byte; a recipient carteiro refuses comes back to
                        the sender as Postfix's bounce, which carteiro takes with MAIL FROM:<>;
                        SMTPUTF8; recipients past max-recipients (452) and greylisting (451)
-                       arrive on Postfix's retries; a message over our SIZE never leaves it.
+                       arrive on Postfix's retries; a message over our SIZE never leaves it;
+                       a burst over Postfix's cached TLS connection; NOTIFY=SUCCESS passed on
+                       by Postfix and reported by us; greet-pause lets Postfix in.
   carteiro -> Postfix  carteiro relays through Postfix (relayhost-tls starttls, certificate
                        verified against the test CA), which delivers into its own Maildir; a
                        recipient Postfix refuses at RCPT makes carteiro bounce to its sender;
                        by MX (dnsmasq): Postfix as the backup MX when the first refuses;
                        a UTF-8 recipient; NOTIFY=SUCCESS, ORCPT, ENVID and RET passed on, so
-                       that Postfix's own success notice comes back through carteiro.
+                       that Postfix's own success notice comes back through carteiro; several
+                       messages on one of our connections; a Postfix that offers only the
+                       basics and refuses unannounced pipelining.
   smarthost with AUTH  Postfix as a provider's submission server: SASL through a private
                        Dovecot's auth socket, AUTH only after STARTTLS, no recipient without
                        it; carteiro's relayhost-auth logs in, and a wrong password keeps the
