@@ -11,6 +11,8 @@
  *      and in chunks of a size taken from the second byte
  *   4  a message, signed with the RFC 8463 Ed25519 key for football.example.com
  *      and then verified
+ *   5  a set of keys as the master hands them to the workers on SIGHUP
+ *      (dkim_signer_set_import)
  * Invariants (a violation abort()s):
  *   - tag-list: 1..DKIM_TAGS_MAX tags, names ALPHA *(ALNUM / "_"), unique,
  *     values inside the input with no FWS at their ends;
@@ -20,7 +22,9 @@
  *   - verification: the same results for both chunkings, one call of the
  *     callback and never inside finish, results in range, texts printable,
  *     the Authentication-Results text builds, with CR LF only in ";\r\n\t";
- *   - signing: whatever is signed verifies (pass) with the matching key.
+ *   - signing: whatever is signed verifies (pass) with the matching key;
+ *   - key sets: a refusal says why; what is taken exports and is taken again
+ *     with as many keys.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -245,6 +249,25 @@ static void check_sign(const char *p, size_t n, size_t step)
 	free(msg);
 }
 
+static void check_keyset(const char *p, size_t n)
+{
+	struct dkim_signer_set *set, *again;
+	char err[512] = "";
+	struct buf b;
+
+	if (dkim_signer_set_import(p, n, &set, err, sizeof err) < 0) {
+		ASSERT(err[0] != '\0');
+		return;
+	}
+	buf_init(&b, 4 * n + 1024);
+	ASSERT(dkim_signer_set_export(set, &b) == 0);
+	ASSERT(dkim_signer_set_import(b.data ? b.data : "", b.len, &again, err, sizeof err) == 0);
+	ASSERT(dkim_signer_set_count(again) == dkim_signer_set_count(set));
+	dkim_signer_set_free(again);
+	dkim_signer_set_free(set);
+	buf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
@@ -257,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(p, data + 2, n);
 	size_t step = (size_t)data[1] + 1;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		check_tags(p, n);
 		break;
@@ -272,6 +295,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 4:
 		check_sign(p, n, step);
+		break;
+	case 5:
+		check_keyset(p, n);
 		break;
 	}
 	free(p);

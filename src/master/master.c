@@ -61,7 +61,11 @@ struct child {
 	struct timespec started;
 	long delay_ms;       /* next restart pause */
 	long long restart_at; /* monotonic ms; 0: not waiting */
+	int keys_fd;          /* a worker's: the master's end of the socket for re-read DKIM keys */
 };
+
+/* The largest set of DKIM keys handed to a running worker at once (one datagram). */
+#define KEYS_MSG_MAX (1024 * 1024)
 
 struct master {
 	struct config *cfg;
@@ -209,6 +213,14 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 			m->fds[i] = -1;
 		}
 	}
+	/* The other workers' key sockets are the master's; this one reads its own. */
+	int keys_fd = c->keys_fd;
+	c->keys_fd = -1;
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].keys_fd >= 0) {
+			close(m->children[i].keys_fd);
+			m->children[i].keys_fd = -1;
+		}
 	int status;
 	struct userdb *users = m->users;
 	struct aliasdb *aliases = m->aliases;
@@ -221,7 +233,7 @@ static _Noreturn void child_run(struct master *m, struct child *c)
 		struct smtpd_shared shared = {
 			.limits = m->limits, .auth_limits = m->auth_limits, .tls = m->tls,
 			.lists = m->lists, .greylist = m->greylist, .ratelimit = m->ratelimit,
-			.dkim_keys = m->dkim, .psl = m->psl,
+			.dkim_keys = m->dkim, .psl = m->psl, .keys_fd = keys_fd,
 		};
 		m->tls = NULL; /* the worker's now */
 		m->lists = NULL;
@@ -242,14 +254,38 @@ static void child_start(struct master *m, struct child *c)
 		conn_limit_reset_worker(m->limits, c->index);
 		queue_spool_clean_incoming(m->cfg->spool, (int)c->index + 1);
 	}
+	/* A worker gets DKIM keys re-read on SIGHUP over a socket (it cannot read them itself:
+	 * they are root's). The worker's end replaces the master's in the child. */
+	int sv[2] = { -1, -1 };
+	if (c->keys_fd >= 0) {
+		close(c->keys_fd);
+		c->keys_fd = -1;
+	}
+	if (c->role == CHILD_SMTPD && m->dkim &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+		int size = KEYS_MSG_MAX + 4096;
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_err("event=fork_failed role=%s error=\"%s\"", role_name(c->role), strerror(errno));
 		c->restart_at = now_ms() + RESTART_DELAY_MIN_MS;
+		if (sv[0] >= 0) {
+			close(sv[0]);
+			close(sv[1]);
+		}
 		return;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		if (sv[0] >= 0)
+			close(sv[0]);
+		c->keys_fd = sv[1];
 		child_run(m, c);
+	}
+	if (sv[1] >= 0)
+		close(sv[1]);
+	c->keys_fd = sv[0];
 	c->pid = pid;
 	c->restart_at = 0;
 	clock_gettime(CLOCK_MONOTONIC, &c->started);
@@ -310,6 +346,51 @@ static void signal_children(struct master *m, int sig)
 			kill(m->children[i].pid, sig);
 }
 
+static void warn_dkim_key(void *ctx, const char *msg);
+
+/*
+ * SIGHUP: read the dkim-sign keys again (as root) and hand them to every running worker;
+ * one restarted later inherits them. A key that cannot be read keeps the previous set,
+ * in the master and in the workers.
+ */
+static void reload_dkim_keys(struct master *m)
+{
+	struct dkim_signer_set *set;
+	char err[512];
+	struct buf b;
+
+	if (!m->dkim)
+		return; /* no dkim-sign line (the configuration is not re-read) */
+	if (dkim_signer_set_load(m->cfg, &set, warn_dkim_key, NULL, err, sizeof err) < 0 || !set) {
+		log_err("event=dkim_reload_failed error=%s keeping=previous", LOG_ESC(err));
+		return;
+	}
+	buf_init(&b, KEYS_MSG_MAX);
+	if (dkim_signer_set_export(set, &b) < 0) {
+		log_err("event=dkim_reload_failed error=\"keys too large to hand over\" "
+			"keeping=previous");
+		buf_free(&b);
+		dkim_signer_set_free(set);
+		return;
+	}
+	dkim_signer_set_free(m->dkim);
+	m->dkim = set;
+	size_t sent = 0;
+	for (size_t i = 0; i < m->nchildren; i++) {
+		struct child *c = &m->children[i];
+		if (c->pid <= 0 || c->keys_fd < 0)
+			continue;
+		if (send(c->keys_fd, b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)b.len)
+			sent++;
+		else
+			log_err("event=dkim_reload_failed worker=%u error=\"%s\"", c->index,
+				strerror(errno));
+	}
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	log_info("event=dkim_keys_reloaded keys=%zu workers=%zu", dkim_signer_set_count(set), sent);
+}
+
 static void supervise(struct master *m)
 {
 	for (;;) {
@@ -348,6 +429,7 @@ static void supervise(struct master *m)
 				policy_lists_reload(m->cfg, &m->lists);
 				tls_server_reload(m->cfg, &m->tls);
 				smtpd_reload_psl(m->cfg, &m->psl);
+				reload_dkim_keys(m);
 				signal_children(m, SIGHUP);
 				break;
 			case SIGTERM:
@@ -373,6 +455,9 @@ static void master_free(struct master *m)
 		if (m->fds[i] >= 0)
 			close(m->fds[i]);
 	free(m->fds);
+	for (size_t i = 0; m->children && i < m->nchildren; i++)
+		if (m->children[i].keys_fd >= 0)
+			close(m->children[i].keys_fd);
 	free(m->children);
 	if (m->sigfd >= 0)
 		close(m->sigfd);
@@ -565,6 +650,8 @@ int master_main(struct config *cfg)
 		log_err("event=startup_failed error=\"%s\"", strerror(errno));
 		goto out;
 	}
+	for (size_t i = 0; i < m.nchildren; i++)
+		m.children[i].keys_fd = -1;
 	m.children[0].role = CHILD_QMGR;
 	for (unsigned w = 0; w < m.nworkers; w++) {
 		m.children[1 + w].role = CHILD_SMTPD;

@@ -34,7 +34,8 @@
  * into results are checked (domains, selectors) or made printable, so the
  * Authentication-Results text built from them cannot break a header. Private
  * keys are read by the master as root (dkim_signer_set_load) before it drops
- * privileges.
+ * privileges; on SIGHUP the master (no longer root) reads them again and hands
+ * them to the workers (dkim_signer_set_export/import; fuzz/fuzz_dkim.c mode 5).
  */
 #ifndef CARTEIRO_POLICY_DKIM_H
 #define CARTEIRO_POLICY_DKIM_H
@@ -269,9 +270,20 @@ int dkim_auth_results(const struct dkim_results *res, char *out, size_t len);
 
 struct dkim_signer_set;
 
-/* An empty set; NULL when out of memory. */
+/* An empty set, with one reference (its owner's); NULL when out of memory. */
 struct dkim_signer_set *dkim_signer_set_new(void);
-void dkim_signer_set_free(struct dkim_signer_set *set);
+/* One more holder of set (a signer takes one: a set replaced meanwhile lives on for it). */
+const struct dkim_signer_set *dkim_signer_set_ref(const struct dkim_signer_set *set);
+/* Drop a reference; the last one frees the set. */
+void dkim_signer_set_free(const struct dkim_signer_set *set);
+/*
+ * The master hands re-read keys to the workers (SIGHUP) in this form: per key a line
+ * "domain selector length" and the key's PEM. export appends to out (0, -ENOMEM or
+ * -ENOSPC); import builds a set (0, or -errno with a message in err).
+ */
+int dkim_signer_set_export(const struct dkim_signer_set *set, struct buf *out);
+int dkim_signer_set_import(const char *data, size_t len, struct dkim_signer_set **out,
+			   char *err, size_t errlen);
 size_t dkim_signer_set_count(const struct dkim_signer_set *set);
 /*
  * Read the PEM private key in keyfile (RSA of 1024 to 8192 bits, or Ed25519)

@@ -52,18 +52,31 @@ struct dkim_key {
 struct dkim_signer_set {
 	struct dkim_key *keys;
 	size_t n;
+	unsigned refs; /* holders: its owner, each signer made from it (one thread) */
 };
 
 /* ---- keys ---------------------------------------------------------------------------------- */
 
 struct dkim_signer_set *dkim_signer_set_new(void)
 {
-	return calloc(1, sizeof(struct dkim_signer_set));
+	struct dkim_signer_set *set = calloc(1, sizeof(struct dkim_signer_set));
+	if (set)
+		set->refs = 1;
+	return set;
 }
 
-void dkim_signer_set_free(struct dkim_signer_set *set)
+const struct dkim_signer_set *dkim_signer_set_ref(const struct dkim_signer_set *set)
 {
-	if (!set)
+	/* The keys never change; only the count of holders does. */
+	if (set)
+		((struct dkim_signer_set *)set)->refs++;
+	return set;
+}
+
+void dkim_signer_set_free(const struct dkim_signer_set *cset)
+{
+	struct dkim_signer_set *set = (struct dkim_signer_set *)cset;
+	if (!set || --set->refs > 0)
 		return;
 	for (size_t i = 0; i < set->n; i++)
 		EVP_PKEY_free(set->keys[i].pkey);
@@ -86,35 +99,22 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-int dkim_signer_set_add(struct dkim_signer_set *set, const char *domain, const char *selector,
-			const char *keyfile, bool *exposed, char *err, size_t errlen)
+/* Add the PEM key pem[0..len) for domain and selector; keyfile names it in errors. */
+static int add_pem(struct dkim_signer_set *set, const char *domain, const char *selector,
+		   const char *pem, size_t len, const char *keyfile, char *err, size_t errlen)
 {
 	struct dkim_key k = { 0 };
-	struct buf b;
-	struct stat st;
 
-	*exposed = false;
 	if (!str_copy(k.domain, sizeof k.domain, domain) ||
 	    !str_copy(k.selector, sizeof k.selector, selector)) {
 		snprintf(err, errlen, "dkim-sign %s %s: name too long", domain, selector);
 		return -EINVAL;
 	}
 	str_lower(k.domain);
-	buf_init(&b, KEY_FILE_MAX);
-	int r = file_read_all(keyfile, KEY_FILE_MAX, &b);
-	if (r < 0) {
-		snprintf(err, errlen, "dkim-sign key %s: %s", keyfile, strerror(-r));
-		buf_free(&b);
-		return r;
-	}
-	*exposed = stat(keyfile, &st) == 0 && (st.st_mode & 077) != 0;
-	BIO *bio = BIO_new_mem_buf(b.data ? b.data : "", (int)b.len);
+	BIO *bio = len <= KEY_FILE_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
 	k.pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
 	BIO_free(bio);
-	if (b.data)
-		explicit_bzero(b.data, b.len);
-	buf_free(&b);
-	r = -EINVAL;
+	int r = -EINVAL;
 	if (!k.pkey) {
 		snprintf(err, errlen, "dkim-sign key %s: not a PEM private key (or encrypted)",
 			 keyfile);
@@ -154,6 +154,96 @@ int dkim_signer_set_add(struct dkim_signer_set *set, const char *domain, const c
 fail:
 	EVP_PKEY_free(k.pkey);
 	return r;
+}
+
+int dkim_signer_set_add(struct dkim_signer_set *set, const char *domain, const char *selector,
+			const char *keyfile, bool *exposed, char *err, size_t errlen)
+{
+	struct buf b;
+	struct stat st;
+
+	*exposed = false;
+	buf_init(&b, KEY_FILE_MAX);
+	int r = file_read_all(keyfile, KEY_FILE_MAX, &b);
+	if (r < 0) {
+		snprintf(err, errlen, "dkim-sign key %s: %s", keyfile, strerror(-r));
+		buf_free(&b);
+		return r;
+	}
+	*exposed = stat(keyfile, &st) == 0 && (st.st_mode & 077) != 0;
+	r = add_pem(set, domain, selector, b.data ? b.data : "", b.len, keyfile, err, errlen);
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	return r;
+}
+
+/* One key in the export format: "domain selector length\n" then that many bytes of PEM. */
+int dkim_signer_set_export(const struct dkim_signer_set *set, struct buf *out)
+{
+	int r = 0;
+
+	for (size_t i = 0; set && i < set->n && r == 0; i++) {
+		BIO *bio = BIO_new(BIO_s_secmem());
+		char *pem = NULL;
+		long len;
+		if (!bio || !PEM_write_bio_PrivateKey(bio, set->keys[i].pkey, NULL, NULL, 0, NULL,
+						      NULL) ||
+		    (len = BIO_get_mem_data(bio, &pem)) <= 0) {
+			BIO_free(bio);
+			return -ENOMEM;
+		}
+		char head[2 * DKIM_DOMAIN_MAX + 32];
+		snprintf(head, sizeof head, "%s %s %ld\n", set->keys[i].domain,
+			 set->keys[i].selector, len);
+		r = buf_append_str(out, head);
+		if (r == 0)
+			r = buf_append(out, pem, (size_t)len);
+		BIO_free(bio);
+	}
+	return r;
+}
+
+int dkim_signer_set_import(const char *data, size_t len, struct dkim_signer_set **out,
+			   char *err, size_t errlen)
+{
+	struct dkim_signer_set *set = dkim_signer_set_new();
+	size_t o = 0;
+
+	*out = NULL;
+	if (!set) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	while (o < len) {
+		char domain[DKIM_DOMAIN_MAX + 1], selector[DKIM_DOMAIN_MAX + 1], line[2 * DKIM_DOMAIN_MAX + 32];
+		const char *nl = memchr(data + o, '\n', len - o);
+		size_t n = nl ? (size_t)(nl - (data + o)) : 0;
+		unsigned long pem_len;
+		int used = 0;
+		if (!nl || n >= sizeof line)
+			goto bad;
+		memcpy(line, data + o, n);
+		line[n] = '\0';
+		if (sscanf(line, "%253s %253s %lu%n", domain, selector, &pem_len, &used) != 3 ||
+		    (size_t)used != n || pem_len == 0 || pem_len > KEY_FILE_MAX ||
+		    pem_len > len - o - n - 1)
+			goto bad;
+		o += n + 1;
+		int r = add_pem(set, domain, selector, data + o, pem_len, "(from the master)", err,
+				errlen);
+		if (r < 0) {
+			dkim_signer_set_free(set);
+			return r;
+		}
+		o += pem_len;
+	}
+	*out = set;
+	return 0;
+bad:
+	snprintf(err, errlen, "malformed key set");
+	dkim_signer_set_free(set);
+	return -EINVAL;
 }
 
 int dkim_signer_set_load(const struct config *cfg, struct dkim_signer_set **out,
@@ -250,7 +340,7 @@ struct dkim_sign *dkim_sign_new_opts(const struct dkim_signer_set *keys,
 	struct dkim_sign *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->keys = keys;
+	s->keys = dkim_signer_set_ref(keys);
 	s->opts = *opts;
 	dkim_message_init(&s->msg);
 	return s;
@@ -268,6 +358,7 @@ void dkim_sign_free(struct dkim_sign *s)
 		return;
 	EVP_MD_CTX_free(s->body_md);
 	dkim_message_free(&s->msg);
+	dkim_signer_set_free(s->keys);
 	free(s);
 }
 

@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "dns/dns.h"
 #include "mail/aliases.h"
 #include "mail/resolve.h"
 #include "mail/users.h"
+#include "policy/dkim.h"
 #include "policy/policy_lists.h"
 #include "policy/psl.h"
 #include "pop3d/pop3_session.h"
@@ -30,6 +32,8 @@
 
 /* After EMFILE/ENFILE, accepting pauses this long so the loop does not spin. */
 #define ACCEPT_BACKOFF_MS 100
+/* The largest set of re-read DKIM keys taken from the master (master.c: KEYS_MSG_MAX). */
+#define KEYS_RECV_MAX (1024 * 1024 + 1)
 
 struct smtpd_listener {
 	struct smtpd *d;
@@ -214,6 +218,32 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 	smtpd_reload_psl(d->cfg, &d->psl);
 }
 
+/* The master read the dkim-sign keys again (SIGHUP): sign with them from the next message
+ * on; a signer already running keeps a reference to the set it started with. */
+static void on_keys(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *d = arg;
+	char err[512];
+	(void)what;
+
+	char *msg = malloc(KEYS_RECV_MAX);
+	ssize_t n = msg ? recv(fd, msg, KEYS_RECV_MAX, MSG_DONTWAIT) : -1;
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		event_del(d->ev_keys); /* the master is gone: its death stops us soon */
+	} else if (n > 0) {
+		struct dkim_signer_set *set;
+		if (dkim_signer_set_import(msg, (size_t)n, &set, err, sizeof err) < 0) {
+			log_err("event=dkim_reload_failed error=%s keeping=previous", LOG_ESC(err));
+		} else {
+			dkim_signer_set_free(d->dkim_keys);
+			d->dkim_keys = set;
+			log_info("event=dkim_keys_reloaded keys=%zu", dkim_signer_set_count(set));
+		}
+		explicit_bzero(msg, (size_t)n);
+	}
+	free(msg);
+}
+
 static int add_listeners(struct smtpd *d, const int *fds)
 {
 	const struct config *cfg = d->cfg;
@@ -254,7 +284,7 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	d.limits = shared->limits;
 	d.auth_limits = shared->auth_limits;
 	d.tls = shared->tls;
-	d.dkim_keys = shared->dkim_keys;
+	d.dkim_keys = dkim_signer_set_ref(shared->dkim_keys);
 	d.psl = shared->psl;
 	d.lists = shared->lists;
 	d.greylist = shared->greylist;
@@ -297,6 +327,11 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	evsignal_add(d.ev_term, NULL);
 	evsignal_add(d.ev_int, NULL);
 	evsignal_add(d.ev_hup, NULL);
+	if (shared->keys_fd >= 0) {
+		d.ev_keys = event_new(d.base, shared->keys_fd, EV_READ | EV_PERSIST, on_keys, &d);
+		if (!d.ev_keys || event_add(d.ev_keys, NULL) < 0)
+			fatal("event=startup_failed error=\"out of memory\"");
+	}
 
 	log_info("event=started worker=%u listeners=%zu", worker, d.nlisteners);
 	event_base_dispatch(d.base);
@@ -313,6 +348,11 @@ int smtpd_worker_main(const struct config *cfg, unsigned worker, const int *fds,
 	event_free(d.ev_int);
 	event_free(d.ev_hup);
 	event_free(d.ev_deadline);
+	if (d.ev_keys)
+		event_free(d.ev_keys);
+	if (shared->keys_fd >= 0)
+		close(shared->keys_fd);
+	dkim_signer_set_free(d.dkim_keys);
 	userdb_free(d.users);
 	aliasdb_free(d.aliases);
 	policy_lists_free(d.lists);

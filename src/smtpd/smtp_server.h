@@ -58,7 +58,7 @@ struct smtpd {
 	struct conn_limit *limits;
 	struct auth_limit *auth_limits; /* failed AUTHs, shared by the workers */
 	struct tls_server *tls;         /* NULL when no tls-cert is configured */
-	const struct dkim_signer_set *dkim_keys; /* dkim-sign keys (the master's); NULL: none */
+	const struct dkim_signer_set *dkim_keys; /* dkim-sign keys (a reference); NULL: none */
 	/* The worker's resolver (dns-server), for every policy check of its sessions (DNS
 	 * lists, SPF, DKIM, DMARC); NULL when c-ares could not start: lookups are skipped. */
 	struct dns *dns;
@@ -79,6 +79,7 @@ struct smtpd {
 	struct resolved *resolve_scratch; /* SMTPD_RESOLVE_MAX results, for RCPT */
 	bool stopping;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	struct event *ev_keys; /* the master's socket for re-read DKIM keys; NULL: none */
 };
 
 /*
@@ -97,6 +98,7 @@ struct smtpd_shared {
 	struct policy_lists *lists; /* the worker owns its copy */
 	struct greylist *greylist;
 	struct ratelimit *ratelimit;
+	int keys_fd; /* DKIM keys re-read by the master arrive here (SIGHUP); -1: none */
 };
 
 /* Read the Public Suffix List again (dmarc on): on success *psl is replaced; on failure it

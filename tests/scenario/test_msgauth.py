@@ -307,5 +307,77 @@ class Signing(PolicyAssertions, unittest.TestCase):
         self.assertFalse(any(h.startswith("DKIM-Signature:") for h in headers_of(mail)))
 
 
+
+class SigningKeysReloaded(PolicyAssertions, unittest.TestCase):
+    """SIGHUP: the master reads the dkim-sign key files again, as root, and hands the keys to
+    the workers, which sign with them from the next message on; a key that cannot be read
+    keeps the previous ones."""
+
+    def setUp(self):
+        interop.make_keys()
+        self.tmp = tempfile.mkdtemp(prefix="carteiro-dkimkeys-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.path = os.path.join(self.tmp, "sel.key")
+        self.put_key(open(interop.KEYS["rsa"]["path"], "rb").read())
+        os.chmod(self.tmp, 0o755)
+        self.world = PolicyWorld(self, make_records(), relay_networks=(RELAY + "/32",),
+                                 extra_config=f"dkim-sign example.test sel {self.path}\n"
+                                              + ON).start()
+        self.server = self.world.server
+        self.sent = 0
+
+    def put_key(self, data):
+        """Replace the key file as an administrator would: mode 0600, owned by the server's
+        user (the master has dropped root when SIGHUP comes, as for the TLS keys)."""
+        tmp = self.path + ".new"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o600)
+        if os.geteuid() == 0:
+            shutil.chown(tmp, "carteiro", "carteiro")
+        os.replace(tmp, self.path)
+
+    def signed_with(self, subject):
+        """Send one message; which of the two keys its signature verifies with."""
+        with self.server.smtp(source=RELAY) as s:
+            s.sendmail("demo@example.test", [DEMO],
+                       message(frm="Demo <demo@example.test>", subject=subject))
+        self.sent += 1
+        mail = self.server.wait_mail(DEMO, self.sent)[-1]
+        self.assertIn(f"Subject: {subject}".encode(), mail)
+        def verifies(k):
+            recs = {"sel._domainkey.example.test": interop.KEYS[k]["record"]}
+            try:
+                return dkim.verify(crlf(mail), dnsfunc=interop.dnsfunc_for(recs))
+            except Exception:  # noqa: BLE001 - an RSA signature against an Ed25519 key
+                return False
+        return [k for k in ("rsa", "ed") if verifies(k)]
+
+    def test_sighup_reads_the_keys_again(self):
+        self.assertEqual(self.signed_with("before"), ["rsa"])
+        self.put_key(open(interop.KEYS["ed"]["path"], "rb").read())
+        self.server.reload()
+        self.server.wait_log(r"carteiro/master\[\d+\]: info: event=dkim_keys_reloaded keys=1 "
+                             r"workers=2")
+        wait_for(lambda: len(re.findall(r"smtpd\[\d+\]: info: event=dkim_keys_reloaded keys=1",
+                                        self.server.log())) == 2)
+        self.assertEqual(self.signed_with("after"), ["ed"])
+        # A broken file: reported, and the keys of the last good read stay in use.
+        self.put_key(b"-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+        self.server.reload()
+        self.server.wait_log(r"event=dkim_reload_failed error=.*not a PEM private key.* "
+                             r"keeping=previous")
+        self.assertEqual(self.signed_with("kept"), ["ed"])
+        self.assertNotIn("BEGIN PRIVATE KEY", self.server.log())
+        # A key only root may read (as recommended when no reload is wanted): the keys read
+        # at start, or at the last good reload, stay.
+        if os.geteuid() == 0:
+            self.put_key(open(interop.KEYS["rsa"]["path"], "rb").read())
+            shutil.chown(self.path, "root", "root")
+            self.server.reload()
+            self.server.wait_log(r"event=dkim_reload_failed error=.*Permission denied")
+            self.assertEqual(self.signed_with("root only"), ["ed"])
+
+
 if __name__ == "__main__":
     unittest.main()

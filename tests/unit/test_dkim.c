@@ -674,6 +674,60 @@ static const char *sign_msg(const struct dkim_signer_set *set, const char *msg, 
 	return skip;
 }
 
+/* The form in which the master hands re-read keys to the workers (SIGHUP). */
+TEST(key_set_export_and_import)
+{
+	struct dkim_signer_set *set = dkim_signer_set_new(), *got;
+	char err[256], out[8192], a[8192];
+	bool exposed;
+	struct buf b;
+
+	CHECK(dkim_signer_set_add(set, "example.org", "ed", new_key("set-ed.key", DKIM_KEY_ED25519),
+				  &exposed, err, sizeof err) == 0);
+	CHECK(dkim_signer_set_add(set, "example.net", "rsa", new_key("set-rsa.key", DKIM_KEY_RSA),
+				  &exposed, err, sizeof err) == 0);
+	buf_init(&b, 1 << 20);
+	CHECK(dkim_signer_set_export(set, &b) == 0);
+	CHECK(strncmp(b.data, "example.org ed ", 15) == 0);
+	CHECK(dkim_signer_set_import(b.data, b.len, &got, err, sizeof err) == 0);
+	CHECK_INT(dkim_signer_set_count(got), 2);
+	/* The same keys: the same signatures (Ed25519 is deterministic). */
+	const char *msg = "From: a@example.org\r\nSubject: s\r\n\r\nbody\r\n";
+	CHECK_STR(sign_msg(set, msg, a, sizeof a), "");
+	CHECK_STR(sign_msg(got, msg, out, sizeof out), "");
+	CHECK(strstr(a, "b=") && strcmp(strstr(a, "b="), strstr(out, "b=")) == 0);
+	/* A signer keeps its set alive after the owner lets go (a reload meanwhile). */
+	struct dkim_sign *s = dkim_sign_new(got);
+	dkim_signer_set_free(got);
+	CHECK(dkim_sign_update(s, msg, strlen(msg)) == 0);
+	dkim_sign_free(s);
+	/* Anything else is refused whole, with a reason. */
+	static const char *const bad[] = {
+		"example.org ed 10\nshort",              /* shorter than it says */
+		"example.org ed\n-----BEGIN",            /* no length */
+		"example.org ed 5 x\nxxxxx",             /* more on the line */
+		"example.org ed 0\n",                    /* empty key */
+		"example.org ed 5\nxxxxx",               /* not a PEM key */
+		"no newline at all",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		CHECK_MSG(dkim_signer_set_import(bad[i], strlen(bad[i]), &got, err, sizeof err) < 0,
+			  "%s", bad[i]);
+		CHECK_MSG(got == NULL && err[0] != '\0', "%s", bad[i]);
+	}
+	/* Two copies of the same key for the same selector: refused as in the configuration. */
+	char *copy = malloc(b.len);
+	CHECK(copy != NULL);
+	memcpy(copy, b.data, b.len);
+	CHECK(buf_append(&b, copy, b.len) == 0);
+	free(copy);
+	CHECK(dkim_signer_set_import(b.data, b.len, &got, err, sizeof err) == -EINVAL);
+	CHECK(strstr(err, "given twice") != NULL);
+	buf_free(&b);
+	dkim_signer_set_free(set);
+}
+
 TEST(signer_picks_the_from_domain)
 {
 	struct dkim_signer_set *set = dkim_signer_set_new();
