@@ -263,9 +263,13 @@ static void child_start(struct master *m, struct child *c)
 	}
 	if (c->role == CHILD_SMTPD && m->dkim &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+		/* Room for one datagram of KEYS_MSG_MAX (past net.core.wmem_max only as root;
+		 * else the default, about 200 KiB: some 50 RSA-4096 keys). */
 		int size = KEYS_MSG_MAX + 4096;
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size);
-		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+		if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+			setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+		if (setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+			setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
