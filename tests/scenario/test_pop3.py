@@ -518,7 +518,9 @@ class Pop3ClientsTest(ServerTest):
                     f"  mda \"cat >> {out}\"\n")
         os.chmod(rc, 0o600)
         env = dict(os.environ, HOME=self.tmp, FETCHMAILHOME=self.tmp)
-        p = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "--nosyslog", "-v"],
+        p = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "--nosyslog", "-v",
+                            # as root its lock is /var/run/fetchmail.pid: one at a time
+                            "--pidfile", os.path.join(self.tmp, "fetchmail.pid")],
                            capture_output=True, text=True, timeout=60, env=env)
         self.assertIn(p.returncode, (0,), p.stdout + p.stderr)
         with open(out, "rb") as f:
@@ -527,6 +529,31 @@ class Pop3ClientsTest(ServerTest):
             # fetchmail adds its own Received header; the message follows it intact (LF).
             self.assertIn(m.split(b"\n", 2)[2], got)
         self.assertEqual(self.server.mailbox(DEMO), [])  # fetched and deleted at QUIT
+
+    def test_fetchmail_forwards_by_smtp(self):
+        # fetchmail's usual set-up: fetch by POP3, hand each message to an SMTP server (its
+        # own SMTP client: ESMTP, SIZE, PIPELINING); here our port 25 listener, for another user.
+        stored = self.send(["first\r\n", ".dot line\r\nlast\r\n"])
+        rc = os.path.join(self.tmp, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write(f"poll 127.0.0.1 service {self.server.pop3_port} protocol pop3\n"
+                    f"  user \"{DEMO}\" password \"{PASSWORD}\" is \"bob@example.test\" here\n"
+                    f"  sslproto 'tls1.2+' sslcertck sslcertfile \"{test_pki()['ca']}\"\n"
+                    f"  sslcommonname localhost\n"
+                    f"  smtphost \"127.0.0.1/{self.server.port}\"\n")
+        os.chmod(rc, 0o600)
+        env = dict(os.environ, HOME=self.tmp, FETCHMAILHOME=self.tmp)
+        p = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "--nosyslog", "-v",
+                            # as root its lock is /var/run/fetchmail.pid: one at a time
+                            "--pidfile", os.path.join(self.tmp, "fetchmail.pid")],
+                           capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        got = self.server.wait_mail("bob@example.test", 2)
+        for m in stored:
+            body = m.split(b"\n\n", 1)[1]
+            self.assertTrue(any(g.endswith(body) for g in got), body)
+        self.assertEqual(self.server.mailbox(DEMO), [])  # fetched and deleted at QUIT
+        self.server.wait_log(r"event=queued from=<a@example\.org> nrcpt=1 ")
 
     def test_mpop_keeps_by_uidl_and_delivers_to_maildir(self):
         stored = self.send(["first\r\n", "second\r\n"])
