@@ -146,7 +146,7 @@ class ShowAuth(SmtpAssertions, ServerTest):
 class Msmtp(ServerTest):
     server_args = {"tls": True, "extra_config": "auth-failure-delay 0"}
 
-    def msmtp(self, port, tls_starttls, msg, password=PASSWORD):
+    def msmtp(self, port, tls_starttls, msg, password=PASSWORD, extra=""):
         rc = os.path.join(self.server.dir, f"msmtprc-{port}")
         with open(rc, "w") as f:
             f.write(f"""defaults
@@ -162,7 +162,7 @@ auth on
 user {ALICE}
 password {password}
 from {ALICE}
-
+{extra}
 account default : carteiro
 """)
         os.chmod(rc, 0o600)
@@ -182,6 +182,17 @@ account default : carteiro
                        password="wrong")
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("535", p.stderr + p.stdout)
+
+    def test_msmtp_asks_for_a_delivery_report(self):
+        # msmtp's dsn_notify/dsn_return (RFC 3461): the success report comes back to alice.
+        p = self.msmtp(self.server.submission_port, True, "Subject: msmtp dsn\n\nHello.\n",
+                       extra="dsn_notify success,failure\ndsn_return headers\n")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"Subject: msmtp dsn", self.server.wait_mail(DEMO)[0])
+        report = self.server.wait_mail(ALICE)[0]
+        self.assertIn(b"Subject: Successful Mail Delivery Report\n", report)
+        self.assertIn(b"Final-Recipient: rfc822; demo@example.test\nAction: delivered\n", report)
+        self.assertIn(b"Subject: msmtp dsn", report)  # the headers, returned
 
 
 class Curl(ServerTest):
