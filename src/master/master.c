@@ -64,9 +64,6 @@ struct child {
 	int keys_fd;          /* a worker's: the master's end of the socket for re-read DKIM keys */
 };
 
-/* The largest set of DKIM keys handed to a running worker at once (one datagram). */
-#define KEYS_MSG_MAX (1024 * 1024)
-
 struct master {
 	struct config *cfg;
 	unsigned nworkers;
@@ -263,9 +260,9 @@ static void child_start(struct master *m, struct child *c)
 	}
 	if (c->role == CHILD_SMTPD && m->dkim &&
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
-		/* Room for one datagram of KEYS_MSG_MAX (past net.core.wmem_max only as root;
-		 * else the default, about 200 KiB: some 50 RSA-4096 keys). */
-		int size = KEYS_MSG_MAX + 4096;
+		/* Room for one datagram of the largest set (past net.core.wmem_max only as
+		 * root; else the default, about 200 KiB: some 50 RSA-4096 keys). */
+		int size = DKIM_SIGNER_SET_EXPORT_MAX + 4096;
 		if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
 			setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
 		if (setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
@@ -353,9 +350,10 @@ static void signal_children(struct master *m, int sig)
 static void warn_dkim_key(void *ctx, const char *msg);
 
 /*
- * SIGHUP: read the dkim-sign keys again (as root) and hand them to every running worker;
- * one restarted later inherits them. A key that cannot be read keeps the previous set,
- * in the master and in the workers.
+ * SIGHUP: read the dkim-sign keys again and hand them to every running worker; one
+ * restarted later inherits them. The master is no longer root: a key only root may read
+ * fails, and like any key that cannot be read it keeps the previous set, in the master
+ * and in the workers.
  */
 static void reload_dkim_keys(struct master *m)
 {
@@ -369,7 +367,7 @@ static void reload_dkim_keys(struct master *m)
 		log_err("event=dkim_reload_failed error=%s keeping=previous", LOG_ESC(err));
 		return;
 	}
-	buf_init(&b, KEYS_MSG_MAX);
+	buf_init(&b, DKIM_SIGNER_SET_EXPORT_MAX);
 	if (dkim_signer_set_export(set, &b) < 0) {
 		log_err("event=dkim_reload_failed error=\"keys too large to hand over\" "
 			"keeping=previous");

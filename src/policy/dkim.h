@@ -282,6 +282,8 @@ void dkim_signer_set_free(const struct dkim_signer_set *set);
  * -ENOSPC); import builds a set (0, or -errno with a message in err).
  */
 int dkim_signer_set_export(const struct dkim_signer_set *set, struct buf *out);
+/* The largest exported set handed over (one datagram): some 300 RSA-4096 keys. */
+#define DKIM_SIGNER_SET_EXPORT_MAX (1024 * 1024)
 int dkim_signer_set_import(const char *data, size_t len, struct dkim_signer_set **out,
 			   char *err, size_t errlen);
 size_t dkim_signer_set_count(const struct dkim_signer_set *set);

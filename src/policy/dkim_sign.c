@@ -216,7 +216,8 @@ int dkim_signer_set_import(const char *data, size_t len, struct dkim_signer_set 
 		return -ENOMEM;
 	}
 	while (o < len) {
-		char domain[DKIM_DOMAIN_MAX + 1], selector[DKIM_DOMAIN_MAX + 1], line[2 * DKIM_DOMAIN_MAX + 32];
+		char domain[DKIM_DOMAIN_MAX + 1], selector[DKIM_DOMAIN_MAX + 1];
+		char line[2 * DKIM_DOMAIN_MAX + 32];
 		const char *nl = memchr(data + o, '\n', len - o);
 		size_t n = nl ? (size_t)(nl - (data + o)) : 0;
 		unsigned long pem_len;
@@ -225,6 +226,7 @@ int dkim_signer_set_import(const char *data, size_t len, struct dkim_signer_set 
 			goto bad;
 		memcpy(line, data + o, n);
 		line[n] = '\0';
+		_Static_assert(DKIM_DOMAIN_MAX == 253, "the widths below");
 		if (sscanf(line, "%253s %253s %lu%n", domain, selector, &pem_len, &used) != 3 ||
 		    (size_t)used != n || pem_len == 0 || pem_len > KEY_FILE_MAX ||
 		    pem_len > len - o - n - 1)

@@ -32,8 +32,6 @@
 
 /* After EMFILE/ENFILE, accepting pauses this long so the loop does not spin. */
 #define ACCEPT_BACKOFF_MS 100
-/* The largest set of re-read DKIM keys taken from the master (master.c: KEYS_MSG_MAX). */
-#define KEYS_RECV_MAX (1024 * 1024 + 1)
 
 struct smtpd_listener {
 	struct smtpd *d;
@@ -226,10 +224,19 @@ static void on_keys(evutil_socket_t fd, short what, void *arg)
 	char err[512];
 	(void)what;
 
-	char *msg = malloc(KEYS_RECV_MAX);
-	ssize_t n = msg ? recv(fd, msg, KEYS_RECV_MAX, MSG_DONTWAIT) : -1;
+	char *msg = malloc(DKIM_SIGNER_SET_EXPORT_MAX);
+	if (!msg) {
+		char c;
+		if (recv(fd, &c, 1, MSG_DONTWAIT) > 0) /* the datagram is dropped whole */
+			log_err("event=dkim_reload_failed error=\"out of memory\" keeping=previous");
+		return;
+	}
+	/* MSG_TRUNC: the datagram's whole length, so that a cut one is seen as such. */
+	ssize_t n = recv(fd, msg, DKIM_SIGNER_SET_EXPORT_MAX, MSG_DONTWAIT | MSG_TRUNC);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		event_del(d->ev_keys); /* the master is gone: its death stops us soon */
+	} else if (n > DKIM_SIGNER_SET_EXPORT_MAX) {
+		log_err("event=dkim_reload_failed error=\"key set too large\" keeping=previous");
 	} else if (n > 0) {
 		struct dkim_signer_set *set;
 		if (dkim_signer_set_import(msg, (size_t)n, &set, err, sizeof err) < 0) {
@@ -239,8 +246,10 @@ static void on_keys(evutil_socket_t fd, short what, void *arg)
 			d->dkim_keys = set;
 			log_info("event=dkim_keys_reloaded keys=%zu", dkim_signer_set_count(set));
 		}
-		explicit_bzero(msg, (size_t)n);
 	}
+	if (n > 0)
+		explicit_bzero(msg, n < DKIM_SIGNER_SET_EXPORT_MAX ? (size_t)n
+								 : DKIM_SIGNER_SET_EXPORT_MAX);
 	free(msg);
 }
 

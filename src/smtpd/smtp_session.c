@@ -878,7 +878,7 @@ static void cmd_rcpt(struct smtp_session *s, struct slice arg)
 	/* RFC 3461 5.2.7, as Postfix: the members of a multi-recipient alias get the NOTIFY
 	 * minus SUCCESS; the alias itself gets an "expanded" report, carried by one member. */
 	unsigned member_notify = ra.notify;
-	bool expanded = n > 1 && (ra.notify & SMTP_NOTIFY_SUCCESS) && !(ra.notify & SMTP_NOTIFY_NEVER);
+	bool expanded = n > 1 && (ra.notify & SMTP_NOTIFY_SUCCESS); /* never with NEVER */
 	if (expanded && !(member_notify &= ~(unsigned)SMTP_NOTIFY_SUCCESS))
 		member_notify = SMTP_NOTIFY_NEVER;
 	for (size_t i = 0; i < n; i++) {

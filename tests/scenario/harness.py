@@ -672,16 +672,7 @@ class Server:
 
     def mailbox(self, address):
         """Messages in the Maildir of address (new/ and cur/), as bytes, in name order."""
-        out = []
-        base = self.mailbox_dir(address)
-        for sub in ("new", "cur"):
-            d = os.path.join(base, sub)
-            if not os.path.isdir(d):
-                continue
-            for name in sorted(os.listdir(d)):
-                with open(os.path.join(d, name), "rb") as f:
-                    out.append(f.read())
-        return out
+        return maildir_messages(self.mailbox_dir(address))
 
     def mailbox_names(self, address):
         base = self.mailbox_dir(address)
@@ -717,6 +708,18 @@ class Server:
                 return
             time.sleep(0.05)
         raise AssertionError(f"queue not empty: {self.queue_files()}\n{self.log()[-3000:]}")
+
+
+def maildir_messages(path):
+    """The messages of the Maildir at path (new/, then cur/), as bytes, in name order."""
+    out = []
+    for sub in ("new", "cur"):
+        d = os.path.join(path, sub)
+        if os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                with open(os.path.join(d, name), "rb") as f:
+                    out.append(f.read())
+    return out
 
 
 def message(subject="test", body="Hello.\r\n", sender="alice@example.org",

@@ -34,7 +34,7 @@ import time
 import unittest
 
 from dnsserver import DnsServer
-from harness import DEMO, Server, make_server_cert, test_pki, wait_for
+from harness import DEMO, Server, maildir_messages, make_server_cert, test_pki, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "bench"))
@@ -84,17 +84,6 @@ def check_success_report(test, msg, reporting_mta, envid, orcpt):
                  f"Original-Recipient: {orcpt}", "Action: delivered"):
         test.assertIn(f"\r\n{line}\r\n".encode(), body)
     return body
-
-
-def maildir_messages(path):
-    out = []
-    for sub in ("new", "cur"):
-        d = os.path.join(path, sub)
-        if os.path.isdir(d):
-            for name in sorted(os.listdir(d)):
-                with open(os.path.join(d, name), "rb") as f:
-                    out.append(f.read())
-    return out
 
 
 @unittest.skipUnless(os.geteuid() == 0, "Postfix's master needs root")
